@@ -1,0 +1,54 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: venv dev test lint fmt typecheck unit iac build bench openapi clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+dev: venv
+	@echo "The local cloud ('crm dev') arrives with issue 3; until then use 'make test' and 'sam deploy'."
+
+test: venv lint typecheck unit iac
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv
+	$(BIN)/mypy shared/crm_core functions scripts
+
+unit: venv
+	$(BIN)/pytest -n 2
+
+iac: venv
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/sam build --template template.yaml --build-dir .aws-sam/build --cached --parallel
+
+build: venv
+	$(BIN)/sam build --template template.yaml --build-dir .aws-sam/build
+
+bench: venv
+	$(BIN)/python scripts/bench_cold_start.py
+
+openapi: venv
+	$(BIN)/python scripts/generate_openapi.py
+
+clean:
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,41 @@
+"""The contacts function: contacts, companies and merge over the HTTP API."""
+
+from __future__ import annotations
+
+import gc
+
+# Cold start: botocore builds many objects while loading service models, and collecting
+# them mid-import costs tens of milliseconds. Collect once after init instead
+# (docs/decisions.md, "Cold start").
+gc.disable()
+
+from typing import Any  # noqa: E402
+
+from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
+from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+from contacts_api import companies, contacts  # noqa: E402
+from contacts_api.context import app  # noqa: E402
+
+from crm_core import http  # noqa: E402
+
+logger = Logger()
+tracer = Tracer(patch_modules=["botocore"])
+metrics = Metrics()
+
+http.install(app, logger)
+app.include_router(contacts.router)
+app.include_router(companies.router)
+
+gc.enable()
+gc.freeze()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    refused = http.screen(event)
+    if refused is not None:
+        return http.raw_response(refused)
+    return app.resolve(event, context)

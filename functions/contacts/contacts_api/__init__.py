@@ -1,0 +1,1 @@
+"""Routes of the contacts function, one module per resource."""

@@ -1,0 +1,91 @@
+"""/companies routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from contacts_api.context import app, company_store, contact_store, table
+from crm_core import http
+from crm_core.auth import Action
+from crm_core.companies.models import Company, CompanyCreate, CompanyPage, CompanyPatch
+from crm_core.companies.store import to_company
+from crm_core.contacts.models import ContactPage
+from crm_core.contacts.store import to_contact
+from crm_core.fields import Ulid
+from crm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+router = Router()
+
+CompanyId = Annotated[Ulid, Path(description="The company's id (a ULID).")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="From `next_cursor`.")]
+_ONE = {200: {"description": "The company", "content": {"application/json": {"model": Company}}}}
+
+
+@router.post("/companies", summary="Create a company", responses={
+    201: {"description": "Created", "content": {"application/json": {"model": Company}}}})
+def create_company(body: CompanyCreate) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.COMPANY_WRITE)
+
+    def run() -> Response[str]:
+        company = company_store.create(caller.tenant_id, body, caller.user_id)
+        return http.json_response(201, company, version=company.version,
+                                  location=f"/companies/{company.id}")
+
+    return http.once_per_key(app, table, caller, run)
+
+
+@router.get("/companies", summary="List companies by name", responses={
+    200: {"description": "A page", "content": {"application/json": {"model": CompanyPage}}}})
+def list_companies(
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    name_prefix: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.COMPANY_READ)
+    page = company_store.list_by_name(caller.tenant_id, name_prefix, limit, cursor)
+    result = CompanyPage(items=[to_company(i) for i in page.items], next_cursor=page.next_cursor)
+    return http.json_response(200, result)
+
+
+@router.get("/companies/<company_id>", summary="Read a company", responses=_ONE)
+def get_company(company_id: CompanyId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.COMPANY_READ)
+    company = company_store.get(caller.tenant_id, company_id)
+    return http.json_response(200, company, version=company.version)
+
+
+@router.patch("/companies/<company_id>", summary="Change a company", responses=_ONE)
+def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.COMPANY_WRITE)
+    company = company_store.update(caller.tenant_id, company_id, body.changes(), http.if_match(app))
+    return http.json_response(200, company, version=company.version)
+
+
+@router.delete("/companies/<company_id>", summary="Delete a company without contacts",
+               responses={204: {"description": "Deleted"}})
+def delete_company(company_id: CompanyId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.COMPANY_DELETE)
+    company_store.delete(caller.tenant_id, company_id, http.if_match(app))
+    return Response(204, None, "")
+
+
+@router.get("/companies/<company_id>/contacts", summary="The contacts of a company", responses={
+    200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}})
+def company_contacts(company_id: CompanyId, limit: Limit = DEFAULT_LIMIT,
+                     cursor: Cursor = None) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_READ)
+    company_store.load(caller.tenant_id, company_id)
+    page = contact_store.list_by_company(caller.tenant_id, company_id, limit, cursor)
+    result = ContactPage(items=[to_contact(i) for i in page.items], next_cursor=page.next_cursor)
+    return http.json_response(200, result)

@@ -1,0 +1,137 @@
+"""/contacts routes: parse, authorize, call the store, shape the response."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from contacts_api.context import app, contact_store, table
+from crm_core import http
+from crm_core.auth import MARKETING_CONTACT_FIELDS, Action
+from crm_core.contacts.models import (
+    Contact,
+    ContactCreate,
+    ContactPage,
+    ContactPatch,
+    LifecycleStage,
+    MergeRequest,
+)
+from crm_core.contacts.store import to_contact
+from crm_core.errors import BadRequest, Forbidden, Unprocessable
+from crm_core.fields import Email, Ulid, UserId
+from crm_core.normalize import tag as normalize_tag
+from crm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+router = Router()
+
+ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="From `next_cursor`.")]
+_ONE = {200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}}
+
+
+@router.post("/contacts", summary="Create a contact", responses={
+    201: {"description": "Created", "content": {"application/json": {"model": Contact}}}})
+def create_contact(body: ContactCreate) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_CREATE)
+
+    def run() -> Response[str]:
+        contact = contact_store.create(caller.tenant_id, body, caller.user_id)
+        return http.json_response(201, contact, version=contact.version,
+                                  location=f"/contacts/{contact.id}")
+
+    return http.once_per_key(app, table, caller, run)
+
+
+@router.get("/contacts", summary="List contacts (one filter at a time)", responses={
+    200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}})
+def list_contacts(
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    lifecycle_stage: Annotated[LifecycleStage | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    owner_id: Annotated[UserId | None, Query()] = None,
+    company_id: Annotated[Ulid | None, Query()] = None,
+    email: Annotated[Email | None, Query()] = None,
+) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_READ)
+    filters = {k: v for k, v in {"lifecycle_stage": lifecycle_stage, "tag": tag,
+               "owner_id": owner_id, "company_id": company_id, "email": email}.items() if v}
+    if len(filters) > 1:
+        raise BadRequest(f"use one filter at a time, not {', '.join(sorted(filters))}")
+    tenant = caller.tenant_id
+    if email:
+        if cursor:
+            raise BadRequest("the cursor is not valid for this list")
+        items, next_cursor = contact_store.find_by_email(tenant, email), None
+    else:
+        if lifecycle_stage:
+            page = contact_store.list_by_stage(tenant, lifecycle_stage.value, limit, cursor)
+        elif tag:
+            page = contact_store.list_by_tag(tenant, _tag(tag), limit, cursor)
+        elif owner_id:
+            page = contact_store.list_by_owner(tenant, owner_id, limit, cursor)
+        elif company_id:
+            page = contact_store.list_by_company(tenant, company_id, limit, cursor)
+        else:
+            page = contact_store.list_recent(tenant, limit, cursor)
+        items, next_cursor = page.items, page.next_cursor
+    result = ContactPage(items=[to_contact(i) for i in items], next_cursor=next_cursor)
+    return http.json_response(200, result)
+
+
+@router.get("/contacts/<contact_id>", summary="Read a contact", responses={
+    **_ONE, 308: {"description": "Merged into the contact named by Location"}})
+def get_contact(contact_id: ContactId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_READ)
+    contact = contact_store.get(caller.tenant_id, contact_id)
+    return http.json_response(200, contact, version=contact.version)
+
+
+@router.patch("/contacts/<contact_id>", summary="Change a contact", responses=_ONE)
+def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
+    caller = http.caller(app)
+    changes = body.changes()
+    if not caller.can(Action.CONTACT_UPDATE):
+        caller.require(Action.CONTACT_UPDATE_MARKETING)
+        beyond = sorted(set(changes) - MARKETING_CONTACT_FIELDS)
+        if beyond:
+            raise Forbidden(f"your role may change only tags and email_consent, not {', '.join(beyond)}")
+    contact = contact_store.update(caller.tenant_id, contact_id, changes, http.if_match(app))
+    return http.json_response(200, contact, version=contact.version)
+
+
+@router.delete("/contacts/<contact_id>", summary="Delete a contact",
+               responses={204: {"description": "Deleted"}})
+def delete_contact(contact_id: ContactId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_DELETE)
+    contact_store.delete(caller.tenant_id, contact_id, http.if_match(app))
+    return Response(204, None, "")
+
+
+@router.post("/contacts/<contact_id>/merge", summary="Merge another contact into this one",
+             responses=_ONE)
+def merge_contact(contact_id: ContactId, body: MergeRequest) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_MERGE)
+
+    def run() -> Response[str]:
+        contact = contact_store.merge(caller.tenant_id, contact_id, body.from_id, http.if_match(app))
+        return http.json_response(200, contact, version=contact.version)
+
+    return http.once_per_key(app, table, caller, run)
+
+
+def _tag(value: str) -> str:
+    try:
+        return normalize_tag(value)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), errors=[{"loc": ["query", "tag"], "msg": str(exc)}]) from None
+

@@ -1,0 +1,95 @@
+"""Who is calling, and what their groups allow. The one permission table of the CRM."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from crm_core.errors import Forbidden, Unauthorized
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_TENANT_RE = re.compile(TENANT_ID_PATTERN)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SALES = "sales"
+    MARKETING = "marketing"
+    SUPPORT = "support"
+    VIEWER = "viewer"
+
+
+class Action(StrEnum):
+    CONTACT_READ = "contacts:read"
+    CONTACT_CREATE = "contacts:create"
+    CONTACT_UPDATE = "contacts:update"
+    # Marketing may change only a contact's tags and email consent.
+    CONTACT_UPDATE_MARKETING = "contacts:update-marketing-fields"
+    CONTACT_DELETE = "contacts:delete"
+    CONTACT_MERGE = "contacts:merge"
+    COMPANY_READ = "companies:read"
+    COMPANY_WRITE = "companies:write"
+    COMPANY_DELETE = "companies:delete"
+
+
+MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
+
+_READ = {Action.CONTACT_READ, Action.COMPANY_READ}
+_WRITE = {
+    Action.CONTACT_CREATE,
+    Action.CONTACT_UPDATE,
+    Action.CONTACT_UPDATE_MARKETING,
+    Action.COMPANY_WRITE,
+}
+PERMISSIONS: Mapping[Role, frozenset[Action]] = {
+    Role.VIEWER: frozenset(_READ),
+    Role.SUPPORT: frozenset(_READ),
+    Role.MARKETING: frozenset(_READ | {Action.CONTACT_UPDATE_MARKETING}),
+    Role.SALES: frozenset(_READ | _WRITE),
+    Role.ADMIN: frozenset(
+        _READ | _WRITE | {Action.CONTACT_DELETE, Action.CONTACT_MERGE, Action.COMPANY_DELETE}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    user_id: str
+    roles: frozenset[Role]
+
+    def can(self, action: Action) -> bool:
+        return any(action in PERMISSIONS[role] for role in self.roles)
+
+    def require(self, action: Action) -> None:
+        if not self.can(action):
+            raise Forbidden(f"your role does not allow {action.value}")
+
+
+def parse_groups(raw: Any) -> frozenset[Role]:
+    """`cognito:groups` arrives as a list, or as "[a b]" text from the HTTP API authorizer."""
+    names: Iterable[str]
+    if raw is None:
+        names = ()
+    elif isinstance(raw, list | tuple):
+        names = (str(x) for x in raw)
+    else:
+        names = str(raw).strip().strip("[]").replace(",", " ").split()
+    known = {r.value for r in Role}
+    return frozenset(Role(name) for name in names if name in known)
+
+
+def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
+    """The caller, from the JWT claims the authorizer verified. The tenant comes only from here."""
+    if not claims:
+        raise Unauthorized("missing token claims")
+    tenant_id = claims.get("custom:tenant_id")
+    if not isinstance(tenant_id, str) or not _TENANT_RE.match(tenant_id):
+        raise Unauthorized("the token carries no valid tenant")
+    user_id = claims.get("sub")
+    if not isinstance(user_id, str) or not user_id:
+        raise Unauthorized("the token carries no subject")
+    return Principal(tenant_id=tenant_id, user_id=user_id, roles=parse_groups(claims.get("cognito:groups")))

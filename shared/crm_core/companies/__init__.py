@@ -1,0 +1,1 @@
+"""Companies: the organisations contacts work for."""

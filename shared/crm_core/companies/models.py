@@ -1,0 +1,87 @@
+"""The company as clients send it and as the API returns it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from crm_core import normalize
+from crm_core.fields import Attributes, Country, Domain, Phone, Tags, UserId
+
+CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Industry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+EmployeeCount = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
+
+_INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CompanyCreate(BaseModel):
+    model_config = _INPUT
+
+    name: CompanyName
+    domain: Domain | None = None
+    industry: Industry | None = None
+    employee_count: EmployeeCount | None = None
+    phone: Phone | None = None
+    country: Country | None = None
+    owner_id: UserId | None = None
+    tags: Tags = Field(default_factory=list)
+    attributes: Attributes = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _phone(self) -> CompanyCreate:
+        if self.phone is not None:
+            self.phone = normalize.phone(self.phone, self.country)
+        return self
+
+
+class CompanyPatch(BaseModel):
+    """PATCH /companies/{id}: sent fields change, null clears; attributes merge (RFC 7396)."""
+
+    model_config = _INPUT
+
+    name: CompanyName | None = None
+    domain: Domain | None = None
+    industry: Industry | None = None
+    employee_count: EmployeeCount | None = None
+    phone: Phone | None = None
+    country: Country | None = None
+    owner_id: UserId | None = None
+    tags: Tags | None = None
+    attributes: Attributes | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> CompanyPatch:
+        if not self.model_fields_set:
+            raise ValueError("the patch changes nothing")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        if self.phone is not None:
+            self.phone = normalize.phone(self.phone, self.country)
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class Company(BaseModel):
+    id: str
+    name: str
+    domain: str | None = None
+    industry: str | None = None
+    employee_count: int | None = None
+    phone: str | None = None
+    country: str | None = None
+    owner_id: str | None = None
+    tags: list[str]
+    attributes: dict[str, Any]
+    contact_count: int = 0
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class CompanyPage(BaseModel):
+    items: list[Company]
+    next_cursor: str | None

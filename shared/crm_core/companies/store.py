@@ -1,0 +1,157 @@
+"""Companies in the single table, with their unique domain per tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from crm_core import keys
+from crm_core.clock import now_iso
+from crm_core.companies.models import Company, CompanyCreate
+from crm_core.dynamo import Item
+from crm_core.errors import Conflict, NotFound, PreconditionFailed
+from crm_core.ids import new_ulid
+from crm_core.pagination import ListQuery
+from crm_core.table import Page, Table, TransactionCancelled
+
+COMPANY = "company"
+DOMAIN_OWNER = "company_domain"
+_API_FIELDS = tuple(Company.model_fields)
+
+
+def to_company(item: Mapping[str, Any]) -> Company:
+    return Company.model_validate({k: item[k] for k in _API_FIELDS if k in item})
+
+
+def _stored(item: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    return {
+        **keys.company(item["tenant_id"], item["id"]),
+        **body,
+        "GSI1PK": keys.companies_by_name(item["tenant_id"]),
+        "GSI1SK": keys.company_name_sort_key(item["name"], item["id"]),
+    }
+
+
+class CompanyStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.op = table.op
+
+    def load(self, tenant_id: str, company_id: str) -> Item:
+        item = self.table.get(keys.company(tenant_id, company_id))
+        if item is None or item.get("type") != COMPANY:
+            raise NotFound("no such company")
+        return item
+
+    def get(self, tenant_id: str, company_id: str) -> Company:
+        return to_company(self.load(tenant_id, company_id))
+
+    def create(self, tenant_id: str, data: CompanyCreate, actor: str) -> Company:
+        now = now_iso()
+        item: dict[str, Any] = {
+            "type": COMPANY,
+            "id": new_ulid(),
+            "tenant_id": tenant_id,
+            **data.model_dump(mode="json", exclude_none=True),
+            "contact_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": actor,
+            "version": 1,
+        }
+        ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
+        ops += self._domain_claim(item)
+        self._write(ops)
+        return to_company(item)
+
+    def update(
+        self, tenant_id: str, company_id: str, changes: dict[str, Any], expected: int | None
+    ) -> Company:
+        old = self._load_for_write(tenant_id, company_id, expected)
+        new = {**old, **changes, "updated_at": now_iso(), "version": old["version"] + 1}
+        if "attributes" in changes:
+            merged = {**old.get("attributes", {}), **(changes["attributes"] or {})}
+            new["attributes"] = {k: v for k, v in merged.items() if v is not None}
+        if "tags" in changes:
+            new["tags"] = changes["tags"] or []
+        for name, value in changes.items():
+            if value is None:
+                new.pop(name, None)
+        ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
+        if new.get("domain") != old.get("domain"):
+            ops += self._domain_release(old)
+            ops += self._domain_claim(new)
+        self._write(ops)
+        return to_company(new)
+
+    def delete(self, tenant_id: str, company_id: str, expected: int | None) -> None:
+        old = self._load_for_write(tenant_id, company_id, expected)
+        if old.get("contact_count", 0) > 0:
+            raise Conflict(f"the company still has {old['contact_count']} contacts; move them first")
+        # The count is checked again inside the transaction: a contact added meanwhile wins.
+        ops = [
+            self.op.delete(
+                keys.company(tenant_id, company_id),
+                "version = :v AND (attribute_not_exists(contact_count) OR contact_count = :zero)",
+                v=old["version"],
+                zero=0,
+            )
+        ]
+        ops += self._domain_release(old)
+        self._write(ops)
+
+    def list_by_name(self, tenant_id: str, prefix: str | None, limit: int, cursor: str | None) -> Page:
+        listing = ListQuery("companies", keys.companies_by_name(tenant_id), "GSI1")
+        return self.table.query(
+            listing, limit, cursor, newest_first=False, sort_prefix=prefix.casefold() if prefix else None
+        )
+
+    def _load_for_write(self, tenant_id: str, company_id: str, expected: int | None) -> Item:
+        item = self.load(tenant_id, company_id)
+        if expected is not None and item["version"] != expected:
+            raise PreconditionFailed(f"the company is at version {item['version']}, not {expected}")
+        return item
+
+    def _domain_claim(self, item: Item) -> list[dict[str, Any]]:
+        if not item.get("domain"):
+            return []
+        owner = {
+            **keys.company_domain(item["tenant_id"], item["domain"]),
+            "type": DOMAIN_OWNER,
+            "tenant_id": item["tenant_id"],
+            "domain": item["domain"],
+            "company_id": item["id"],
+        }
+        return [self.op.put(owner, "attribute_not_exists(PK)")]
+
+    def _domain_release(self, item: Item) -> list[dict[str, Any]]:
+        if not item.get("domain"):
+            return []
+        key = keys.company_domain(item["tenant_id"], item["domain"])
+        return [self.op.delete(key, "company_id = :id", id=item["id"])]
+
+    def _write(self, ops: list[dict[str, Any]]) -> None:
+        try:
+            self.table.transact(ops)
+        except TransactionCancelled as cancelled:
+            for index, op in enumerate(ops):
+                if not cancelled.failed(index):
+                    continue
+                kind, body = next(iter(op.items()))
+                pk = body.get("Item", body.get("Key", {}))["PK"]["S"]
+                if "#DOMAIN#" in pk and kind == "Put":
+                    owner = (cancelled.items[index] or {}).get("company_id")
+                    raise Conflict(
+                        f"a company with this domain already exists: {owner}",
+                        existing_id=owner,
+                        errors=[{"loc": ["body", "domain"], "msg": "already used by another company"}],
+                    ) from None
+                if kind == "Delete" and "#CO#" in pk:
+                    raise Conflict(
+                        "the company changed or gained contacts meanwhile; reload and retry"
+                    ) from None
+                raise PreconditionFailed(
+                    "the company was changed by someone else; reload and retry"
+                ) from None
+            raise Conflict(f"the change was refused: {cancelled}") from None

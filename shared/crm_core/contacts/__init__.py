@@ -1,0 +1,1 @@
+"""Contacts: people the tenant sells and markets to."""

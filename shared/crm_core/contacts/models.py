@@ -1,0 +1,132 @@
+"""The contact as clients send it and as the API returns it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from crm_core import normalize
+from crm_core.fields import Attributes, Country, Email, Name, Phone, Tags, Title, Ulid, UserId
+
+
+class LifecycleStage(StrEnum):
+    SUBSCRIBER = "subscriber"
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+    EVANGELIST = "evangelist"
+    OTHER = "other"
+
+
+class EmailConsent(StrEnum):
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    UNKNOWN = "unknown"
+
+
+_INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _normalize_phone(model: Any) -> Any:
+    if model.phone is not None:
+        model.phone = normalize.phone(model.phone, model.country)
+    return model
+
+
+class ContactCreate(BaseModel):
+    """POST /contacts. Server-owned fields (id, score, timestamps, version) are refused."""
+
+    model_config = _INPUT
+
+    email: Email | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone: Phone | None = None
+    title: Title | None = None
+    company_id: Ulid | None = None
+    owner_id: UserId | None = None
+    lifecycle_stage: LifecycleStage = LifecycleStage.LEAD
+    tags: Tags = Field(default_factory=list)
+    country: Country | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    email_consent: EmailConsent = EmailConsent.UNKNOWN
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ContactCreate:
+        if self.email is None and self.phone is None:
+            raise ValueError("a contact needs an email or a phone")
+        return _normalize_phone(self)
+
+
+class ContactPatch(BaseModel):
+    """PATCH /contacts/{id}: the fields sent are changed; null clears an optional field.
+
+    `attributes` merges like RFC 7396: keys sent are set, a null value removes the key.
+    """
+
+    model_config = _INPUT
+
+    email: Email | None = None
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone: Phone | None = None
+    title: Title | None = None
+    company_id: Ulid | None = None
+    owner_id: UserId | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    tags: Tags | None = None
+    country: Country | None = None
+    attributes: Attributes | None = None
+    email_consent: EmailConsent | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> ContactPatch:
+        for name in ("lifecycle_stage", "email_consent"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if not self.model_fields_set:
+            raise ValueError("the patch changes nothing")
+        return _normalize_phone(self)
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_id: Ulid
+
+
+class Contact(BaseModel):
+    """A stored contact, as every read and write returns it."""
+
+    id: str
+    email: str | None = None
+    other_emails: list[str] = Field(
+        default_factory=list, description="Addresses of contacts merged into this one."
+    )
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    title: str | None = None
+    company_id: str | None = None
+    owner_id: str | None = None
+    lifecycle_stage: LifecycleStage
+    tags: list[str]
+    country: str | None = None
+    attributes: dict[str, Any]
+    email_consent: EmailConsent
+    score: float
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class ContactPage(BaseModel):
+    items: list[Contact]
+    next_cursor: str | None

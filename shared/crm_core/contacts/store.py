@@ -1,0 +1,360 @@
+"""Contacts in the single table: the item form, and every read and write with its rules.
+
+Cross-item rules (unique email, tag membership, company contact counts, merge) are kept in
+one TransactWriteItems, so a crash can never leave half of a change behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from crm_core import keys
+from crm_core.clock import now_iso
+from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
+from crm_core.dynamo import Item
+from crm_core.errors import Conflict, Moved, NotFound, PreconditionFailed, Unprocessable
+from crm_core.fields import MAX_TAGS
+from crm_core.ids import new_ulid
+from crm_core.pagination import ListQuery
+from crm_core.table import Page, Table, TransactionCancelled
+
+CONTACT = "contact"
+REDIRECT = "contact_redirect"
+EMAIL_OWNER = "contact_email"
+TAG_MEMBER = "contact_tag"
+MAX_OTHER_EMAILS = 20
+# Fields a merge copies from the merged contact into the survivor's blanks.
+_FILLABLE = ("email", "first_name", "last_name", "phone", "title", "company_id", "owner_id", "country")
+_API_FIELDS = tuple(Contact.model_fields)
+_UPDATE_ATTEMPTS = 3
+
+
+def to_contact(item: Mapping[str, Any]) -> Contact:
+    return Contact.model_validate({k: item[k] for k in _API_FIELDS if k in item})
+
+
+def _index_keys(item: dict[str, Any]) -> dict[str, Any]:
+    """The GSI attributes that follow from a contact's fields (absent ones keep indexes sparse)."""
+    tenant, cid = item["tenant_id"], item["id"]
+    owner, company = item.get("owner_id"), item.get("company_id")
+    return {
+        "GSI1PK": keys.contacts_by_updated(tenant),
+        "GSI1SK": keys.time_sort_key(item["updated_at"], cid),
+        "GSI2PK": keys.contacts_by_stage(tenant, item["lifecycle_stage"]),
+        "GSI2SK": keys.score_sort_key(item.get("score", 0), cid),
+        "GSI3PK": keys.contacts_by_owner(tenant, owner) if owner else None,
+        "GSI3SK": keys.time_sort_key(item["updated_at"], cid) if owner else None,
+        "GSI4PK": keys.contacts_by_company(tenant, company) if company else None,
+        "GSI4SK": keys.time_sort_key(item["updated_at"], cid) if company else None,
+    }
+
+
+def _stored(item: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    return {**keys.contact(item["tenant_id"], item["id"]), **body, **_index_keys(item)}
+
+
+class ContactStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.op = table.op
+
+    # Reads ------------------------------------------------------------------------------
+    def load(self, tenant_id: str, contact_id: str) -> Item:
+        """The stored contact item; NotFound, or Moved when it was merged into another."""
+        item = self.table.get(keys.contact(tenant_id, contact_id))
+        if item is None:
+            raise NotFound("no such contact")
+        if item.get("type") == REDIRECT:
+            survivor = item["merged_into"]
+            raise Moved(
+                f"contact {contact_id} was merged into {survivor}",
+                location=f"/contacts/{survivor}",
+                merged_into=survivor,
+            )
+        return item
+
+    def get(self, tenant_id: str, contact_id: str) -> Contact:
+        return to_contact(self.load(tenant_id, contact_id))
+
+    def _load_for_write(self, tenant_id: str, contact_id: str, expected: int | None) -> Item:
+        try:
+            item = self.load(tenant_id, contact_id)
+        except Moved as moved:
+            raise Conflict(moved.detail, merged_into=moved.extra["merged_into"]) from None
+        if expected is not None and item["version"] != expected:
+            raise PreconditionFailed(f"the contact is at version {item['version']}, not {expected}")
+        return item
+
+    # Create -----------------------------------------------------------------------------
+    def create(self, tenant_id: str, data: ContactCreate, actor: str) -> Contact:
+        now = now_iso()
+        item: dict[str, Any] = {
+            "type": CONTACT,
+            "id": new_ulid(),
+            "tenant_id": tenant_id,
+            **data.model_dump(mode="json", exclude_none=True),
+            "other_emails": [],
+            "score": 0,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": actor,
+            "version": 1,
+        }
+        ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
+        ops += self._email_claims(item, [item.get("email")])
+        ops += self._tag_changes(item, set(), set(item["tags"]))
+        ops += self._company_counts(tenant_id, {item.get("company_id"): 1})
+        self._write(ops, item)
+        return to_contact(item)
+
+    # Update -----------------------------------------------------------------------------
+    def update(
+        self, tenant_id: str, contact_id: str, changes: dict[str, Any], expected: int | None
+    ) -> Contact:
+        # Without If-Match a concurrent write is retried on fresh data; with it, it is a 412.
+        for attempt in range(_UPDATE_ATTEMPTS):
+            old = self._load_for_write(tenant_id, contact_id, expected)
+            new = {**old, **changes, "updated_at": now_iso(), "version": old["version"] + 1}
+            if "attributes" in changes:
+                merged = {**old.get("attributes", {}), **changes["attributes"]}
+                new["attributes"] = {k: v for k, v in merged.items() if v is not None}
+            if "tags" in changes:
+                new["tags"] = changes["tags"] or []
+            for name, value in changes.items():
+                if value is None:
+                    new.pop(name, None)
+            if new.get("email") is None and new.get("phone") is None:
+                raise Unprocessable("a contact needs an email or a phone",
+                                    errors=[{"loc": ["body", "email"], "msg": "cannot clear both email and phone"}])
+            ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
+            if new.get("email") != old.get("email"):
+                ops += self._email_releases(old, [old.get("email")])
+                others = old.get("other_emails", [])
+                if new.get("email") in others:
+                    # Promoting a merged address: this contact already owns it.
+                    new["other_emails"] = [e for e in others if e != new["email"]]
+                else:
+                    ops += self._email_claims(new, [new.get("email")])
+            ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
+            ops += self._company_counts(
+                tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
+            )
+            try:
+                self._write(ops, new)
+            except PreconditionFailed:
+                if expected is not None or attempt == _UPDATE_ATTEMPTS - 1:
+                    raise
+                continue
+            return to_contact(new)
+        raise AssertionError("unreachable")
+
+    # Delete -----------------------------------------------------------------------------
+    def delete(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
+        old = self._load_for_write(tenant_id, contact_id, expected)
+        ops = [self.op.delete(keys.contact(tenant_id, contact_id), "version = :v", v=old["version"])]
+        ops += self._email_releases(old, [old.get("email"), *old.get("other_emails", [])])
+        ops += self._tag_changes(old, set(old.get("tags", [])), set())
+        ops += self._company_counts(tenant_id, {old.get("company_id"): -1})
+        self._write(ops, old)
+
+    # Merge ------------------------------------------------------------------------------
+    def merge(self, tenant_id: str, target_id: str, from_id: str, expected: int | None) -> Contact:
+        if target_id == from_id:
+            raise Unprocessable("a contact cannot be merged into itself",
+                                errors=[{"loc": ["body", "from_id"], "msg": "same as the target"}])
+        target = self._load_for_write(tenant_id, target_id, expected)
+        try:
+            loser = self._load_for_write(tenant_id, from_id, None)
+        except NotFound:
+            raise Unprocessable("from_id names no contact of yours",
+                                errors=[{"loc": ["body", "from_id"], "msg": "no such contact"}]) from None
+        except Conflict as exc:
+            raise Conflict(f"contact {from_id} was already merged", **exc.extra) from None
+        survivor = _merged(target, loser)
+        now = now_iso()
+        survivor.update(updated_at=now, version=target["version"] + 1)
+        redirect = {
+            **keys.contact(tenant_id, from_id),
+            "type": REDIRECT,
+            "id": from_id,
+            "tenant_id": tenant_id,
+            "merged_into": target_id,
+            "merged_at": now,
+            "version": loser["version"] + 1,
+        }
+        moved_emails = [e for e in [loser.get("email"), *loser.get("other_emails", [])] if e]
+        ops = [
+            self.op.put(_stored(survivor), "version = :v", v=target["version"]),
+            self.op.put(redirect, "version = :v", v=loser["version"]),
+        ]
+        ops += [
+            self.op.update(
+                keys.contact_email(tenant_id, email),
+                "SET contact_id = :to",
+                "contact_id = :from",
+                to=target_id,
+                **{"from": from_id},
+            )
+            for email in moved_emails
+        ]
+        ops += self._tag_changes(loser, set(loser.get("tags", [])), set())
+        ops += self._tag_changes(survivor, set(target.get("tags", [])), set(survivor["tags"]))
+        counts = _deltas(target.get("company_id"), survivor.get("company_id"))
+        if loser.get("company_id"):
+            counts[loser["company_id"]] = counts.get(loser["company_id"], 0) - 1
+        ops += self._company_counts(tenant_id, counts)
+        self._write(ops, survivor)
+        return to_contact(survivor)
+
+    # Lists ------------------------------------------------------------------------------
+    def list_recent(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
+        listing = ListQuery("contacts", keys.contacts_by_updated(tenant_id), "GSI1")
+        return self.table.query(listing, limit, cursor)
+
+    def list_by_stage(self, tenant_id: str, stage: str, limit: int, cursor: str | None) -> Page:
+        listing = ListQuery("contacts-by-stage", keys.contacts_by_stage(tenant_id, stage), "GSI2")
+        return self.table.query(listing, limit, cursor)
+
+    def list_by_owner(self, tenant_id: str, owner_id: str, limit: int, cursor: str | None) -> Page:
+        listing = ListQuery("contacts-by-owner", keys.contacts_by_owner(tenant_id, owner_id), "GSI3")
+        return self.table.query(listing, limit, cursor)
+
+    def list_by_company(self, tenant_id: str, company_id: str, limit: int, cursor: str | None) -> Page:
+        listing = ListQuery(
+            "contacts-by-company", keys.contacts_by_company(tenant_id, company_id), "GSI4"
+        )
+        return self.table.query(listing, limit, cursor)
+
+    def list_by_tag(self, tenant_id: str, tag: str, limit: int, cursor: str | None) -> Page:
+        """Tag members (one Query), then their contacts (one BatchGetItem)."""
+        listing = ListQuery("contacts-by-tag", keys.tag_partition(tenant_id, tag))
+        members = self.table.query(listing, limit, cursor, newest_first=False, sort_prefix="C#")
+        contact_keys = [keys.contact(tenant_id, m["contact_id"]) for m in members.items]
+        items = [i for i in self.table.batch_get(contact_keys) if i.get("type") == CONTACT]
+        return Page(items=items, next_cursor=members.next_cursor)
+
+    def find_by_email(self, tenant_id: str, email: str) -> list[Item]:
+        owner = self.table.get(keys.contact_email(tenant_id, email), consistent=False)
+        if owner is None:
+            return []
+        item = self.table.get(keys.contact(tenant_id, owner["contact_id"]), consistent=False)
+        return [item] if item and item.get("type") == CONTACT else []
+
+    # Transaction parts ------------------------------------------------------------------
+    def _email_claims(self, item: Item, emails: list[str | None]) -> list[dict[str, Any]]:
+        return [
+            self.op.put(
+                {
+                    **keys.contact_email(item["tenant_id"], email),
+                    "type": EMAIL_OWNER,
+                    "tenant_id": item["tenant_id"],
+                    "email": email,
+                    "contact_id": item["id"],
+                },
+                "attribute_not_exists(PK)",
+            )
+            for email in emails
+            if email
+        ]
+
+    def _email_releases(self, item: Item, emails: list[str | None]) -> list[dict[str, Any]]:
+        return [
+            self.op.delete(
+                keys.contact_email(item["tenant_id"], email), "contact_id = :id", id=item["id"]
+            )
+            for email in emails
+            if email
+        ]
+
+    def _tag_changes(self, item: Item, before: set[str], after: set[str]) -> list[dict[str, Any]]:
+        tenant, cid = item["tenant_id"], item["id"]
+        ops = [self.op.delete(keys.tag_member(tenant, t, cid)) for t in sorted(before - after)]
+        ops += [
+            self.op.put(
+                {**keys.tag_member(tenant, t, cid), "type": TAG_MEMBER, "tag": t, "contact_id": cid}
+            )
+            for t in sorted(after - before)
+        ]
+        return ops
+
+    def _company_counts(self, tenant_id: str, deltas: Mapping[str | None, int]) -> list[dict[str, Any]]:
+        return [
+            self.op.update(
+                keys.company(tenant_id, company_id),
+                "ADD contact_count :n",
+                "attribute_exists(PK)",
+                n=delta,
+            )
+            for company_id, delta in sorted(deltas.items(), key=lambda kv: str(kv[0]))
+            if company_id and delta
+        ]
+
+    def _write(self, ops: list[dict[str, Any]], item: Item) -> None:
+        """Run the transaction and turn a refusal into the error that names its cause."""
+        try:
+            self.table.transact(ops)
+        except TransactionCancelled as cancelled:
+            raise _explain(cancelled, ops, item) from None
+
+
+def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: Item) -> Exception:
+    for index, op in enumerate(ops):
+        if not cancelled.failed(index):
+            continue
+        kind, body = next(iter(op.items()))
+        pk = body.get("Item", body.get("Key", {}))["PK"]["S"]
+        if "#EMAIL#" in pk and kind == "Put":
+            existing = cancelled.items[index] or {}
+            owner = existing.get("contact_id")
+            return Conflict(
+                f"a contact with this email already exists: {owner}",
+                existing_id=owner,
+                errors=[{"loc": ["body", "email"], "msg": "already used by another contact"}],
+            )
+        if "#CO#" in pk and kind == "Update":
+            return Unprocessable(
+                "company_id names no company of yours",
+                errors=[{"loc": ["body", "company_id"], "msg": "no such company"}],
+            )
+        if "#EMAIL#" in pk:
+            return Conflict("the contact's email changed concurrently; try again")
+        return PreconditionFailed("the contact was changed by someone else; reload and retry")
+    return Conflict(f"the change was refused: {cancelled}")
+
+
+def _deltas(before: str | None, after: str | None) -> dict[str | None, int]:
+    if before == after:
+        return {}
+    return {before: -1, after: 1}
+
+
+def _merged(target: Item, loser: Item) -> dict[str, Any]:
+    survivor = dict(target)
+    for name in _FILLABLE:
+        if survivor.get(name) is None and loser.get(name) is not None:
+            survivor[name] = loser[name]
+    survivor["attributes"] = {**loser.get("attributes", {}), **target.get("attributes", {})}
+    tags = list(dict.fromkeys([*target.get("tags", []), *loser.get("tags", [])]))
+    if len(tags) > MAX_TAGS:
+        raise Unprocessable(f"the merged contact would have {len(tags)} tags; at most {MAX_TAGS}")
+    survivor["tags"] = tags
+    # Never re-subscribe someone: an unsubscribe on either record wins.
+    consents = {target.get("email_consent"), loser.get("email_consent")}
+    if EmailConsent.UNSUBSCRIBED in consents:
+        survivor["email_consent"] = EmailConsent.UNSUBSCRIBED.value
+    elif target.get("email_consent") == EmailConsent.UNKNOWN:
+        survivor["email_consent"] = loser.get("email_consent", EmailConsent.UNKNOWN.value)
+    survivor["score"] = max(target.get("score", 0), loser.get("score", 0))
+    others = [
+        e
+        for e in dict.fromkeys(
+            [*target.get("other_emails", []), loser.get("email"), *loser.get("other_emails", [])]
+        )
+        if e and e != survivor.get("email")
+    ]
+    if len(others) > MAX_OTHER_EMAILS:
+        raise Unprocessable(f"a contact keeps at most {MAX_OTHER_EMAILS} merged addresses")
+    survivor["other_emails"] = others
+    return survivor

@@ -1,0 +1,67 @@
+"""Field types shared by the API models: bounded, normalized, and strict about types."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+
+from crm_core import normalize
+from crm_core.ids import ULID_PATTERN
+
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_VALUE_CHARS = 1000
+ATTRIBUTE_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+_ATTRIBUTE_KEY_RE = re.compile(ATTRIBUTE_KEY_PATTERN)
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
+# Users are Cognito subjects (UUIDs) today; other identity providers may use other forms.
+UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
+Email = Annotated[
+    str, StringConstraints(min_length=3, max_length=254), AfterValidator(normalize.email)
+]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(normalize.country)]
+Domain = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(normalize.domain)]
+
+
+def _tags(values: list[str]) -> list[str]:
+    return normalize.tags(values, MAX_TAGS, MAX_TAG_CHARS)
+
+
+Tags = Annotated[
+    list[Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS * 2)]],
+    Field(max_length=MAX_TAGS * 2),
+    AfterValidator(_tags),
+]
+
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE_CHARS)]
+    | StrictBool
+    | StrictInt
+    | StrictFloat
+    | None
+)
+
+
+def _attributes(values: dict[str, Any]) -> dict[str, Any]:
+    if len(values) > MAX_ATTRIBUTES:
+        raise ValueError(f"at most {MAX_ATTRIBUTES} custom attributes")
+    for key in values:
+        if not _ATTRIBUTE_KEY_RE.match(key):
+            raise ValueError(
+                f"attribute name {key[:70]!r} must start with a letter and use only letters, "
+                "digits and _ (at most 64 characters)"
+            )
+    return values
+
+
+Attributes = Annotated[
+    dict[Annotated[str, StringConstraints(max_length=64)], AttributeValue],
+    AfterValidator(_attributes),
+]

@@ -1,0 +1,162 @@
+"""The HTTP edge shared by API functions: problem+json errors, auth, ETags, body limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+
+from crm_core import idempotency
+from crm_core.auth import Principal, principal_from_claims
+from crm_core.errors import BadRequest, CrmError, Moved, Unprocessable
+from crm_core.table import Table
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+MAX_BODY_BYTES = 64 * 1024
+_IF_MATCH_RE = re.compile(r'^\s*(?:W/)?"(\d{1,12})"\s*$')
+
+
+def problem(status: int, title: str, detail: str, type_uri: str, **extra: Any) -> Response[str]:
+    body = {"type": type_uri, "title": title, "status": status, "detail": detail, **extra}
+    headers: dict[str, str] = {}
+    return Response(status, PROBLEM_JSON, json.dumps(body, default=str), headers)
+
+
+def error_response(error: CrmError) -> Response[str]:
+    extra = dict(error.extra)
+    if isinstance(error, Unprocessable) and error.errors:
+        extra["errors"] = error.errors
+    response = problem(error.status, error.title, error.detail, error.type_uri, **extra)
+    if isinstance(error, Moved):
+        response.headers["Location"] = error.location
+    return response
+
+
+def validation_response(error: RequestValidationError) -> Response[str]:
+    """Powertools' validation errors, in our problem+json shape. Bad JSON is a 400."""
+    details = error.errors()
+    if any(d.get("type") == "json_invalid" for d in details):
+        return problem(400, "Bad request", "the body is not valid JSON",
+                       "https://crm.dev/problems/bad-request")
+    errors = [
+        {"loc": [str(part) for part in d.get("loc", ())], "msg": str(d.get("msg", "invalid"))}
+        for d in details
+    ]
+    return problem(422, "Validation failed", "the request does not match the schema",
+                   "https://crm.dev/problems/validation", errors=errors)
+
+
+def install(app: APIGatewayHttpResolver, logger: Any) -> None:
+    """Every error the resolver sees becomes problem+json; anything unexpected is a logged 500."""
+
+    @app.exception_handler(CrmError)
+    def _crm_error(error: CrmError) -> Response[str]:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation(error: RequestValidationError) -> Response[str]:
+        return validation_response(error)
+
+    @app.not_found
+    def _not_found(_: Exception) -> Response[str]:
+        return problem(404, "Not found", "no such route", "https://crm.dev/problems/not-found")
+
+    @app.exception_handler(Exception)
+    def _bug(error: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return problem(500, "Internal error", "an unexpected error; it has been logged",
+                       "https://crm.dev/problems/internal")
+
+
+def screen(event: dict[str, Any]) -> Response[str] | None:
+    """Refuse oversized or non-JSON bodies before anything parses them."""
+    body = event.get("body")
+    if not body:
+        return None
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size > MAX_BODY_BYTES:
+        return problem(413, "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes",
+                       "https://crm.dev/problems/payload-too-large")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", JSON).split(";")[0].strip().lower()
+    if media != JSON and not media.endswith("+json"):
+        return problem(415, "Unsupported media type", "send the body as application/json",
+                       "https://crm.dev/problems/unsupported-media-type")
+    if event.get("isBase64Encoded"):
+        try:
+            event["body"] = base64.b64decode(body, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return problem(400, "Bad request", "the body is not valid base64 UTF-8",
+                           "https://crm.dev/problems/bad-request")
+        event["isBase64Encoded"] = False
+    return None
+
+
+def caller(app: APIGatewayHttpResolver) -> Principal:
+    authorizer = app.current_event.request_context.authorizer
+    claims = authorizer.jwt_claim if authorizer else None
+    return principal_from_claims(claims)
+
+
+def if_match(app: APIGatewayHttpResolver) -> int | None:
+    """The version named by If-Match; None when absent or `*`."""
+    raw = app.current_event.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    found = _IF_MATCH_RE.match(raw)
+    if not found:
+        raise BadRequest('If-Match must be an ETag such as "3"')
+    return int(found.group(1))
+
+
+def json_response(status: int, model: BaseModel, *, version: int | None = None,
+                  location: str | None = None) -> Response[str]:
+    headers: dict[str, str] = {}
+    if version is not None:
+        headers["ETag"] = f'"{version}"'
+    if location:
+        headers["Location"] = location
+    return Response(status, JSON, model.model_dump_json(), headers)
+
+
+def once_per_key(app: APIGatewayHttpResolver, table: Table, principal: Principal,
+                 run: Callable[[], Response[str]]) -> Response[str]:
+    """Honour `Idempotency-Key` on a POST: replay the first response for the same key and body."""
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        return run()
+    event = app.current_event
+    operation = f"{event.request_context.http.method} {event.raw_path}"
+
+    ran = False
+
+    def outcome() -> dict[str, Any]:
+        nonlocal ran
+        ran = True
+        response = run()
+        return {"status": response.status_code, "body": response.body,
+                "headers": dict(response.headers)}
+
+    stored = idempotency.once(table, principal.tenant_id, key, operation, event.body or "", outcome)
+    headers = {**stored["headers"], "Idempotent-Replayed": "false" if ran else "true"}
+    return Response(stored["status"], JSON, stored["body"], headers)
+
+
+def raw_response(response: Response[str]) -> dict[str, Any]:
+    """An HTTP API 2.0 response for errors raised before the resolver runs."""
+    headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in response.headers.items()}
+    if response.content_type:
+        headers["Content-Type"] = response.content_type
+    return {
+        "statusCode": response.status_code,
+        "headers": headers,
+        "body": response.body,
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,97 @@
+"""Every key of the single table, built in one place.
+
+Every partition key starts with ``T#<tenant>#`` so that no key condition can reach another
+tenant's items. docs/data-model.md lists the access pattern each key serves.
+"""
+
+from __future__ import annotations
+
+PROFILE = "PROFILE"
+UNIQUE = "UNIQUE"
+
+# Index names and their key attributes, as declared in template.yaml.
+INDEX_KEYS: dict[str | None, tuple[str, str]] = {
+    None: ("PK", "SK"),
+    "GSI1": ("GSI1PK", "GSI1SK"),
+    "GSI2": ("GSI2PK", "GSI2SK"),
+    "GSI3": ("GSI3PK", "GSI3SK"),
+    "GSI4": ("GSI4PK", "GSI4SK"),
+}
+
+# Scores sort as fixed-width text in GSI2; the offset keeps negative scores in order.
+_SCORE_OFFSET = 10**9
+_SCORE_SCALE = 1000
+
+
+def tenant(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+# Contacts -------------------------------------------------------------------------------
+def contact(tenant_id: str, contact_id: str) -> dict[str, str]:
+    return {"PK": f"T#{tenant_id}#C#{contact_id}", "SK": PROFILE}
+
+
+def contact_email(tenant_id: str, normalized_email: str) -> dict[str, str]:
+    """The uniqueness item that owns an email address within a tenant."""
+    return {"PK": f"T#{tenant_id}#EMAIL#{normalized_email}", "SK": UNIQUE}
+
+
+def tag_member(tenant_id: str, tag: str, contact_id: str) -> dict[str, str]:
+    return {"PK": tag_partition(tenant_id, tag), "SK": f"C#{contact_id}"}
+
+
+def tag_partition(tenant_id: str, tag: str) -> str:
+    return f"T#{tenant_id}#TAG#{tag}"
+
+
+def contacts_by_updated(tenant_id: str) -> str:
+    """GSI1 partition: all contacts of a tenant, newest update first."""
+    return f"T#{tenant_id}#CONTACTS"
+
+
+def contacts_by_stage(tenant_id: str, stage: str) -> str:
+    """GSI2 partition: contacts in one lifecycle stage, ordered by score."""
+    return f"T#{tenant_id}#STAGE#{stage}"
+
+
+def contacts_by_owner(tenant_id: str, owner_id: str) -> str:
+    """GSI3 partition: contacts of one owner, newest update first."""
+    return f"T#{tenant_id}#OWNER#{owner_id}"
+
+
+def contacts_by_company(tenant_id: str, company_id: str) -> str:
+    """GSI4 partition: contacts of one company, newest update first."""
+    return f"T#{tenant_id}#CO#{company_id}#CONTACTS"
+
+
+def score_sort_key(score: float, contact_id: str) -> str:
+    scaled = round(score * _SCORE_SCALE) + _SCORE_OFFSET * _SCORE_SCALE
+    return f"{max(scaled, 0):016d}#{contact_id}"
+
+
+def time_sort_key(iso_time: str, item_id: str) -> str:
+    return f"{iso_time}#{item_id}"
+
+
+# Companies ------------------------------------------------------------------------------
+def company(tenant_id: str, company_id: str) -> dict[str, str]:
+    return {"PK": f"T#{tenant_id}#CO#{company_id}", "SK": PROFILE}
+
+
+def company_domain(tenant_id: str, domain: str) -> dict[str, str]:
+    return {"PK": f"T#{tenant_id}#DOMAIN#{domain}", "SK": UNIQUE}
+
+
+def companies_by_name(tenant_id: str) -> str:
+    """GSI1 partition: companies of a tenant ordered by lower-cased name."""
+    return f"T#{tenant_id}#COMPANIES"
+
+
+def company_name_sort_key(name: str, company_id: str) -> str:
+    return f"{name.casefold()}#{company_id}"
+
+
+# Idempotency records (Powertools) --------------------------------------------------------
+def idempotency_partition(tenant_id: str) -> str:
+    return f"T#{tenant_id}#IDEMPOTENCY"

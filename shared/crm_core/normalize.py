@@ -1,0 +1,96 @@
+"""Normalization of the values people type: emails, phones, domains, tags, countries.
+
+email-validator and phonenumbers are imported on first use, not at cold start.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from crm_core.countries import ISO_3166_ALPHA2
+
+MAX_EMAIL_CHARS = 254
+_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9 _.:/+-]*$")
+_DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def email(value: str) -> str:
+    """A syntactically valid address, lower-cased, so one person has one key per tenant."""
+    from email_validator import EmailNotValidError, validate_email
+
+    text = value.strip()
+    if len(text) > MAX_EMAIL_CHARS:
+        raise ValueError(f"an email address has at most {MAX_EMAIL_CHARS} characters")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return str(result.normalized).lower()
+
+
+def phone(value: str, country: str | None = None) -> str:
+    """E.164 when the number can be parsed (with the contact's country as a hint), else as typed."""
+    import phonenumbers
+
+    text = " ".join(value.split())
+    if not text:
+        raise ValueError("a phone number cannot be blank")
+    try:
+        parsed = phonenumbers.parse(text, country)
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(parsed):
+        return text
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def domain(value: str) -> str:
+    """`https://www.Acme.com/about` -> `acme.com`."""
+    text = value.strip().lower()
+    if "//" not in text:
+        text = "//" + text
+    host = urlsplit(text).hostname or ""
+    host = host.rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("not a valid domain name") from None
+    labels = host.split(".")
+    if (
+        len(host) > 253
+        or len(labels) < 2
+        or not all(_DOMAIN_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValueError("not a valid domain name")
+    return host
+
+
+def tag(value: str) -> str:
+    text = " ".join(value.split()).lower()
+    if not _TAG_RE.match(text):
+        raise ValueError("a tag starts with a letter or digit and has no special characters")
+    return text
+
+
+def tags(values: list[str], max_count: int, max_chars: int) -> list[str]:
+    """Normalized, de-duplicated, first-seen order."""
+    seen: dict[str, None] = {}
+    for raw in values:
+        normalized = tag(raw)
+        if len(normalized) > max_chars:
+            raise ValueError(f"a tag has at most {max_chars} characters")
+        seen.setdefault(normalized, None)
+    if len(seen) > max_count:
+        raise ValueError(f"at most {max_count} tags")
+    return list(seen)
+
+
+def country(value: str) -> str:
+    code = value.strip().upper()
+    if code not in ISO_3166_ALPHA2:
+        raise ValueError("not an ISO 3166-1 alpha-2 country code")
+    return code

@@ -1,0 +1,78 @@
+"""Shared fixtures: moto in-process, the table built from template.yaml, the contacts handler."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "TABLE_NAME": "crm-test",
+        "STAGE": "test",
+        "POWERTOOLS_SERVICE_NAME": "contacts",
+        "POWERTOOLS_METRICS_NAMESPACE": "CRM",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def aws() -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py as Lambda would: its folder first on sys.path, fresh."""
+    folder = str(ROOT / "functions" / name)
+    for module in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
+        del sys.modules[module]
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module("app")
+    finally:
+        sys.path.remove(folder)
+
+
+@pytest.fixture(scope="session")
+def contacts_module(aws: None) -> ModuleType:
+    return load_function("contacts")
+
+
+@pytest.fixture
+def table(contacts_module: ModuleType) -> Iterator[Any]:
+    """A fresh table, exactly as template.yaml declares it, for each test."""
+    from tests.support.cfn import table_create_kwargs
+
+    crm_table = sys.modules["contacts_api.context"].table
+    ddb = crm_table.client
+    ddb.create_table(**table_create_kwargs(table_name="crm-test"))
+    yield crm_table
+    ddb.delete_table(TableName="crm-test")
+
+
+@pytest.fixture
+def api(contacts_module: ModuleType, table: Any) -> Any:
+    from tests.support.api import Api, template_routes
+
+    return Api(contacts_module.handler, template_routes("ContactsFunction"))
