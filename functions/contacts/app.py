@@ -11,17 +11,12 @@ gc.disable()
 
 from typing import Any  # noqa: E402
 
-from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
 from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+
 from contacts_api import companies, contacts  # noqa: E402
-from contacts_api.context import app  # noqa: E402
-
+from contacts_api.context import app, logger, metrics, tracer  # noqa: E402
 from crm_core import http  # noqa: E402
-
-logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
 
 http.install(app, logger)
 app.include_router(contacts.router)
@@ -38,4 +33,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refused = http.screen(event)
     if refused is not None:
         return http.raw_response(refused)
-    return app.resolve(event, context)
+    response: dict[str, Any] = app.resolve(event, context)
+    return response

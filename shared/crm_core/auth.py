@@ -92,4 +92,6 @@ def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id:
         raise Unauthorized("the token carries no subject")
-    return Principal(tenant_id=tenant_id, user_id=user_id, roles=parse_groups(claims.get("cognito:groups")))
+    return Principal(
+        tenant_id=tenant_id, user_id=user_id, roles=parse_groups(claims.get("cognito:groups"))
+    )

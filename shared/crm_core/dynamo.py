@@ -56,7 +56,7 @@ def _number(value: int | float | Decimal) -> str:
 
 
 def from_attr(attr: AttributeValue) -> Any:
-    (kind, raw), = attr.items()
+    ((kind, raw),) = attr.items()
     if kind == "S":
         return raw
     if kind == "N":

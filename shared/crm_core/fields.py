@@ -26,8 +26,12 @@ Email = Annotated[
     str, StringConstraints(min_length=3, max_length=254), AfterValidator(normalize.email)
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
-Country = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(normalize.country)]
-Domain = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(normalize.domain)]
+Country = Annotated[
+    str, StringConstraints(min_length=2, max_length=2), AfterValidator(normalize.country)
+]
+Domain = Annotated[
+    str, StringConstraints(min_length=3, max_length=255), AfterValidator(normalize.domain)
+]
 
 
 def _tags(values: list[str]) -> list[str]:

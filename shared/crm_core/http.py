@@ -43,14 +43,20 @@ def validation_response(error: RequestValidationError) -> Response[str]:
     """Powertools' validation errors, in our problem+json shape. Bad JSON is a 400."""
     details = error.errors()
     if any(d.get("type") == "json_invalid" for d in details):
-        return problem(400, "Bad request", "the body is not valid JSON",
-                       "https://crm.dev/problems/bad-request")
+        return problem(
+            400, "Bad request", "the body is not valid JSON", "https://crm.dev/problems/bad-request"
+        )
     errors = [
         {"loc": [str(part) for part in d.get("loc", ())], "msg": str(d.get("msg", "invalid"))}
         for d in details
     ]
-    return problem(422, "Validation failed", "the request does not match the schema",
-                   "https://crm.dev/problems/validation", errors=errors)
+    return problem(
+        422,
+        "Validation failed",
+        "the request does not match the schema",
+        "https://crm.dev/problems/validation",
+        errors=errors,
+    )
 
 
 def install(app: APIGatewayHttpResolver, logger: Any) -> None:
@@ -71,8 +77,12 @@ def install(app: APIGatewayHttpResolver, logger: Any) -> None:
     @app.exception_handler(Exception)
     def _bug(error: Exception) -> Response[str]:
         logger.exception("unhandled error")
-        return problem(500, "Internal error", "an unexpected error; it has been logged",
-                       "https://crm.dev/problems/internal")
+        return problem(
+            500,
+            "Internal error",
+            "an unexpected error; it has been logged",
+            "https://crm.dev/problems/internal",
+        )
 
 
 def screen(event: dict[str, Any]) -> Response[str] | None:
@@ -82,19 +92,31 @@ def screen(event: dict[str, Any]) -> Response[str] | None:
         return None
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
     if size > MAX_BODY_BYTES:
-        return problem(413, "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes",
-                       "https://crm.dev/problems/payload-too-large")
+        return problem(
+            413,
+            "Payload too large",
+            f"the body exceeds {MAX_BODY_BYTES} bytes",
+            "https://crm.dev/problems/payload-too-large",
+        )
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     media = headers.get("content-type", JSON).split(";")[0].strip().lower()
     if media != JSON and not media.endswith("+json"):
-        return problem(415, "Unsupported media type", "send the body as application/json",
-                       "https://crm.dev/problems/unsupported-media-type")
+        return problem(
+            415,
+            "Unsupported media type",
+            "send the body as application/json",
+            "https://crm.dev/problems/unsupported-media-type",
+        )
     if event.get("isBase64Encoded"):
         try:
             event["body"] = base64.b64decode(body, validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return problem(400, "Bad request", "the body is not valid base64 UTF-8",
-                           "https://crm.dev/problems/bad-request")
+            return problem(
+                400,
+                "Bad request",
+                "the body is not valid base64 UTF-8",
+                "https://crm.dev/problems/bad-request",
+            )
         event["isBase64Encoded"] = False
     return None
 
@@ -116,8 +138,9 @@ def if_match(app: APIGatewayHttpResolver) -> int | None:
     return int(found.group(1))
 
 
-def json_response(status: int, model: BaseModel, *, version: int | None = None,
-                  location: str | None = None) -> Response[str]:
+def json_response(
+    status: int, model: BaseModel, *, version: int | None = None, location: str | None = None
+) -> Response[str]:
     headers: dict[str, str] = {}
     if version is not None:
         headers["ETag"] = f'"{version}"'
@@ -126,8 +149,12 @@ def json_response(status: int, model: BaseModel, *, version: int | None = None,
     return Response(status, JSON, model.model_dump_json(), headers)
 
 
-def once_per_key(app: APIGatewayHttpResolver, table: Table, principal: Principal,
-                 run: Callable[[], Response[str]]) -> Response[str]:
+def once_per_key(
+    app: APIGatewayHttpResolver,
+    table: Table,
+    principal: Principal,
+    run: Callable[[], Response[str]],
+) -> Response[str]:
     """Honour `Idempotency-Key` on a POST: replay the first response for the same key and body."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
@@ -141,10 +168,15 @@ def once_per_key(app: APIGatewayHttpResolver, table: Table, principal: Principal
         nonlocal ran
         ran = True
         response = run()
-        return {"status": response.status_code, "body": response.body,
-                "headers": dict(response.headers)}
+        return {
+            "status": response.status_code,
+            "body": response.body,
+            "headers": dict(response.headers),
+        }
 
-    stored = idempotency.once(table, principal.tenant_id, key, operation, event.body or "", outcome)
+    stored = idempotency.once(
+        table, principal.tenant_id, key, operation, event.body or "", outcome, app.lambda_context
+    )
     headers = {**stored["headers"], "Idempotent-Replayed": "false" if ran else "true"}
     return Response(stored["status"], JSON, stored["body"], headers)
 

@@ -49,7 +49,13 @@ def _tenant_store(table: Table, tenant_id: str) -> Any:
 
 
 def once(
-    table: Table, tenant_id: str, key: str, operation: str, body: str, run: Callable[[], Outcome]
+    table: Table,
+    tenant_id: str,
+    key: str,
+    operation: str,
+    body: str,
+    run: Callable[[], Outcome],
+    lambda_context: Any = None,
 ) -> Outcome:
     """`run()` once per (tenant, operation, key); later calls get its stored outcome."""
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -66,6 +72,10 @@ def once(
         expires_after_seconds=RECORD_TTL_SECONDS,
         raise_on_no_idempotency_key=True,
     )
+    if lambda_context is not None:
+        # An in-progress record then expires with the invocation, so a timed-out request
+        # can be retried with the same key.
+        config.register_lambda_context(lambda_context)
 
     @idempotent_function(
         data_keyword_argument="request",
@@ -81,7 +91,8 @@ def once(
         "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
     }
     try:
-        return _run_once(request=request)
+        outcome: Outcome = _run_once(request=request)
+        return outcome
     except IdempotencyValidationError:
         raise Unprocessable(
             "this Idempotency-Key was used with another request body",

@@ -21,7 +21,11 @@ MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_GET_KEYS = 100
 MAX_ITEM_BYTES = 400 * 1024
 _CONFLICT_ATTEMPTS = 4
-_THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
 
 
 class TransactionCancelled(Exception):
@@ -48,7 +52,9 @@ class Op:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
 
-    def put(self, item: Mapping[str, Any], condition: str | None = None, **values: Any) -> dict[str, Any]:
+    def put(
+        self, item: Mapping[str, Any], condition: str | None = None, **values: Any
+    ) -> dict[str, Any]:
         serialized = to_item(item)
         size = _approx_item_bytes(serialized)
         if size > MAX_ITEM_BYTES:
@@ -58,7 +64,9 @@ class Op:
         body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Put": body}
 
-    def delete(self, key: Mapping[str, str], condition: str | None = None, **values: Any) -> dict[str, Any]:
+    def delete(
+        self, key: Mapping[str, str], condition: str | None = None, **values: Any
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"TableName": self.table_name, "Key": key_attrs(key)}
         _add_condition(body, condition, values)
         return {"Delete": body}
@@ -102,7 +110,7 @@ class Table:
         response = self._call(
             "get_item", TableName=self.name, Key=key_attrs(key), ConsistentRead=consistent
         )
-        raw = response.get("Item")
+        raw: dict[str, Any] | None = response.get("Item")
         return from_item(raw) if raw else None
 
     def batch_get(self, keys: Sequence[Mapping[str, str]], consistent: bool = False) -> list[Item]:
@@ -171,7 +179,7 @@ class Table:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
-                raw_reasons = exc.response.get("CancellationReasons") or []
+                raw_reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons") or []  # type: ignore[assignment]
                 reasons = [r.get("Code", "None") for r in raw_reasons]
                 items = [from_item(r["Item"]) if r.get("Item") else None for r in raw_reasons]
                 # A conflict with a concurrent transaction says nothing about our conditions:

@@ -95,7 +95,10 @@ class Api:
         event["rawPath"] = event["requestContext"]["http"]["path"] = path
         event["requestContext"]["http"]["method"] = method
         event["requestContext"]["requestId"] = uuid.uuid4().hex
-        event["headers"] = {**event["headers"], **{k.lower(): v for k, v in (headers or {}).items()}}
+        event["headers"] = {
+            **event["headers"],
+            **{k.lower(): v for k, v in (headers or {}).items()},
+        }
         if query:
             event["queryStringParameters"] = query
             event["rawQueryString"] = urlencode(query)

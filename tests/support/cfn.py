@@ -59,7 +59,7 @@ def _node_value(loader: CfnLoader, node: yaml.Node) -> Any:
         return loader.construct_sequence(node, deep=True)
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node, deep=True)
-    raise yaml.constructor.ConstructorError(None, None, f"unexpected node {node!r}", node.start_mark)
+    raise yaml.constructor.ConstructorError(None, None, f"unexpected {node!r}", node.start_mark)
 
 
 def _construct_ref(loader: CfnLoader, node: yaml.Node) -> dict[str, Any]:
@@ -95,7 +95,7 @@ for _tag, _key in _FN_TAGS.items():
 
 def loads(text: str) -> dict[str, Any]:
     """Parse CloudFormation YAML text into a dict with long-form intrinsic functions."""
-    data = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+    data = yaml.load(text, Loader=CfnLoader)  # CfnLoader is a yaml.SafeLoader
     if not isinstance(data, dict):
         raise ValueError("a CloudFormation template must be a mapping")
     return data

@@ -7,8 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
 
-from contacts_api.context import app, company_store, contact_store, table
+from contacts_api.context import app, company_store, contact_store, metrics, table
 from crm_core import http
 from crm_core.auth import Action
 from crm_core.companies.models import Company, CompanyCreate, CompanyPage, CompanyPatch
@@ -23,25 +25,39 @@ router = Router()
 CompanyId = Annotated[Ulid, Path(description="The company's id (a ULID).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="From `next_cursor`.")]
-_ONE = {200: {"description": "The company", "content": {"application/json": {"model": Company}}}}
+_ONE: dict[int, OpenAPIResponse] = {
+    200: {"description": "The company", "content": {"application/json": {"model": Company}}}
+}
 
 
-@router.post("/companies", summary="Create a company", responses={
-    201: {"description": "Created", "content": {"application/json": {"model": Company}}}})
+@router.post(
+    "/companies",
+    summary="Create a company",
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": Company}}}
+    },
+)
 def create_company(body: CompanyCreate) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.COMPANY_WRITE)
 
     def run() -> Response[str]:
         company = company_store.create(caller.tenant_id, body, caller.user_id)
-        return http.json_response(201, company, version=company.version,
-                                  location=f"/companies/{company.id}")
+        metrics.add_metric(name="CompanyCreated", unit=MetricUnit.Count, value=1)
+        return http.json_response(
+            201, company, version=company.version, location=f"/companies/{company.id}"
+        )
 
     return http.once_per_key(app, table, caller, run)
 
 
-@router.get("/companies", summary="List companies by name", responses={
-    200: {"description": "A page", "content": {"application/json": {"model": CompanyPage}}}})
+@router.get(
+    "/companies",
+    summary="List companies by name",
+    responses={
+        200: {"description": "A page", "content": {"application/json": {"model": CompanyPage}}}
+    },
+)
 def list_companies(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -70,19 +86,29 @@ def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
     return http.json_response(200, company, version=company.version)
 
 
-@router.delete("/companies/<company_id>", summary="Delete a company without contacts",
-               responses={204: {"description": "Deleted"}})
+@router.delete(
+    "/companies/<company_id>",
+    summary="Delete a company without contacts",
+    responses={204: {"description": "Deleted"}},
+)
 def delete_company(company_id: CompanyId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.COMPANY_DELETE)
     company_store.delete(caller.tenant_id, company_id, http.if_match(app))
+    metrics.add_metric(name="CompanyDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
 
 
-@router.get("/companies/<company_id>/contacts", summary="The contacts of a company", responses={
-    200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}})
-def company_contacts(company_id: CompanyId, limit: Limit = DEFAULT_LIMIT,
-                     cursor: Cursor = None) -> Response[str]:
+@router.get(
+    "/companies/<company_id>/contacts",
+    summary="The contacts of a company",
+    responses={
+        200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}
+    },
+)
+def company_contacts(
+    company_id: CompanyId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_READ)
     company_store.load(caller.tenant_id, company_id)

@@ -7,8 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.metrics import MetricUnit
 
-from contacts_api.context import app, contact_store, table
+from contacts_api.context import app, contact_store, metrics, table
 from crm_core import http
 from crm_core.auth import MARKETING_CONTACT_FIELDS, Action
 from crm_core.contacts.models import (
@@ -30,25 +32,39 @@ router = Router()
 ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="From `next_cursor`.")]
-_ONE = {200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}}
+_ONE: dict[int, OpenAPIResponse] = {
+    200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}
+}
 
 
-@router.post("/contacts", summary="Create a contact", responses={
-    201: {"description": "Created", "content": {"application/json": {"model": Contact}}}})
+@router.post(
+    "/contacts",
+    summary="Create a contact",
+    responses={
+        201: {"description": "Created", "content": {"application/json": {"model": Contact}}}
+    },
+)
 def create_contact(body: ContactCreate) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_CREATE)
 
     def run() -> Response[str]:
         contact = contact_store.create(caller.tenant_id, body, caller.user_id)
-        return http.json_response(201, contact, version=contact.version,
-                                  location=f"/contacts/{contact.id}")
+        metrics.add_metric(name="ContactCreated", unit=MetricUnit.Count, value=1)
+        return http.json_response(
+            201, contact, version=contact.version, location=f"/contacts/{contact.id}"
+        )
 
     return http.once_per_key(app, table, caller, run)
 
 
-@router.get("/contacts", summary="List contacts (one filter at a time)", responses={
-    200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}})
+@router.get(
+    "/contacts",
+    summary="List contacts (one filter at a time)",
+    responses={
+        200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}
+    },
+)
 def list_contacts(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
@@ -60,8 +76,17 @@ def list_contacts(
 ) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_READ)
-    filters = {k: v for k, v in {"lifecycle_stage": lifecycle_stage, "tag": tag,
-               "owner_id": owner_id, "company_id": company_id, "email": email}.items() if v}
+    filters = {
+        k: v
+        for k, v in {
+            "lifecycle_stage": lifecycle_stage,
+            "tag": tag,
+            "owner_id": owner_id,
+            "company_id": company_id,
+            "email": email,
+        }.items()
+        if v
+    }
     if len(filters) > 1:
         raise BadRequest(f"use one filter at a time, not {', '.join(sorted(filters))}")
     tenant = caller.tenant_id
@@ -85,8 +110,11 @@ def list_contacts(
     return http.json_response(200, result)
 
 
-@router.get("/contacts/<contact_id>", summary="Read a contact", responses={
-    **_ONE, 308: {"description": "Merged into the contact named by Location"}})
+@router.get(
+    "/contacts/<contact_id>",
+    summary="Read a contact",
+    responses={**_ONE, 308: {"description": "Merged into the contact named by Location"}},
+)
 def get_contact(contact_id: ContactId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_READ)
@@ -102,28 +130,38 @@ def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
         caller.require(Action.CONTACT_UPDATE_MARKETING)
         beyond = sorted(set(changes) - MARKETING_CONTACT_FIELDS)
         if beyond:
-            raise Forbidden(f"your role may change only tags and email_consent, not {', '.join(beyond)}")
+            raise Forbidden(
+                f"your role may change only tags and email_consent, not {', '.join(beyond)}"
+            )
     contact = contact_store.update(caller.tenant_id, contact_id, changes, http.if_match(app))
+    metrics.add_metric(name="ContactUpdated", unit=MetricUnit.Count, value=1)
     return http.json_response(200, contact, version=contact.version)
 
 
-@router.delete("/contacts/<contact_id>", summary="Delete a contact",
-               responses={204: {"description": "Deleted"}})
+@router.delete(
+    "/contacts/<contact_id>",
+    summary="Delete a contact",
+    responses={204: {"description": "Deleted"}},
+)
 def delete_contact(contact_id: ContactId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_DELETE)
     contact_store.delete(caller.tenant_id, contact_id, http.if_match(app))
+    metrics.add_metric(name="ContactDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
 
 
-@router.post("/contacts/<contact_id>/merge", summary="Merge another contact into this one",
-             responses=_ONE)
+@router.post(
+    "/contacts/<contact_id>/merge", summary="Merge another contact into this one", responses=_ONE
+)
 def merge_contact(contact_id: ContactId, body: MergeRequest) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_MERGE)
 
     def run() -> Response[str]:
-        contact = contact_store.merge(caller.tenant_id, contact_id, body.from_id, http.if_match(app))
+        contact = contact_store.merge(
+            caller.tenant_id, contact_id, body.from_id, http.if_match(app)
+        )
         return http.json_response(200, contact, version=contact.version)
 
     return http.once_per_key(app, table, caller, run)
@@ -134,4 +172,3 @@ def _tag(value: str) -> str:
         return normalize_tag(value)
     except ValueError as exc:
         raise Unprocessable(str(exc), errors=[{"loc": ["query", "tag"], "msg": str(exc)}]) from None
-

@@ -1,7 +1,9 @@
-"""What the routes share for the life of the process: settings, the table, the resolver."""
+"""What the routes share for the life of the process: settings, the table, the resolver,
+and the Powertools logger, tracer and metrics."""
 
 from __future__ import annotations
 
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from crm_core.companies.store import CompanyStore
@@ -10,6 +12,10 @@ from crm_core.dynamo import dynamodb_client
 from crm_core.settings import FunctionSettings
 from crm_core.table import Table
 
+logger = Logger()
+# Only botocore is patched: patching every library X-Ray knows costs cold-start time.
+tracer = Tracer(patch_modules=["botocore"])
+metrics = Metrics()
 settings = FunctionSettings.from_env()
 table = Table(dynamodb_client(), settings.table_name)
 contact_store = ContactStore(table)

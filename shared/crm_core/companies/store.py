@@ -88,7 +88,9 @@ class CompanyStore:
     def delete(self, tenant_id: str, company_id: str, expected: int | None) -> None:
         old = self._load_for_write(tenant_id, company_id, expected)
         if old.get("contact_count", 0) > 0:
-            raise Conflict(f"the company still has {old['contact_count']} contacts; move them first")
+            raise Conflict(
+                f"the company still has {old['contact_count']} contacts; move them first"
+            )
         # The count is checked again inside the transaction: a contact added meanwhile wins.
         ops = [
             self.op.delete(
@@ -101,10 +103,16 @@ class CompanyStore:
         ops += self._domain_release(old)
         self._write(ops)
 
-    def list_by_name(self, tenant_id: str, prefix: str | None, limit: int, cursor: str | None) -> Page:
+    def list_by_name(
+        self, tenant_id: str, prefix: str | None, limit: int, cursor: str | None
+    ) -> Page:
         listing = ListQuery("companies", keys.companies_by_name(tenant_id), "GSI1")
         return self.table.query(
-            listing, limit, cursor, newest_first=False, sort_prefix=prefix.casefold() if prefix else None
+            listing,
+            limit,
+            cursor,
+            newest_first=False,
+            sort_prefix=prefix.casefold() if prefix else None,
         )
 
     def _load_for_write(self, tenant_id: str, company_id: str, expected: int | None) -> Item:
@@ -145,7 +153,9 @@ class CompanyStore:
                     raise Conflict(
                         f"a company with this domain already exists: {owner}",
                         existing_id=owner,
-                        errors=[{"loc": ["body", "domain"], "msg": "already used by another company"}],
+                        errors=[
+                            {"loc": ["body", "domain"], "msg": "already used by another company"}
+                        ],
                     ) from None
                 if kind == "Delete" and "#CO#" in pk:
                     raise Conflict(

@@ -31,12 +31,6 @@ class EmailConsent(StrEnum):
 _INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def _normalize_phone(model: Any) -> Any:
-    if model.phone is not None:
-        model.phone = normalize.phone(model.phone, model.country)
-    return model
-
-
 class ContactCreate(BaseModel):
     """POST /contacts. Server-owned fields (id, score, timestamps, version) are refused."""
 
@@ -59,7 +53,9 @@ class ContactCreate(BaseModel):
     def _reachable(self) -> ContactCreate:
         if self.email is None and self.phone is None:
             raise ValueError("a contact needs an email or a phone")
-        return _normalize_phone(self)
+        if self.phone is not None:
+            self.phone = normalize.phone(self.phone, self.country)
+        return self
 
 
 class ContactPatch(BaseModel):
@@ -90,7 +86,9 @@ class ContactPatch(BaseModel):
                 raise ValueError(f"{name} cannot be null")
         if not self.model_fields_set:
             raise ValueError("the patch changes nothing")
-        return _normalize_phone(self)
+        if self.phone is not None:
+            self.phone = normalize.phone(self.phone, self.country)
+        return self
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", include=self.model_fields_set)

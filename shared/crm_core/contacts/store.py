@@ -25,7 +25,16 @@ EMAIL_OWNER = "contact_email"
 TAG_MEMBER = "contact_tag"
 MAX_OTHER_EMAILS = 20
 # Fields a merge copies from the merged contact into the survivor's blanks.
-_FILLABLE = ("email", "first_name", "last_name", "phone", "title", "company_id", "owner_id", "country")
+_FILLABLE = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "title",
+    "company_id",
+    "owner_id",
+    "country",
+)
 _API_FIELDS = tuple(Contact.model_fields)
 _UPDATE_ATTEMPTS = 3
 
@@ -126,8 +135,10 @@ class ContactStore:
                 if value is None:
                     new.pop(name, None)
             if new.get("email") is None and new.get("phone") is None:
-                raise Unprocessable("a contact needs an email or a phone",
-                                    errors=[{"loc": ["body", "email"], "msg": "cannot clear both email and phone"}])
+                raise Unprocessable(
+                    "a contact needs an email or a phone",
+                    errors=[{"loc": ["body", "email"], "msg": "cannot clear both email and phone"}],
+                )
             ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
             if new.get("email") != old.get("email"):
                 ops += self._email_releases(old, [old.get("email")])
@@ -153,7 +164,9 @@ class ContactStore:
     # Delete -----------------------------------------------------------------------------
     def delete(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
         old = self._load_for_write(tenant_id, contact_id, expected)
-        ops = [self.op.delete(keys.contact(tenant_id, contact_id), "version = :v", v=old["version"])]
+        ops = [
+            self.op.delete(keys.contact(tenant_id, contact_id), "version = :v", v=old["version"])
+        ]
         ops += self._email_releases(old, [old.get("email"), *old.get("other_emails", [])])
         ops += self._tag_changes(old, set(old.get("tags", [])), set())
         ops += self._company_counts(tenant_id, {old.get("company_id"): -1})
@@ -162,14 +175,18 @@ class ContactStore:
     # Merge ------------------------------------------------------------------------------
     def merge(self, tenant_id: str, target_id: str, from_id: str, expected: int | None) -> Contact:
         if target_id == from_id:
-            raise Unprocessable("a contact cannot be merged into itself",
-                                errors=[{"loc": ["body", "from_id"], "msg": "same as the target"}])
+            raise Unprocessable(
+                "a contact cannot be merged into itself",
+                errors=[{"loc": ["body", "from_id"], "msg": "same as the target"}],
+            )
         target = self._load_for_write(tenant_id, target_id, expected)
         try:
             loser = self._load_for_write(tenant_id, from_id, None)
         except NotFound:
-            raise Unprocessable("from_id names no contact of yours",
-                                errors=[{"loc": ["body", "from_id"], "msg": "no such contact"}]) from None
+            raise Unprocessable(
+                "from_id names no contact of yours",
+                errors=[{"loc": ["body", "from_id"], "msg": "no such contact"}],
+            ) from None
         except Conflict as exc:
             raise Conflict(f"contact {from_id} was already merged", **exc.extra) from None
         survivor = _merged(target, loser)
@@ -218,10 +235,14 @@ class ContactStore:
         return self.table.query(listing, limit, cursor)
 
     def list_by_owner(self, tenant_id: str, owner_id: str, limit: int, cursor: str | None) -> Page:
-        listing = ListQuery("contacts-by-owner", keys.contacts_by_owner(tenant_id, owner_id), "GSI3")
+        listing = ListQuery(
+            "contacts-by-owner", keys.contacts_by_owner(tenant_id, owner_id), "GSI3"
+        )
         return self.table.query(listing, limit, cursor)
 
-    def list_by_company(self, tenant_id: str, company_id: str, limit: int, cursor: str | None) -> Page:
+    def list_by_company(
+        self, tenant_id: str, company_id: str, limit: int, cursor: str | None
+    ) -> Page:
         listing = ListQuery(
             "contacts-by-company", keys.contacts_by_company(tenant_id, company_id), "GSI4"
         )
@@ -279,7 +300,9 @@ class ContactStore:
         ]
         return ops
 
-    def _company_counts(self, tenant_id: str, deltas: Mapping[str | None, int]) -> list[dict[str, Any]]:
+    def _company_counts(
+        self, tenant_id: str, deltas: Mapping[str | None, int]
+    ) -> list[dict[str, Any]]:
         return [
             self.op.update(
                 keys.company(tenant_id, company_id),

@@ -1,0 +1,90 @@
+"""Cold-start benchmark: each function's init beside the floor, measured in the same run.
+
+The floor is what any Python Lambda that talks to DynamoDB pays: `import boto3` plus one
+DynamoDB client. A function's cold start is the import of its handler module, which
+creates its clients, Logger, Tracer (X-Ray on, as in Lambda) and Metrics. Each sample is
+a fresh interpreter; floor and function samples alternate so that machine noise hits both.
+
+    python scripts/bench_cold_start.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FLOOR = "import boto3\nboto3.client('dynamodb')"
+FUNCTION = "import app"
+TIMER = """
+import time
+_t = time.perf_counter()
+{code}
+print(time.perf_counter() - _t)
+"""
+
+
+def lambda_env(function: str) -> dict[str, str]:
+    """The environment Lambda and template.yaml give a function (tracing enabled)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
+    env.update(
+        AWS_LAMBDA_FUNCTION_NAME=f"crm-bench-{function}",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
+        LAMBDA_TASK_ROOT=str(ROOT / "functions" / function),
+        TABLE_NAME="crm-bench",
+        STAGE="dev",
+        POWERTOOLS_SERVICE_NAME=function,
+        POWERTOOLS_METRICS_NAMESPACE="CRM",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "functions" / function), str(ROOT / "shared")]),
+    )
+    return env
+
+
+def sample(code: str, env: dict[str, str], cwd: Path) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", TIMER.format(code=code)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    functions = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+    print(f"cold start, median of {args.runs} fresh processes each (ms)\n")
+    print(f"| {'function':<20} | {'cold start':>10} | {'floor':>7} | {'ratio':>5} |")
+    print(f"|{'-' * 22}|{'-' * 12}|{'-' * 9}|{'-' * 7}|")
+    worst = 0.0
+    for function in functions:
+        env = lambda_env(function)
+        cwd = ROOT / "functions" / function
+        sample(FUNCTION, env, cwd)  # compile .pyc files once, as a deployed package has them
+        sample(FLOOR, env, cwd)
+        floor, cold = [], []
+        for _ in range(args.runs):
+            floor.append(sample(FLOOR, env, cwd))
+            cold.append(sample(FUNCTION, env, cwd))
+        f_ms, c_ms = statistics.median(floor) * 1000, statistics.median(cold) * 1000
+        worst = max(worst, c_ms / f_ms)
+        print(f"| {function:<20} | {c_ms:>10.0f} | {f_ms:>7.0f} | {c_ms / f_ms:>5.2f} |")
+    print(f"\nworst ratio {worst:.2f} (target <= 1.30)")
+
+
+if __name__ == "__main__":
+    main()

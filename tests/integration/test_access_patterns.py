@@ -1,0 +1,117 @@
+"""Every access pattern in docs/data-model.md makes exactly the AWS calls the document says.
+
+The document is the source of truth: its table is parsed here, so a change of key design
+that adds a call fails this test until the document (and its reader) agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.api import ROOT, Api, User
+from tests.support.aws_calls import count_calls
+
+ADMIN = User("acme", ("admin",))
+_ROW = re.compile(r"^\| `(?P<id>[a-z-]+)` \|.*\| (?P<calls>\d+) \|$")
+
+
+def documented_counts() -> dict[str, int]:
+    text = (ROOT / "docs" / "data-model.md").read_text()
+    rows = (_ROW.match(line.strip()) for line in text.splitlines())
+    return {m["id"]: int(m["calls"]) for m in rows if m}
+
+
+def _contact(api: Api, **fields: Any) -> dict[str, Any]:
+    reply = api.call("POST", "/contacts", ADMIN, {"email": "a@example.com", **fields})
+    assert reply.status == 201, reply.text
+    return dict(reply.json)
+
+
+def _company(api: Api, **fields: Any) -> dict[str, Any]:
+    reply = api.call("POST", "/companies", ADMIN, {"name": "Acme", "domain": "acme.com", **fields})
+    assert reply.status == 201, reply.text
+    return dict(reply.json)
+
+
+def scenario(api: Api, pattern: str) -> Callable[[], Any]:
+    """Set up what the pattern needs; return the one request to measure."""
+    if pattern == "create-contact":
+        company = _company(api)
+        body = {"email": "b@example.com", "tags": ["vip", "eu"], "company_id": company["id"]}
+        return lambda: api.call("POST", "/contacts", ADMIN, body)
+    if pattern == "create-contact-idempotent":
+        headers = {"Idempotency-Key": "k-1"}
+        return lambda: api.call("POST", "/contacts", ADMIN, {"email": "c@x.com"}, headers=headers)
+    if pattern == "replay-idempotent":
+        headers = {"Idempotency-Key": "k-2"}
+        api.call("POST", "/contacts", ADMIN, {"email": "d@x.com"}, headers=headers)
+        return lambda: api.call("POST", "/contacts", ADMIN, {"email": "d@x.com"}, headers=headers)
+    if pattern == "read-contact":
+        cid = _contact(api)["id"]
+        return lambda: api.call("GET", f"/contacts/{cid}", ADMIN)
+    if pattern == "update-contact":
+        cid = _contact(api, tags=["a"])["id"]
+        body = {"email": "new@example.com", "tags": ["b"], "title": "CTO"}
+        return lambda: api.call("PATCH", f"/contacts/{cid}", ADMIN, body)
+    if pattern == "delete-contact":
+        cid = _contact(api, tags=["a"])["id"]
+        return lambda: api.call("DELETE", f"/contacts/{cid}", ADMIN)
+    if pattern == "merge-contacts":
+        target = _contact(api)["id"]
+        loser = _contact(api, email="other@example.com", tags=["x"])["id"]
+        return lambda: api.call("POST", f"/contacts/{target}/merge", ADMIN, {"from_id": loser})
+    if pattern == "read-merged-contact":
+        target = _contact(api)["id"]
+        loser = _contact(api, email="other@example.com")["id"]
+        api.call("POST", f"/contacts/{target}/merge", ADMIN, {"from_id": loser})
+        return lambda: api.call("GET", f"/contacts/{loser}", ADMIN)
+    lists = {
+        "list-contacts": {},
+        "list-by-stage": {"lifecycle_stage": "lead"},
+        "list-by-owner": {"owner_id": "owner-1"},
+        "list-by-tag": {"tag": "vip"},
+        "find-by-email": {"email": "a@example.com"},
+    }
+    if pattern in lists:
+        _contact(api, owner_id="owner-1", tags=["vip"])
+        _contact(api, email="e@example.com", owner_id="owner-1", tags=["vip"])
+        return lambda: api.call("GET", "/contacts", ADMIN, query=lists[pattern])
+    if pattern in ("list-by-company", "company-contacts"):
+        company = _company(api)
+        _contact(api, company_id=company["id"])
+        if pattern == "company-contacts":
+            return lambda: api.call("GET", f"/companies/{company['id']}/contacts", ADMIN)
+        query = {"company_id": company["id"]}
+        return lambda: api.call("GET", "/contacts", ADMIN, query=query)
+    if pattern == "create-company":
+        return lambda: api.call("POST", "/companies", ADMIN, {"name": "Globex", "domain": "g.com"})
+    if pattern == "read-company":
+        co = _company(api)["id"]
+        return lambda: api.call("GET", f"/companies/{co}", ADMIN)
+    if pattern == "update-company":
+        co = _company(api)["id"]
+        return lambda: api.call("PATCH", f"/companies/{co}", ADMIN, {"domain": "acme.io"})
+    if pattern == "delete-company":
+        co = _company(api)["id"]
+        return lambda: api.call("DELETE", f"/companies/{co}", ADMIN)
+    if pattern == "list-companies":
+        _company(api)
+        return lambda: api.call("GET", "/companies", ADMIN, query={"name_prefix": "ac"})
+    raise AssertionError(f"docs/data-model.md names {pattern!r}, which this test cannot run")
+
+
+def test_document_lists_the_patterns() -> None:
+    assert len(documented_counts()) >= 20
+
+
+@pytest.mark.parametrize(("pattern", "expected"), sorted(documented_counts().items()))
+def test_calls_per_operation(api: Api, table: Any, pattern: str, expected: int) -> None:
+    request = scenario(api, pattern)
+    with count_calls(table.client) as log:
+        reply = request()
+    assert reply.status < 400 or pattern == "read-merged-contact", reply.text
+    assert log.count == expected, f"{pattern}: {log.calls}"
