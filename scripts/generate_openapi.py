@@ -32,8 +32,8 @@ def function_document(name: str) -> dict[str, Any] | None:
     folder = ROOT / "functions" / name
     sys.path[:0] = [str(folder), str(ROOT / "shared")]
     try:
-        for module in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
-            del sys.modules[module]
+        for loaded in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
+            del sys.modules[loaded]
         module = importlib.import_module("app")
     finally:
         del sys.path[:2]

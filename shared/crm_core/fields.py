@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from crm_core import normalize
 from crm_core.ids import ULID_PATTERN
+
+# Models are built on first use, not at import: a cold start then builds only the models
+# its first request needs (docs/decisions.md, "Cold start").
+INPUT_MODEL = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+OUTPUT_MODEL = ConfigDict(defer_build=True)
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
@@ -44,11 +49,22 @@ Tags = Annotated[
     AfterValidator(_tags),
 ]
 
+# Numbers stay within what JSON clients and DynamoDB both hold exactly: integers up to
+# 2**53, finite floats of magnitude 1e-15..1e15 (DynamoDB refuses NaN, and tiny exponents).
+MAX_SAFE_INTEGER = 2**53
+
+
+def _storable_float(value: float) -> float:
+    if value != 0 and not 1e-15 <= abs(value) <= 1e15:
+        raise ValueError("a number must be 0 or have a magnitude between 1e-15 and 1e15")
+    return value
+
+
 AttributeValue = (
     Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE_CHARS)]
     | StrictBool
-    | StrictInt
-    | StrictFloat
+    | Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+    | Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_storable_float)]
     | None
 )
 

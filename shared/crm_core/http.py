@@ -14,7 +14,14 @@ from pydantic import BaseModel
 
 from crm_core import idempotency
 from crm_core.auth import Principal, principal_from_claims
-from crm_core.errors import BadRequest, CrmError, Moved, Unprocessable
+from crm_core.errors import (
+    BadRequest,
+    CrmError,
+    Moved,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from crm_core.table import Table
 
 PROBLEM_JSON = "application/problem+json"
@@ -86,39 +93,49 @@ def install(app: APIGatewayHttpResolver, logger: Any) -> None:
 
 
 def screen(event: dict[str, Any]) -> Response[str] | None:
-    """Refuse oversized or non-JSON bodies before anything parses them."""
+    """Refuse oversized, non-JSON or undecodable bodies before anything parses them."""
+    try:
+        _screen(event)
+    except CrmError as error:
+        return error_response(error)
+    return None
+
+
+def _screen(event: dict[str, Any]) -> None:
     body = event.get("body")
     if not body:
-        return None
+        return
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
     if size > MAX_BODY_BYTES:
-        return problem(
-            413,
-            "Payload too large",
-            f"the body exceeds {MAX_BODY_BYTES} bytes",
-            "https://crm.dev/problems/payload-too-large",
-        )
+        raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     media = headers.get("content-type", JSON).split(";")[0].strip().lower()
     if media != JSON and not media.endswith("+json"):
-        return problem(
-            415,
-            "Unsupported media type",
-            "send the body as application/json",
-            "https://crm.dev/problems/unsupported-media-type",
-        )
+        raise UnsupportedMediaType("send the body as application/json")
     if event.get("isBase64Encoded"):
         try:
             event["body"] = base64.b64decode(body, validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return problem(
-                400,
-                "Bad request",
-                "the body is not valid base64 UTF-8",
-                "https://crm.dev/problems/bad-request",
-            )
+            raise BadRequest("the body is not valid base64-encoded UTF-8") from None
         event["isBase64Encoded"] = False
-    return None
+    if not _is_valid_unicode(event["body"]):
+        raise BadRequest("the body contains invalid Unicode (a lone surrogate)")
+
+
+def _is_valid_unicode(body: str) -> bool:
+    """False if JSON escapes decode to text that is not valid UTF-8 (DynamoDB would refuse it).
+
+    Invalid JSON passes here: the resolver answers it with its own precise 400.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return True
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def caller(app: APIGatewayHttpResolver) -> Principal:

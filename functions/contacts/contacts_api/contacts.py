@@ -31,7 +31,9 @@ router = Router()
 
 ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="From `next_cursor`.")]
+# No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
+# (crm_core.pagination refuses it), not a 422.
+Cursor = Annotated[str | None, Query(description="From `next_cursor`.")]
 _ONE: dict[int, OpenAPIResponse] = {
     200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}
 }

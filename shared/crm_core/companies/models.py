@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from crm_core import normalize
-from crm_core.fields import Attributes, Country, Domain, Phone, Tags, UserId
+from crm_core.fields import (
+    INPUT_MODEL,
+    OUTPUT_MODEL,
+    Attributes,
+    Country,
+    Domain,
+    Phone,
+    Tags,
+    UserId,
+)
 
 CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Industry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 EmployeeCount = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 
-_INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
 
 class CompanyCreate(BaseModel):
-    model_config = _INPUT
+    model_config = INPUT_MODEL
 
     name: CompanyName
     domain: Domain | None = None
@@ -39,7 +46,7 @@ class CompanyCreate(BaseModel):
 class CompanyPatch(BaseModel):
     """PATCH /companies/{id}: sent fields change, null clears; attributes merge (RFC 7396)."""
 
-    model_config = _INPUT
+    model_config = INPUT_MODEL
 
     name: CompanyName | None = None
     domain: Domain | None = None
@@ -66,6 +73,7 @@ class CompanyPatch(BaseModel):
 
 
 class Company(BaseModel):
+    model_config = OUTPUT_MODEL
     id: str
     name: str
     domain: str | None = None
@@ -83,5 +91,6 @@ class Company(BaseModel):
 
 
 class CompanyPage(BaseModel):
+    model_config = OUTPUT_MODEL
     items: list[Company]
     next_cursor: str | None

@@ -5,10 +5,22 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from crm_core import normalize
-from crm_core.fields import Attributes, Country, Email, Name, Phone, Tags, Title, Ulid, UserId
+from crm_core.fields import (
+    INPUT_MODEL,
+    OUTPUT_MODEL,
+    Attributes,
+    Country,
+    Email,
+    Name,
+    Phone,
+    Tags,
+    Title,
+    Ulid,
+    UserId,
+)
 
 
 class LifecycleStage(StrEnum):
@@ -28,13 +40,10 @@ class EmailConsent(StrEnum):
     UNKNOWN = "unknown"
 
 
-_INPUT = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 class ContactCreate(BaseModel):
     """POST /contacts. Server-owned fields (id, score, timestamps, version) are refused."""
 
-    model_config = _INPUT
+    model_config = INPUT_MODEL
 
     email: Email | None = None
     first_name: Name | None = None
@@ -64,7 +73,7 @@ class ContactPatch(BaseModel):
     `attributes` merges like RFC 7396: keys sent are set, a null value removes the key.
     """
 
-    model_config = _INPUT
+    model_config = INPUT_MODEL
 
     email: Email | None = None
     first_name: Name | None = None
@@ -95,13 +104,15 @@ class ContactPatch(BaseModel):
 
 
 class MergeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = INPUT_MODEL
 
     from_id: Ulid
 
 
 class Contact(BaseModel):
     """A stored contact, as every read and write returns it."""
+
+    model_config = OUTPUT_MODEL
 
     id: str
     email: str | None = None
@@ -126,5 +137,6 @@ class Contact(BaseModel):
 
 
 class ContactPage(BaseModel):
+    model_config = OUTPUT_MODEL
     items: list[Contact]
     next_cursor: str | None
