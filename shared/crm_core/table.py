@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from crm_core.dynamo import Item, from_item, key_attrs, to_attr, to_item
-from crm_core.errors import TooManyRequests
+from crm_core.errors import BadRequest, TooManyRequests
 from crm_core.pagination import ListQuery
 
 MAX_TRANSACTION_ITEMS = 100
@@ -161,6 +161,10 @@ class Table:
         if listing.index:
             params["IndexName"] = listing.index
         start = listing.decode(cursor)
+        if start and sort_prefix and not start[sk_name]["S"].startswith(sort_prefix):
+            # DynamoDB refuses a start key outside the key condition with a ValidationException
+            # (a 500); a cursor of another prefix, or a forged one, is the client's 400.
+            raise BadRequest("the cursor is not valid for this list")
         if start:
             params["ExclusiveStartKey"] = start
         response = self._call("query", **params)

@@ -3,7 +3,9 @@ from tests.support.api import User
 
 def test_create_and_read(api):
     admin = User("acme")
-    created = api.call("POST", "/contacts", admin, {"email": "Ada@Example.com", "first_name": "Ada"})
+    created = api.call(
+        "POST", "/contacts", admin, {"email": "Ada@Example.com", "first_name": "Ada"}
+    )
     assert created.status == 201, created.text
     body = created.json
     got = api.call("GET", f"/contacts/{body['id']}", admin)

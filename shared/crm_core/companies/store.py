@@ -12,6 +12,7 @@ from crm_core.dynamo import Item
 from crm_core.errors import Conflict, NotFound, PreconditionFailed
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.patching import apply_patch
 from crm_core.table import Page, Table, TransactionCancelled
 
 COMPANY = "company"
@@ -69,15 +70,7 @@ class CompanyStore:
         self, tenant_id: str, company_id: str, changes: dict[str, Any], expected: int | None
     ) -> Company:
         old = self._load_for_write(tenant_id, company_id, expected)
-        new = {**old, **changes, "updated_at": now_iso(), "version": old["version"] + 1}
-        if "attributes" in changes:
-            merged = {**old.get("attributes", {}), **(changes["attributes"] or {})}
-            new["attributes"] = {k: v for k, v in merged.items() if v is not None}
-        if "tags" in changes:
-            new["tags"] = changes["tags"] or []
-        for name, value in changes.items():
-            if value is None:
-                new.pop(name, None)
+        new = {**apply_patch(old, changes), "updated_at": now_iso(), "version": old["version"] + 1}
         ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
         if new.get("domain") != old.get("domain"):
             ops += self._domain_release(old)

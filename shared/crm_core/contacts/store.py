@@ -17,6 +17,7 @@ from crm_core.errors import Conflict, Moved, NotFound, PreconditionFailed, Unpro
 from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.patching import apply_patch
 from crm_core.table import Page, Table, TransactionCancelled
 
 CONTACT = "contact"
@@ -125,15 +126,11 @@ class ContactStore:
         # Without If-Match a concurrent write is retried on fresh data; with it, it is a 412.
         for attempt in range(_UPDATE_ATTEMPTS):
             old = self._load_for_write(tenant_id, contact_id, expected)
-            new = {**old, **changes, "updated_at": now_iso(), "version": old["version"] + 1}
-            if "attributes" in changes:
-                merged = {**old.get("attributes", {}), **changes["attributes"]}
-                new["attributes"] = {k: v for k, v in merged.items() if v is not None}
-            if "tags" in changes:
-                new["tags"] = changes["tags"] or []
-            for name, value in changes.items():
-                if value is None:
-                    new.pop(name, None)
+            new = {
+                **apply_patch(old, changes),
+                "updated_at": now_iso(),
+                "version": old["version"] + 1,
+            }
             if new.get("email") is None and new.get("phone") is None:
                 raise Unprocessable(
                     "a contact needs an email or a phone",
