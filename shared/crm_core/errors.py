@@ -44,6 +44,11 @@ class PreconditionFailed(CrmError):
     status, title, type_slug = 412, "Precondition failed", "precondition-failed"
 
 
+class ConcurrentChange(PreconditionFailed):
+    """A versioned write lost to a concurrent one. `table.read_modify_write` retries it on
+    fresh data; only if it escapes is it the client's 412."""
+
+
 class PayloadTooLarge(CrmError):
     status, title, type_slug = 413, "Payload too large", "payload-too-large"
 

@@ -116,7 +116,9 @@ def _screen(event: dict[str, Any]) -> None:
         # Powertools parses only application/json and fails on any other type with an
         # exception of its own (a 500); `+json` types such as merge-patch+json are JSON too.
         event["headers"] = {
-            **{k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"},
+            **{
+                k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
+            },
             "content-type": JSON,
         }
     if event.get("isBase64Encoded"):

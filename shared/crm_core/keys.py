@@ -88,8 +88,22 @@ def companies_by_name(tenant_id: str) -> str:
     return f"T#{tenant_id}#COMPANIES"
 
 
+# The name ends with a character below every character of its sortable form, so "Acme"
+# sorts before "Acme Corp" (a "#" there sorted it after: " " < "#").
+_NAME_END = "\x1f"
+_NAME_SORT_CHARS = 200
+
+
 def company_name_sort_key(name: str, company_id: str) -> str:
-    return f"{name.casefold()}#{company_id}"
+    return f"{company_name_prefix(name)}{_NAME_END}{company_id}"
+
+
+def company_name_prefix(text: str) -> str:
+    """The sortable form of a name, or of the start of one: case-folded, control characters
+    as spaces, and at most 200 characters (4 bytes each at most) so that with the id the key
+    stays within DynamoDB's 1024 bytes even when case folding lengthens the name."""
+    folded = "".join(c if c >= " " else " " for c in text.casefold())
+    return folded[:_NAME_SORT_CHARS]
 
 
 # Idempotency records (Powertools) --------------------------------------------------------

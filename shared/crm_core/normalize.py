@@ -31,17 +31,26 @@ def email(value: str) -> str:
 
 def phone(value: str, country: str | None = None) -> str:
     """E.164 when the number can be parsed (with the contact's country as a hint), else as typed."""
-    import phonenumbers
-
     text = " ".join(value.split())
     if not text:
         raise ValueError("a phone number cannot be blank")
+    e164 = _e164(text, country)
+    # Some odd numbers lose a digit each time they are parsed ("+49000000" -> "+4900000"):
+    # keep those as typed, so that normalizing a stored phone again never changes it.
+    if e164 is None or _e164(e164, None) != e164:
+        return text
+    return e164
+
+
+def _e164(text: str, country: str | None) -> str | None:
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(text, country)
     except phonenumbers.NumberParseException:
-        return text
+        return None
     if not phonenumbers.is_possible_number(parsed):
-        return text
+        return None
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from crm_core.dynamo import Item, from_item, key_attrs, to_attr, to_item
-from crm_core.errors import BadRequest, TooManyRequests
+from crm_core.errors import BadRequest, ConcurrentChange, TooManyRequests
 from crm_core.pagination import ListQuery
 
 MAX_TRANSACTION_ITEMS = 100
@@ -130,7 +130,7 @@ class Table:
                 pending = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
                 attempt += 1
                 if pending:
-                    _backoff(attempt)
+                    backoff(attempt)
         return [found[(k["PK"], k["SK"])] for k in keys if (k["PK"], k["SK"]) in found]
 
     def query(
@@ -190,7 +190,7 @@ class Table:
                 # try again. Anything else is an answer.
                 if "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons:
                     if attempt < _CONFLICT_ATTEMPTS:
-                        _backoff(attempt)
+                        backoff(attempt)
                         continue
                     raise TooManyRequests("the record is busy; try again") from exc
                 raise TransactionCancelled(reasons, items) from exc
@@ -205,5 +205,30 @@ class Table:
         return result
 
 
-def _backoff(attempt: int) -> None:
+# N writers racing on one record may each need up to N attempts: enough for a busy
+# record, with backoff, well within an API request's time.
+_OPTIMISTIC_ATTEMPTS = 8
+T = TypeVar("T")
+
+
+def read_modify_write(attempt_once: Callable[[], T], what: str) -> T:
+    """Run a versioned read-modify-write (`attempt_once` reads, then writes on `version`)
+    again on fresh data whenever a concurrent write wins.
+
+    A stale If-Match still ends as a 412: the fresh read finds another version. Without
+    If-Match the client set no precondition, so only a record that keeps changing is a 429.
+    """
+    for attempt in range(1, _OPTIMISTIC_ATTEMPTS + 1):
+        try:
+            return attempt_once()
+        except ConcurrentChange:
+            if attempt == _OPTIMISTIC_ATTEMPTS:
+                raise TooManyRequests(f"the {what} is changing fast; try again") from None
+            backoff(attempt)
+    raise AssertionError("unreachable")
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a random while, longer with each attempt, so that retries of racing writers
+    spread out instead of colliding again."""
     time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not security

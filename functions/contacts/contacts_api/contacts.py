@@ -33,7 +33,7 @@ ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
 # No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
 # (crm_core.pagination refuses it), not a 422.
-Cursor = Annotated[str | None, Query(description="From `next_cursor`.")]
+Cursor = Annotated[str | None, Query(description="From `next_cursor` (at most 2048 characters).")]
 _ONE: dict[int, OpenAPIResponse] = {
     200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}
 }

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_core import keys
+from crm_core import keys, normalize
 from crm_core.clock import now_iso
 from crm_core.companies.models import Company, CompanyCreate
 from crm_core.dynamo import Item
-from crm_core.errors import Conflict, NotFound, PreconditionFailed
+from crm_core.errors import ConcurrentChange, Conflict, NotFound, PreconditionFailed
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
-from crm_core.table import Page, Table, TransactionCancelled
+from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 COMPANY = "company"
 DOMAIN_OWNER = "company_domain"
@@ -54,7 +54,7 @@ class CompanyStore:
             "type": COMPANY,
             "id": new_ulid(),
             "tenant_id": tenant_id,
-            **data.model_dump(mode="json", exclude_none=True),
+            **apply_patch({}, data.model_dump(mode="json", exclude_none=True)),
             "contact_count": 0,
             "created_at": now,
             "updated_at": now,
@@ -69,16 +69,39 @@ class CompanyStore:
     def update(
         self, tenant_id: str, company_id: str, changes: dict[str, Any], expected: int | None
     ) -> Company:
-        old = self._load_for_write(tenant_id, company_id, expected)
-        new = {**apply_patch(old, changes), "updated_at": now_iso(), "version": old["version"] + 1}
-        ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
-        if new.get("domain") != old.get("domain"):
-            ops += self._domain_release(old)
-            ops += self._domain_claim(new)
-        self._write(ops)
-        return to_company(new)
+        def attempt() -> Company:
+            old = self._load_for_write(tenant_id, company_id, expected)
+            new = {
+                **apply_patch(old, changes),
+                "updated_at": now_iso(),
+                "version": old["version"] + 1,
+            }
+            if new.get("phone") and {"phone", "country"} & changes.keys():
+                # The patch model could use only a country sent with it; the stored one is
+                # the hint for a national number, as on create.
+                new["phone"] = normalize.phone(new["phone"], new.get("country"))
+            # The put rewrites contact_count too: contacts joining or leaving meanwhile (an
+            # ADD that leaves the version alone) must fail it, or their counts would be lost.
+            ops = [
+                self.op.put(
+                    _stored(new),
+                    "version = :v AND (attribute_not_exists(contact_count) OR contact_count = :n)",
+                    v=old["version"],
+                    n=old.get("contact_count", 0),
+                )
+            ]
+            if new.get("domain") != old.get("domain"):
+                ops += self._domain_release(old)
+                ops += self._domain_claim(new)
+            self._write(ops)
+            return to_company(new)
+
+        return read_modify_write(attempt, "company")
 
     def delete(self, tenant_id: str, company_id: str, expected: int | None) -> None:
+        read_modify_write(lambda: self._delete_once(tenant_id, company_id, expected), "company")
+
+    def _delete_once(self, tenant_id: str, company_id: str, expected: int | None) -> None:
         old = self._load_for_write(tenant_id, company_id, expected)
         if old.get("contact_count", 0) > 0:
             raise Conflict(
@@ -105,7 +128,7 @@ class CompanyStore:
             limit,
             cursor,
             newest_first=False,
-            sort_prefix=prefix.casefold() if prefix else None,
+            sort_prefix=keys.company_name_prefix(prefix) if prefix else None,
         )
 
     def _load_for_write(self, tenant_id: str, company_id: str, expected: int | None) -> Item:
@@ -150,11 +173,9 @@ class CompanyStore:
                             {"loc": ["body", "domain"], "msg": "already used by another company"}
                         ],
                     ) from None
-                if kind == "Delete" and "#CO#" in pk:
-                    raise Conflict(
-                        "the company changed or gained contacts meanwhile; reload and retry"
-                    ) from None
-                raise PreconditionFailed(
+                # The company changed (or gained contacts) meanwhile: read_modify_write
+                # reads it again and decides on fresh data.
+                raise ConcurrentChange(
                     "the company was changed by someone else; reload and retry"
                 ) from None
             raise Conflict(f"the change was refused: {cancelled}") from None

@@ -9,16 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_core import keys
+from crm_core import keys, normalize
 from crm_core.clock import now_iso
 from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
 from crm_core.dynamo import Item
-from crm_core.errors import Conflict, Moved, NotFound, PreconditionFailed, Unprocessable
+from crm_core.errors import (
+    ConcurrentChange,
+    Conflict,
+    Moved,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
-from crm_core.table import Page, Table, TransactionCancelled
+from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 CONTACT = "contact"
 REDIRECT = "contact_redirect"
@@ -37,7 +44,6 @@ _FILLABLE = (
     "country",
 )
 _API_FIELDS = tuple(Contact.model_fields)
-_UPDATE_ATTEMPTS = 3
 
 
 def to_contact(item: Mapping[str, Any]) -> Contact:
@@ -104,7 +110,7 @@ class ContactStore:
             "type": CONTACT,
             "id": new_ulid(),
             "tenant_id": tenant_id,
-            **data.model_dump(mode="json", exclude_none=True),
+            **apply_patch({}, data.model_dump(mode="json", exclude_none=True)),
             "other_emails": [],
             "score": 0,
             "created_at": now,
@@ -123,14 +129,17 @@ class ContactStore:
     def update(
         self, tenant_id: str, contact_id: str, changes: dict[str, Any], expected: int | None
     ) -> Contact:
-        # Without If-Match a concurrent write is retried on fresh data; with it, it is a 412.
-        for attempt in range(_UPDATE_ATTEMPTS):
+        def attempt() -> Contact:
             old = self._load_for_write(tenant_id, contact_id, expected)
             new = {
                 **apply_patch(old, changes),
                 "updated_at": now_iso(),
                 "version": old["version"] + 1,
             }
+            if new.get("phone") and {"phone", "country"} & changes.keys():
+                # The patch model could use only a country sent with it; the stored one is
+                # the hint for a national number, as on create.
+                new["phone"] = normalize.phone(new["phone"], new.get("country"))
             if new.get("email") is None and new.get("phone") is None:
                 raise Unprocessable(
                     "a contact needs an email or a phone",
@@ -149,17 +158,16 @@ class ContactStore:
             ops += self._company_counts(
                 tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
             )
-            try:
-                self._write(ops, new)
-            except PreconditionFailed:
-                if expected is not None or attempt == _UPDATE_ATTEMPTS - 1:
-                    raise
-                continue
+            self._write(ops, new)
             return to_contact(new)
-        raise AssertionError("unreachable")
+
+        return read_modify_write(attempt, "contact")
 
     # Delete -----------------------------------------------------------------------------
     def delete(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
+        read_modify_write(lambda: self._delete_once(tenant_id, contact_id, expected), "contact")
+
+    def _delete_once(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
         old = self._load_for_write(tenant_id, contact_id, expected)
         ops = [
             self.op.delete(keys.contact(tenant_id, contact_id), "version = :v", v=old["version"])
@@ -176,6 +184,13 @@ class ContactStore:
                 "a contact cannot be merged into itself",
                 errors=[{"loc": ["body", "from_id"], "msg": "same as the target"}],
             )
+        return read_modify_write(
+            lambda: self._merge_once(tenant_id, target_id, from_id, expected), "contact"
+        )
+
+    def _merge_once(
+        self, tenant_id: str, target_id: str, from_id: str, expected: int | None
+    ) -> Contact:
         target = self._load_for_write(tenant_id, target_id, expected)
         try:
             loser = self._load_for_write(tenant_id, from_id, None)
@@ -340,7 +355,7 @@ def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: I
             )
         if "#EMAIL#" in pk:
             return Conflict("the contact's email changed concurrently; try again")
-        return PreconditionFailed("the contact was changed by someone else; reload and retry")
+        return ConcurrentChange("the contact was changed by someone else; reload and retry")
     return Conflict(f"the change was refused: {cancelled}")
 
 

@@ -1,0 +1,121 @@
+"""Keys: every partition is inside its tenant; sort keys sort as the values they stand for."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from crm_core import keys
+from tests.unit.strategies import tenant_ids, ulids
+
+# Each key builder, with the arguments it takes after the tenant.
+PARTITIONS: dict[str, Callable[[str, str], str]] = {
+    "contact": lambda t, x: keys.contact(t, x)["PK"],
+    "contact_email": lambda t, x: keys.contact_email(t, x)["PK"],
+    "tag_member": lambda t, x: keys.tag_member(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "tag_partition": lambda t, x: keys.tag_partition(t, x),
+    "contacts_by_updated": lambda t, x: keys.contacts_by_updated(t),
+    "contacts_by_stage": lambda t, x: keys.contacts_by_stage(t, x),
+    "contacts_by_owner": lambda t, x: keys.contacts_by_owner(t, x),
+    "contacts_by_company": lambda t, x: keys.contacts_by_company(t, x),
+    "company": lambda t, x: keys.company(t, x)["PK"],
+    "company_domain": lambda t, x: keys.company_domain(t, x)["PK"],
+    "companies_by_name": lambda t, x: keys.companies_by_name(t),
+    "idempotency_partition": lambda t, x: keys.idempotency_partition(t),
+}
+values = st.text(min_size=1, max_size=60)
+
+
+def test_every_tenant_key_builder_is_checked() -> None:
+    builders = {
+        name
+        for name, fn in inspect.getmembers(keys, inspect.isfunction)
+        if fn.__module__ == keys.__name__
+        and list(inspect.signature(fn).parameters)[:1] == ["tenant_id"]
+    }
+    assert builders - {"tenant"} == set(PARTITIONS)
+
+
+@given(tenant_ids, values)
+def test_every_partition_key_starts_with_its_tenant(tenant: str, value: str) -> None:
+    for name, build in PARTITIONS.items():
+        assert build(tenant, value).startswith(f"T#{tenant}#"), name
+
+
+@given(tenant_ids, tenant_ids, values)
+def test_no_partition_of_one_tenant_is_inside_another(a: str, b: str, value: str) -> None:
+    assume(a != b)
+    for name, build in PARTITIONS.items():
+        assert not build(a, value).startswith(f"T#{b}#"), name
+
+
+scores = st.floats(min_value=-1e9, max_value=1e12, allow_nan=False)
+
+
+@given(scores, scores, ulids, ulids)
+def test_score_sort_key_orders_like_the_scores(a: float, b: float, id_a: str, id_b: str) -> None:
+    key_a, key_b = keys.score_sort_key(a, id_a), keys.score_sort_key(b, id_b)
+    assert len(key_a.split("#")[0]) == 16
+    if round(a * 1000) < round(b * 1000):
+        assert key_a < key_b
+    elif round(a * 1000) == round(b * 1000):
+        assert (key_a < key_b) == (id_a < id_b)
+
+
+def test_score_sort_key_examples() -> None:
+    ordered = [-5.5, -1, -0.001, 0, 0.001, 1, 2.5, 10, 99.999, 1000]
+    sort_keys = [keys.score_sort_key(s, "01ARZ3NDEKTSV4RRFFQ69G5FAV") for s in ordered]
+    assert sort_keys == sorted(sort_keys)
+
+
+times = st.datetimes().map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+)
+
+
+@given(times, times, ulids)
+def test_time_sort_key_orders_like_the_times(a: str, b: str, item: str) -> None:
+    assume(len(a) == len(b))  # four-digit years, as clock.now_iso writes them
+    assert (keys.time_sort_key(a, item) < keys.time_sort_key(b, item)) == (a < b)
+
+
+names = st.text(st.characters(min_codepoint=32, codec="utf-8"), min_size=1, max_size=200)
+
+
+@given(names, names, ulids, ulids)
+def test_company_names_sort_case_insensitively(a: str, b: str, id_a: str, id_b: str) -> None:
+    fa, fb = keys.company_name_prefix(a), keys.company_name_prefix(b)
+    assume(fa != fb)
+    assert (keys.company_name_sort_key(a, id_a) < keys.company_name_sort_key(b, id_b)) == (fa < fb)
+
+
+def test_a_name_sorts_before_its_longer_names() -> None:
+    ordered = ["Acme", "acme corp", "ACME Labs", "Acme\tTabs", "Acme!", "acme-ops", "Acmes"]
+    sort_keys = [keys.company_name_sort_key(name, "01ARZ3NDEKTSV4RRFFQ69G5FAV") for name in ordered]
+    assert sort_keys == sorted(sort_keys)
+    # Whatever the ids: a name's key sorts below the key of any longer name.
+    assert keys.company_name_sort_key("Acme", "Z" * 26) < keys.company_name_sort_key(
+        "Acme 0", "0" * 26
+    )
+
+
+@given(names, st.data(), ulids)
+def test_a_name_matches_every_prefix_of_itself(name: str, data: st.DataObject, item: str) -> None:
+    prefix = name[: data.draw(st.integers(1, len(name)))]
+    sort_key = keys.company_name_sort_key(name, item)
+    assert sort_key.startswith(keys.company_name_prefix(prefix))
+    assert sort_key.startswith(keys.company_name_prefix(prefix.upper()))
+
+
+@given(st.text(max_size=200), ulids)
+def test_a_company_name_key_fits_dynamodb(name: str, item: str) -> None:
+    """A sort key holds at most 1024 bytes, whatever the name's characters fold into."""
+    assert len(keys.company_name_sort_key(name, item).encode("utf-8", "surrogatepass")) <= 1024
+
+
+def test_a_name_that_folds_longer_still_fits() -> None:
+    name = "\u0390" * 200  # each folds into three characters of two bytes
+    assert len(keys.company_name_sort_key(name, "01ARZ3NDEKTSV4RRFFQ69G5FAV").encode()) <= 1024
