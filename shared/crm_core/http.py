@@ -6,10 +6,12 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from crm_core import idempotency
@@ -22,7 +24,14 @@ from crm_core.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from crm_core.pagination import MAX_LIMIT
 from crm_core.table import Table
+
+# Query parameters every list route takes (PRODUCT.md: lists).
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
+# No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
+# (crm_core.pagination refuses it), not a 422.
+Cursor = Annotated[str | None, Query(description="From `next_cursor` (at most 2048 characters).")]
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -225,3 +234,8 @@ def raw_response(response: Response[str]) -> dict[str, Any]:
         "body": response.body,
         "isBase64Encoded": False,
     }
+
+
+def returns(status: int, description: str, model: type[BaseModel]) -> dict[int, OpenAPIResponse]:
+    """A route's success response, for the OpenAPI document."""
+    return {status: {"description": description, "content": {JSON: {"model": model}}}}

@@ -7,7 +7,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
 from contacts_api.context import app, company_store, contact_store, metrics, table
@@ -18,26 +17,18 @@ from crm_core.companies.store import to_company
 from crm_core.contacts.models import ContactPage
 from crm_core.contacts.store import to_contact
 from crm_core.fields import Ulid
-from crm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from crm_core.pagination import DEFAULT_LIMIT
 
 router = Router()
 
 CompanyId = Annotated[Ulid, Path(description="The company's id (a ULID).")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-# No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
-# (crm_core.pagination refuses it), not a 422.
-Cursor = Annotated[str | None, Query(description="From `next_cursor` (at most 2048 characters).")]
-_ONE: dict[int, OpenAPIResponse] = {
-    200: {"description": "The company", "content": {"application/json": {"model": Company}}}
-}
+_ONE = http.returns(200, "The company", Company)
 
 
 @router.post(
     "/companies",
     summary="Create a company",
-    responses={
-        201: {"description": "Created", "content": {"application/json": {"model": Company}}}
-    },
+    responses=http.returns(201, "Created", Company),
 )
 def create_company(body: CompanyCreate) -> Response[str]:
     caller = http.caller(app)
@@ -56,13 +47,11 @@ def create_company(body: CompanyCreate) -> Response[str]:
 @router.get(
     "/companies",
     summary="List companies by name",
-    responses={
-        200: {"description": "A page", "content": {"application/json": {"model": CompanyPage}}}
-    },
+    responses=http.returns(200, "A page", CompanyPage),
 )
 def list_companies(
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    limit: http.Limit = DEFAULT_LIMIT,
+    cursor: http.Cursor = None,
     name_prefix: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response[str]:
     caller = http.caller(app)
@@ -104,12 +93,10 @@ def delete_company(company_id: CompanyId) -> Response[str]:
 @router.get(
     "/companies/<company_id>/contacts",
     summary="The contacts of a company",
-    responses={
-        200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}
-    },
+    responses=http.returns(200, "A page", ContactPage),
 )
 def company_contacts(
-    company_id: CompanyId, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    company_id: CompanyId, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
 ) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_READ)

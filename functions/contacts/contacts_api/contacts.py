@@ -7,7 +7,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
 from contacts_api.context import app, contact_store, metrics, table
@@ -25,26 +24,18 @@ from crm_core.contacts.store import to_contact
 from crm_core.errors import BadRequest, Forbidden, Unprocessable
 from crm_core.fields import Email, Ulid, UserId
 from crm_core.normalize import tag as normalize_tag
-from crm_core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from crm_core.pagination import DEFAULT_LIMIT
 
 router = Router()
 
 ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
-# No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
-# (crm_core.pagination refuses it), not a 422.
-Cursor = Annotated[str | None, Query(description="From `next_cursor` (at most 2048 characters).")]
-_ONE: dict[int, OpenAPIResponse] = {
-    200: {"description": "The contact", "content": {"application/json": {"model": Contact}}}
-}
+_ONE = http.returns(200, "The contact", Contact)
 
 
 @router.post(
     "/contacts",
     summary="Create a contact",
-    responses={
-        201: {"description": "Created", "content": {"application/json": {"model": Contact}}}
-    },
+    responses=http.returns(201, "Created", Contact),
 )
 def create_contact(body: ContactCreate) -> Response[str]:
     caller = http.caller(app)
@@ -63,13 +54,11 @@ def create_contact(body: ContactCreate) -> Response[str]:
 @router.get(
     "/contacts",
     summary="List contacts (one filter at a time)",
-    responses={
-        200: {"description": "A page", "content": {"application/json": {"model": ContactPage}}}
-    },
+    responses=http.returns(200, "A page", ContactPage),
 )
 def list_contacts(
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    limit: http.Limit = DEFAULT_LIMIT,
+    cursor: http.Cursor = None,
     lifecycle_stage: Annotated[LifecycleStage | None, Query()] = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     owner_id: Annotated[UserId | None, Query()] = None,
