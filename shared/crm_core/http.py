@@ -124,43 +124,32 @@ def _screen(event: dict[str, Any]) -> None:
     if media != JSON:
         # Powertools parses only application/json and fails on any other type with an
         # exception of its own (a 500); `+json` types such as merge-patch+json are JSON too.
-        event["headers"] = {
-            **{
-                k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
-            },
-            "content-type": JSON,
+        others = {
+            k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
         }
+        event["headers"] = {**others, "content-type": JSON}
     if event.get("isBase64Encoded"):
         try:
             event["body"] = base64.b64decode(body, validate=True).decode()
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the body is not valid base64-encoded UTF-8") from None
         event["isBase64Encoded"] = False
-    if not _is_valid_unicode(event["body"]):
-        raise BadRequest("the body contains invalid Unicode (a lone surrogate)")
-    if event["body"].lstrip(" \t\r\n").startswith("["):
+    try:
+        parsed = json.loads(event["body"])
+    except ValueError:
+        return  # not JSON: the resolver answers it with its own precise 400
+    if isinstance(parsed, list):
         # Powertools reads a JSON array as repeated values and hands a body model its first
         # element, so `[{...}]` would pass as `{...}`. No route takes an array body.
         raise Unprocessable(
             "the body must be a JSON object",
             errors=[{"loc": ["body"], "msg": "Input should be a JSON object, not an array"}],
         )
-
-
-def _is_valid_unicode(body: str) -> bool:
-    """False if JSON escapes decode to text that is not valid UTF-8 (DynamoDB would refuse it).
-
-    Invalid JSON passes here: the resolver answers it with its own precise 400.
-    """
     try:
-        parsed = json.loads(body)
-    except ValueError:
-        return True
-    try:
+        # JSON escapes can spell lone surrogates, which are not UTF-8: DynamoDB refuses them.
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        raise BadRequest("the body contains invalid Unicode (a lone surrogate)") from None
 
 
 def caller(app: APIGatewayHttpResolver) -> Principal:
@@ -239,3 +228,11 @@ def raw_response(response: Response[str]) -> dict[str, Any]:
 def returns(status: int, description: str, model: type[BaseModel]) -> dict[int, OpenAPIResponse]:
     """A route's success response, for the OpenAPI document."""
     return {status: {"description": description, "content": {JSON: {"model": model}}}}
+
+
+def log_keys(event: dict[str, Any]) -> dict[str, str]:
+    """Who is calling, for every log line of the request: tenant and user ids, never the token."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims") or {}
+    keys = {"tenant_id": claims.get("custom:tenant_id"), "user_id": claims.get("sub")}
+    return {k: v[:128] for k, v in keys.items() if isinstance(v, str)}

@@ -233,6 +233,14 @@ ROWS: list[Row] = [
         {**NEW, "attributes": {"langs": ["no", "en"]}},
         loc="attributes",
     ),
+    # A JSON escape can spell a lone surrogate, which is not UTF-8: DynamoDB refuses it.
+    Row(
+        "lone-surrogate",
+        "POST",
+        "/contacts",
+        400,
+        raw='{"email": "new@example.com", "first_name": "\\ud800"}',
+    ),
     # DynamoDB stores numbers of at most 38 digits within 1E-130..1E+126, and no NaN.
     Row(
         "attribute-value-nan",
