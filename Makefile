@@ -32,7 +32,7 @@ fmt: venv
 
 # Each function is its own import root in Lambda, so each is checked on its own path.
 typecheck: venv
-	$(BIN)/mypy shared/crm_core scripts
+	$(BIN)/mypy shared/crm_core scripts infra
 	for fn in functions/*/; do MYPYPATH=shared:$$fn $(BIN)/mypy $$fn || exit 1; done
 
 unit: venv

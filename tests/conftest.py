@@ -62,7 +62,7 @@ def contacts_module(aws: None) -> ModuleType:
 @pytest.fixture
 def table(contacts_module: ModuleType) -> Iterator[Any]:
     """A fresh table, exactly as template.yaml declares it, for each test."""
-    from tests.support.cfn import table_create_kwargs
+    from infra.cfn import table_create_kwargs
 
     crm_table = sys.modules["contacts_api.context"].table
     ddb = crm_table.client

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.cfn import (
+from infra.cfn import (
     REPO_ROOT,
     load_template,
     loads,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from infra.cfn import table_create_kwargs
 from tests.support.api import Api, User
-from tests.support.cfn import table_create_kwargs
 from tests.support.checks import assert_problem
 
 ADMIN = User("acme", ("admin",))

@@ -1,4 +1,4 @@
-"""Read template.yaml the way CloudFormation does, for tests and test fixtures.
+"""Read template.yaml the way CloudFormation does, for the local cloud and the tests.
 
 `load_template()` parses the template with yaml.SafeLoader extended with CloudFormation's
 short-form tags (`!Ref X` becomes `{"Ref": "X"}`, `!Sub s` becomes `{"Fn::Sub": s}`, ...).
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 # Short-form tag -> long-form key. !Ref, !Condition and !GetAtt are handled separately below.
@@ -95,7 +95,7 @@ for _tag, _key in _FN_TAGS.items():
 
 def loads(text: str) -> dict[str, Any]:
     """Parse CloudFormation YAML text into a dict with long-form intrinsic functions."""
-    data = yaml.load(text, Loader=CfnLoader)  # CfnLoader is a yaml.SafeLoader
+    data = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a yaml.SafeLoader
     if not isinstance(data, dict):
         raise ValueError("a CloudFormation template must be a mapping")
     return data

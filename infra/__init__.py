@@ -1,0 +1,1 @@
+"""The `crm` command: the local cloud, tenant and user admin, deploy helpers."""
