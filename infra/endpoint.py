@@ -1,0 +1,105 @@
+"""The local AWS endpoint: a moto server in this process, with DynamoDB made atomic.
+
+moto runs a transaction as check-then-write on a copy of the table, and a failed one
+restores that copy over the whole table; two requests at once can then both pass a
+condition the other breaks, or erase each other's writes. DynamoDB isolates every request,
+so here each DynamoDB request holds one lock (docs/decisions.md, 16). Races between a
+function's separate requests (read, then conditional write) stay as open as in AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_READ_ACTIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "ListTables",
+        "DescribeTimeToLive",
+        "DescribeContinuousBackups",
+        "ListTagsOfResource",
+    }
+)
+
+
+class DynamoDbIsolation:
+    """One DynamoDB request at a time, and a count of the requests that may have written."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writes = 0
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        from moto.dynamodb.responses import DynamoHandler
+
+        if self._original is not None:
+            return
+        original = DynamoHandler.call_action
+        isolation = self
+
+        def isolated(handler: Any) -> Any:
+            with isolation.lock:
+                target = handler.headers.get("X-Amz-Target", "") if handler.headers else ""
+                if target.rsplit(".", 1)[-1] not in _READ_ACTIONS:
+                    isolation.writes += 1
+                return original(handler)
+
+        self._original = original
+        DynamoHandler.call_action = isolated  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        from moto.dynamodb.responses import DynamoHandler
+
+        if self._original is not None:
+            DynamoHandler.call_action = self._original  # type: ignore[method-assign]
+            self._original = None
+
+
+@contextmanager
+def isolated_dynamodb() -> Iterator[DynamoDbIsolation]:
+    isolation = DynamoDbIsolation()
+    isolation.install()
+    try:
+        yield isolation
+    finally:
+        isolation.uninstall()
+
+
+class LocalEndpoint:
+    """moto's server on host:port, serving every AWS service the CRM uses."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4566) -> None:
+        self.host = host
+        self.port = port
+        self.isolation = DynamoDbIsolation()
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # One line per AWS call on the console would drown the functions' own logs.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.isolation.install()
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        self.host, self.port = self._server.get_host_and_port()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self.isolation.uninstall()

@@ -1,0 +1,169 @@
+"""Local state that survives `crm dev` restarts, kept under `.crm/state/`.
+
+moto keeps everything in memory. The local cloud therefore saves the table's items and
+the user pool's users to JSON files: every few seconds while DynamoDB is being written,
+and on a clean stop. On start it provisions afresh from template.yaml and loads them back.
+A crash (kill -9, power loss) loses at most the writes of the last snapshot interval.
+
+Users keep their `sub` (the id the CRM stores as owner_id) across restarts. Passwords are
+not readable from Cognito, so the local cloud keeps the ones it set (`users.json`); this is
+a local development store, ignored by git, never used for a deployed stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.topology import ACCOUNT_ID, REGION
+
+_BATCH_WRITE_LIMIT = 25  # DynamoDB's limit per BatchWriteItem
+
+
+@dataclass(frozen=True)
+class SavedUser:
+    email: str
+    sub: str
+    tenant_id: str
+    roles: tuple[str, ...]
+    password: str
+
+
+class StateStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    # Tables -----------------------------------------------------------------------------
+    def save_table(self, dynamodb: Any, table_name: str) -> int:
+        """Write every item of the table (DynamoDB JSON, one per line); the item count."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
+        while True:
+            page = dynamodb.scan(**params)  # the emulator's own snapshot, not a request path
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        _write_atomically(
+            self.folder / f"table-{table_name}.jsonl",
+            "".join(json.dumps(item, sort_keys=True) + "\n" for item in items),
+        )
+        return len(items)
+
+    def restore_table(self, dynamodb: Any, table_name: str) -> int:
+        path = self.folder / f"table-{table_name}.jsonl"
+        if not path.exists():
+            return 0
+        items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        now = int(time.time())
+        ttl_attribute = _ttl_attribute(dynamodb, table_name)
+        if ttl_attribute:
+            # Expired items would have been deleted by DynamoDB meanwhile.
+            items = [i for i in items if not _expired(i.get(ttl_attribute), now)]
+        for start in range(0, len(items), _BATCH_WRITE_LIMIT):
+            pending: list[Any] = [
+                {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH_WRITE_LIMIT]
+            ]
+            while pending:
+                result = dynamodb.batch_write_item(RequestItems={table_name: pending})
+                pending = result.get("UnprocessedItems", {}).get(table_name, [])
+        return len(items)
+
+    # Users ------------------------------------------------------------------------------
+    def save_users(self, users: Iterable[SavedUser]) -> None:
+        rows = [asdict(user) for user in users]
+        _write_atomically(self.folder / "users.json", json.dumps(rows, indent=2) + "\n")
+
+    def load_users(self) -> list[SavedUser]:
+        path = self.folder / "users.json"
+        if not path.exists():
+            return []
+        return [
+            SavedUser(**{**row, "roles": tuple(row["roles"])})
+            for row in json.loads(path.read_text())
+        ]
+
+    def remember_password(self, email: str, password: str) -> None:
+        """Called by `crm user add` for a password other than the local default."""
+        path = self.folder / "passwords.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known[email] = password
+        _write_atomically(path, json.dumps(known, indent=2) + "\n")
+
+    def passwords(self) -> dict[str, str]:
+        path = self.folder / "passwords.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def current_users(
+    cognito: Any, user_pool_id: str, passwords: dict[str, str], default: str
+) -> list[SavedUser]:
+    """The pool's users as they can be re-created: email, sub, tenant, groups, password."""
+    users = []
+    for page in cognito.get_paginator("list_users").paginate(UserPoolId=user_pool_id):
+        for user in page["Users"]:
+            attributes = {a["Name"]: a["Value"] for a in user.get("Attributes", [])}
+            groups = cognito.admin_list_groups_for_user(
+                UserPoolId=user_pool_id, Username=user["Username"]
+            )["Groups"]
+            email = attributes.get("email", user["Username"])
+            users.append(
+                SavedUser(
+                    email=email,
+                    sub=attributes.get("sub", ""),
+                    tenant_id=attributes.get("custom:tenant_id", ""),
+                    roles=tuple(sorted(g["GroupName"] for g in groups)),
+                    password=passwords.get(email, default),
+                )
+            )
+    return users
+
+
+def keep_sub(user_pool_id: str, email: str, sub: str) -> None:
+    """Give a re-created user its old `sub`, so stored owner ids still name it.
+
+    Cognito never lets a client choose a sub; the local endpoint runs in this process, so
+    the emulator sets it on moto's user object directly.
+    """
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    pool = cognitoidp_backends[ACCOUNT_ID][REGION].user_pools[user_pool_id]
+    for user in pool.users.values():
+        if user.attribute_lookup.get("email") == email or user.username == email:
+            user.id = sub
+            user.update_attributes([{"Name": "sub", "Value": sub}])
+            return
+    raise KeyError(email)
+
+
+def _ttl_attribute(dynamodb: Any, table_name: str) -> str | None:
+    described = dynamodb.describe_time_to_live(TableName=table_name)
+    ttl = described.get("TimeToLiveDescription", {})
+    return ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None
+
+
+def _expired(attribute: dict[str, str] | None, now: int) -> bool:
+    if not attribute or "N" not in attribute:
+        return False
+    return float(attribute["N"]) < now
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a sibling temp file, then rename: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
