@@ -36,7 +36,7 @@ typecheck: venv
 	for fn in functions/*/; do MYPYPATH=shared:$$fn $(BIN)/mypy $$fn || exit 1; done
 
 unit: venv
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 iac: venv
 	$(BIN)/cfn-lint template.yaml

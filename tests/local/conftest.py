@@ -1,0 +1,35 @@
+"""A local endpoint (moto server in this process) with the stage provisioned from template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.aws import boto_client
+from infra.cfn import load_template
+from infra.endpoint import LocalEndpoint
+from infra.provision import Provisioned, Provisioner
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[LocalEndpoint]:
+    local = LocalEndpoint(port=0)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def provisioned(endpoint: LocalEndpoint) -> Provisioned:
+    return Provisioner(lambda service: boto_client(service, endpoint.url)).provision(
+        load_template(), {"Stage": "local"}
+    )
+
+
+@pytest.fixture(scope="module")
+def clients(endpoint: LocalEndpoint) -> Any:
+    return lambda service: boto_client(service, endpoint.url)

@@ -1,0 +1,104 @@
+"""Data survives a restart of the local cloud: tables and users are saved and loaded back."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from infra.aws import boto_client
+from infra.cfn import load_template
+from infra.endpoint import LocalEndpoint
+from infra.identity import LOCAL_PASSWORD, Identity, role_email
+from infra.provision import Provisioner
+from infra.state import StateStore, current_users, keep_sub
+
+
+@pytest.fixture
+def endpoint() -> Iterator[LocalEndpoint]:
+    local = LocalEndpoint(port=0)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def restart(endpoint: LocalEndpoint) -> tuple[Any, Identity]:
+    """What a new `crm dev` process starts from: nothing, then the template."""
+    request = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    clients = lambda service: boto_client(service, endpoint.url)  # noqa: E731
+    provisioned = Provisioner(clients).provision(load_template(), {"Stage": "local"})
+    identity = Identity(
+        clients("cognito-idp"),
+        provisioned.physical["UserPool"].ref,
+        provisioned.physical["UserPoolClient"].ref,
+    )
+    return clients("dynamodb"), identity
+
+
+def test_items_and_users_survive_a_restart(endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    dynamodb, identity = restart(endpoint)
+    identity.create_tenant("acme")
+    identity.add_user("ops@acme.example.com", "acme", ("admin", "sales"), "Other-Passw0rd!")
+    store.remember_password("ops@acme.example.com", "Other-Passw0rd!")
+    items = [
+        {"PK": {"S": f"T#acme#C#{i:03d}"}, "SK": {"S": "PROFILE"}, "n": {"N": str(i)}}
+        for i in range(60)  # more than one BatchWriteItem of 25
+    ]
+    expired = {"PK": {"S": "T#acme#IDEMPOTENCY"}, "SK": {"S": "k"}, "ttl": {"N": "1"}}
+    alive = {
+        "PK": {"S": "T#acme#IDEMPOTENCY"},
+        "SK": {"S": "k2"},
+        "ttl": {"N": str(int(time.time()) + 60)},
+    }
+    for item in [*items, expired, alive]:
+        dynamodb.put_item(TableName="crm-local", Item=item)
+    users = current_users(
+        identity.cognito, identity.user_pool_id, store.passwords(), LOCAL_PASSWORD
+    )
+    assert store.save_table(dynamodb, "crm-local") == 62
+    store.save_users(users)
+
+    dynamodb, identity = restart(endpoint)
+    assert dynamodb.scan(TableName="crm-local")["Count"] == 0
+    assert store.restore_table(dynamodb, "crm-local") == 61  # the expired record is gone
+    for user in store.load_users():
+        identity.add_user(user.email, user.tenant_id, user.roles, user.password)
+        keep_sub(identity.user_pool_id, user.email, user.sub)
+
+    restored = dynamodb.scan(TableName="crm-local")["Items"]
+    assert sorted(i["PK"]["S"] + i["SK"]["S"] for i in restored) == sorted(
+        i["PK"]["S"] + i["SK"]["S"] for i in [*items, alive]
+    )
+    before = {u.email: u for u in users}
+    for email, user in before.items():
+        claims = jwt.decode(
+            identity.id_token(email, user.password), options={"verify_signature": False}
+        )
+        assert claims["sub"] == user.sub  # stored owner ids still name the same person
+        assert claims["custom:tenant_id"] == "acme"
+        assert sorted(claims["cognito:groups"]) == sorted(user.roles)
+    assert role_email("acme", "viewer") in before
+
+
+def test_a_snapshot_is_replaced_whole(tmp_path: Path) -> None:
+    """A crash while saving leaves the previous snapshot, never half of a new one."""
+    store = StateStore(tmp_path)
+
+    class FailingScan:
+        def scan(self, **_: Any) -> Any:
+            raise RuntimeError("crash")
+
+    (tmp_path / "table-crm-local.jsonl").write_text('{"PK": {"S": "x"}, "SK": {"S": "y"}}\n')
+    with pytest.raises(RuntimeError):
+        store.save_table(FailingScan(), "crm-local")
+    assert (tmp_path / "table-crm-local.jsonl").read_text().count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["table-crm-local.jsonl"]
