@@ -13,13 +13,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from infra.endpoint import DynamoDbIsolation
 from tests.support.api import LambdaContext, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,18 +69,17 @@ class LambdaPool:
 def lambda_pool(function: str, *, isolate_requests: bool = True) -> Iterator[LambdaPool]:
     """A moto server over the test process's mocked AWS, and warm workers that use it.
 
-    `isolate_requests=False` shows moto's own behaviour under concurrency (see `_serialized`):
+    `isolate_requests=False` shows moto's own behaviour under concurrency (see infra/endpoint.py):
     with it, two creates of one email can both succeed, or the winner's contact vanish.
     """
-    from moto.dynamodb.responses import DynamoHandler
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    original = DynamoHandler.call_action
+    isolation = DynamoDbIsolation()
     if isolate_requests:
-        DynamoHandler.call_action = _serialized(original)  # type: ignore[method-assign]
+        isolation.install()
     context = multiprocessing.get_context("spawn")
     try:
         with (
@@ -100,28 +99,10 @@ def lambda_pool(function: str, *, isolate_requests: bool = True) -> Iterator[Lam
                 future.result(timeout=BARRIER_TIMEOUT_SECONDS * 2)
             yield pool
     finally:
-        DynamoHandler.call_action = original  # type: ignore[method-assign]
+        isolation.uninstall()
         server.stop()
 
 
 def _ready(barrier: Any) -> bool:
     barrier.wait(BARRIER_TIMEOUT_SECONDS)
     return _handler is not None
-
-
-def _serialized(call_action: Any) -> Any:
-    """moto's DynamoDB, one request at a time, as DynamoDB isolates each request.
-
-    moto runs a transaction as check-then-write on a deep copy, and on failure restores the
-    copy over the whole table: two requests at once can then each pass a condition the
-    other breaks, or a failed one can erase another's committed write. DynamoDB does
-    neither. Serializing requests gives moto that per-request isolation; the races between
-    a handler's separate requests (read, then conditional write) stay as open as in AWS.
-    """
-    lock = threading.Lock()
-
-    def locked(self: Any) -> Any:
-        with lock:
-            return call_action(self)
-
-    return locked
