@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# The whole CRM on this machine (Ctrl-C stops; data is kept in .crm/state/).
 dev: venv
-	@echo "The local cloud ('crm dev') arrives with issue 3; until then use 'make test' and 'sam deploy'."
+	$(BIN)/crm dev
 
 test: venv lint typecheck unit iac
 

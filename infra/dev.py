@@ -1,0 +1,259 @@
+"""`crm dev`: the whole CRM on this machine, from template.yaml, on a local AWS endpoint.
+
+Start order: the endpoint (moto), the stage's resources (provision.py), saved state or the
+demo tenant, one warm runner per function, then the HTTP API. `.crm/local.json` tells the
+other `crm` commands where the running cloud is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.aws import LOCAL_CREDENTIALS, boto_client
+from infra.cfn import REPO_ROOT, load_template
+from infra.endpoint import LocalEndpoint
+from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
+from infra.pages import pages
+from infra.provision import Provisioned, Provisioner
+from infra.state import StateStore, current_users, keep_sub
+from infra.topology import (
+    LOCAL_STAGE,
+    FunctionSpec,
+    HttpApiSpec,
+    http_apis,
+    serverless_functions,
+)
+
+DEMO_TENANT = "demo"
+SNAPSHOT_SECONDS = 5.0
+
+
+@dataclass
+class LocalConfig:
+    root: Path = REPO_ROOT
+    host: str = "127.0.0.1"
+    aws_port: int = 4566
+    api_port: int = 3000
+    fresh: bool = False  # ignore saved state
+    log: Callable[[str], None] = print
+    state_dir_override: Path | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        """`.crm/` of the checkout: local.json (where the cloud runs) and state/ (its data)."""
+        return self.state_dir_override or self.root / ".crm"
+
+
+@dataclass
+class Running:
+    """What `.crm/local.json` records for `crm token`, `crm tenant create`, `crm invoke`..."""
+
+    endpoint_url: str
+    api_url: str
+    user_pool_id: str
+    client_id: str
+    tables: list[str]
+    functions: dict[str, str]  # physical name -> logical id
+    pid: int = field(default_factory=os.getpid)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Running:
+        if not path.exists():
+            raise FileNotFoundError("no local cloud is running here: start it with `make dev`")
+        return cls(**json.loads(path.read_text()))
+
+
+class LocalCloud:
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.endpoint = LocalEndpoint(config.host, config.aws_port)
+        self.state = StateStore(config.state_dir / "state")
+        self.provisioned: Provisioned | None = None
+        self.functions: list[FunctionSpec] = []
+        self.apis: list[HttpApiSpec] = []
+        self.runners: Any = None
+        self.gateway: Any = None
+        self.identity: Identity | None = None
+        self.running: Running | None = None
+        self.restored: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._snapshot_thread: threading.Thread | None = None
+        self._saved_writes = 0
+
+    # Start ------------------------------------------------------------------------------
+    def start(self) -> Running:
+        from infra.gateway import HttpGateway
+        from infra.runner import FunctionRunners
+
+        started = time.perf_counter()
+        self.endpoint.start()
+        template = load_template(self.config.root / "template.yaml")
+        self.provisioned = Provisioner(self.client).provision(template, {"Stage": LOCAL_STAGE})
+        physical = self.provisioned.physical
+        self.functions = serverless_functions(template, self.provisioned.resolver)
+        self.apis = http_apis(template, self.provisioned.resolver, self.functions)
+        pool_id, client_id = _cognito_ids(template, physical)
+        self.identity = Identity(self.client("cognito-idp"), pool_id, client_id)
+        tables = [
+            physical[logical].ref
+            for logical, res in template["Resources"].items()
+            if res["Type"] == "AWS::DynamoDB::Table" and logical in physical
+        ]
+        self._restore_or_seed(tables)
+        self.runners = FunctionRunners(
+            self.functions, self.endpoint.url, extra_env=dict(LOCAL_CREDENTIALS)
+        )
+        self.runners.warm()  # every function's cold start now, side by side
+        api = self.apis[0]
+        self.gateway = HttpGateway(
+            api,
+            self.runners.invoke,
+            jwks_url=f"{self.endpoint.url}/{pool_id}/.well-known/jwks.json",
+            host=self.config.host,
+            port=self.config.api_port,
+            api_id=physical[api.logical_id].ref,
+            local_pages={**pages(self.config.root), "/_local/invoke/": self._invoke_page},
+            log=self.config.log,
+        )
+        self.gateway.start()
+        self.running = Running(
+            endpoint_url=self.endpoint.url,
+            api_url=self.gateway.url,
+            user_pool_id=pool_id,
+            client_id=client_id,
+            tables=tables,
+            functions={f.name: f.logical_id for f in self.functions},
+        )
+        self.running.save(self.config.state_dir / "local.json")
+        self._saved_writes = self.endpoint.isolation.writes
+        self._snapshot_thread = threading.Thread(target=self._snapshots, daemon=True)
+        self._snapshot_thread.start()
+        self.ready_seconds = time.perf_counter() - started
+        return self.running
+
+    def _invoke_page(self, request: Any) -> tuple[int, dict[str, str], bytes]:
+        """`crm invoke`: one event through the running cloud's own warm runner."""
+        name = request.path.removeprefix("/_local/invoke/")
+        if request.method != "POST" or self.running is None:
+            return 405, {"Content-Type": "application/json"}, b'{"message":"POST an event"}'
+        logical = self.running.functions.get(name, name)
+        if logical not in {f.logical_id for f in self.functions}:
+            return 404, {"Content-Type": "application/json"}, b'{"message":"no such function"}'
+        result = self.runners.invoke(logical, json.loads(request.body or b"{}"))
+        body = {"payload": result.payload, "error": result.error, "duration_ms": result.duration_ms}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def client(self, service: str) -> Any:
+        return boto_client(service, self.endpoint.url)
+
+    def _restore_or_seed(self, tables: list[str]) -> None:
+        assert self.identity is not None
+        saved_users = [] if self.config.fresh else self.state.load_users()
+        if saved_users:
+            for user in saved_users:
+                self.identity.add_user(user.email, user.tenant_id, user.roles, user.password)
+                if user.sub:
+                    keep_sub(self.identity.user_pool_id, user.email, user.sub)
+        else:
+            self.identity.create_tenant(DEMO_TENANT)
+        dynamodb = self.client("dynamodb")
+        for table in tables:
+            self.restored[table] = (
+                0 if self.config.fresh else self.state.restore_table(dynamodb, table)
+            )
+
+    # Stop -------------------------------------------------------------------------------
+    def snapshot(self) -> None:
+        """Save the tables and users now (the emulator's own Scan, not a request path)."""
+        if self.running is None or self.identity is None:
+            return
+        writes = self.endpoint.isolation.writes
+        dynamodb = self.client("dynamodb")
+        for table in self.running.tables:
+            self.state.save_table(dynamodb, table)
+        users = current_users(
+            self.identity.cognito,
+            self.identity.user_pool_id,
+            self.state.passwords(),
+            LOCAL_PASSWORD,
+        )
+        self.state.save_users(users)
+        self._saved_writes = writes
+
+    def _snapshots(self) -> None:
+        while not self._stop.wait(SNAPSHOT_SECONDS):
+            if self.endpoint.isolation.writes != self._saved_writes:
+                try:
+                    self.snapshot()
+                except Exception as error:
+                    self.config.log(f"[crm] snapshot failed: {error}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.running is not None:
+            self.snapshot()
+        if self.runners is not None:
+            self.runners.close()
+        self.endpoint.stop()
+        (self.config.state_dir / "local.json").unlink(missing_ok=True)
+
+    def wait(self) -> None:
+        self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+
+def _cognito_ids(template: dict[str, Any], physical: dict[str, Any]) -> tuple[str, str]:
+    resources = template["Resources"]
+    pools = [k for k, r in resources.items() if r["Type"] == "AWS::Cognito::UserPool"]
+    clients = [k for k, r in resources.items() if r["Type"] == "AWS::Cognito::UserPoolClient"]
+    if len(pools) != 1 or len(clients) != 1:
+        raise ValueError("the local cloud expects one Cognito user pool and one app client")
+    return physical[pools[0]].ref, physical[clients[0]].ref
+
+
+def banner(cloud: LocalCloud) -> str:
+    running = cloud.running
+    assert running is not None
+    lines = [
+        "",
+        f"CRM local cloud is ready ({cloud.ready_seconds:.1f} s; stage `local` of template.yaml)",
+        "",
+        f"  API            {running.api_url}",
+        f"  OpenAPI        {running.api_url}/openapi.json",
+        f"  Swagger UI     {running.api_url}/docs",
+        f"  AWS endpoint   {running.endpoint_url}",
+        f"  Functions      {', '.join(sorted(running.functions))}",
+        f"  Tables         {', '.join(running.tables)}"
+        + (
+            f"   (restored {sum(cloud.restored.values())} items)"
+            if any(cloud.restored.values())
+            else ""
+        ),
+        "",
+        f"  Demo tenant `{DEMO_TENANT}`: one user per role, password {LOCAL_PASSWORD}",
+    ]
+    lines += [f"    {role:<10} {role_email(DEMO_TENANT, role)}" for role in ROLES]
+    lines += [
+        "",
+        "  A token:       TOKEN=$(.venv/bin/crm token --tenant demo --role sales)",
+        f'  Call the API:  curl -H "Authorization: Bearer $TOKEN" {running.api_url}/contacts',
+        "",
+        "  Ctrl-C stops; data is kept in .crm/state/ (start afresh with `crm dev --fresh`).",
+        "",
+    ]
+    return "\n".join(lines)

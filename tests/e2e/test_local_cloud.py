@@ -1,0 +1,121 @@
+"""The whole CRM through `crm dev`: HTTP in, effects out, as a developer or a client sees it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import jwt
+
+from crm_core.ids import new_ulid
+from infra.aws import boto_client
+from tests.e2e.conftest import ROOT, CloudProcess
+from tests.support.api import template_routes
+
+SAMPLE_ULID = new_ulid()
+
+
+def test_the_readme_session_works(cloud: CloudProcess) -> None:
+    token = cloud.token("demo", "sales")
+    assert token.count(".") == 2
+    assert "\n" not in token
+    status, headers, created = cloud.call(
+        "POST", "/contacts", token, {"email": "Grace@Example.com", "first_name": "Grace"}
+    )
+    assert status == 201, created
+    assert headers["etag"] == '"1"'
+    assert created["email"] == "grace@example.com"
+    status, _, page = cloud.call("GET", "/contacts?email=grace@example.com", token)
+    assert status == 200
+    assert [c["id"] for c in page["items"]] == [created["id"]]
+
+
+def test_every_template_route_reaches_its_function(cloud: CloudProcess) -> None:
+    token = cloud.token("demo", "admin")
+    for method, path in template_routes("ContactsFunction"):
+        url = path.replace("{contact_id}", SAMPLE_ULID).replace("{company_id}", SAMPLE_ULID)
+        body = {} if method in ("POST", "PATCH") else None
+        status, headers, reply = cloud.call(method, url, token, body)
+        # The function answers (problem+json or JSON); the gateway's own 404 would be
+        # {"message": "Not Found"} in application/json.
+        assert reply != {"message": "Not Found"}, (method, path)
+        assert headers["content-type"] in ("application/json", "application/problem+json")
+        assert status in (200, 201, 204, 400, 404, 409, 422), (method, path, status, reply)
+
+
+def test_the_authorizer_refuses_without_invoking(cloud: CloudProcess) -> None:
+    token = cloud.token("demo", "admin")
+    header, _payload, signature = token.split(".")
+    tampered_claims = jwt.utils.base64url_encode(
+        json.dumps(
+            {**jwt.decode(token, options={"verify_signature": False}), "custom:tenant_id": "x"}
+        ).encode()
+    ).decode()
+    other_pool = _token_of_another_pool(cloud)
+    for bad in (None, "not-a-jwt", f"{header}.{tampered_claims}.{signature}", other_pool):
+        status, _headers, reply = cloud.call("GET", "/contacts", bad)
+        assert (status, reply) == (401, {"message": "Unauthorized"}), bad
+
+
+def test_same_email_from_concurrent_requests_makes_one_contact(cloud: CloudProcess) -> None:
+    """Conditional writes stay atomic through the local endpoint, across function processes."""
+    token = cloud.token("demo", "sales")
+    barrier = threading.Barrier(6)
+    replies: list[tuple[int, Any]] = []
+
+    def create(i: int) -> None:
+        barrier.wait()
+        status, _, reply = cloud.call(
+            "POST", "/contacts", token, {"email": "race@example.com", "first_name": f"R{i}"}
+        )
+        replies.append((status, reply))
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(status for status, _ in replies)
+    assert statuses == [201] + [409] * 5, replies
+    winner = next(reply for status, reply in replies if status == 201)
+    assert all(r["existing_id"] == winner["id"] for s, r in replies if s == 409)
+
+
+def test_a_new_tenant_and_its_roles(cloud: CloudProcess) -> None:
+    created = cloud.crm("tenant", "create", "initech")
+    assert created.returncode == 0, created.stderr
+    viewer = cloud.token("initech", "viewer")
+    status, _, reply = cloud.call("POST", "/contacts", viewer, {"email": "a@initech.example"})
+    assert status == 403, reply
+    status, _, page = cloud.call("GET", "/contacts", viewer)
+    assert (status, page["items"]) == (200, [])  # demo's contacts are not initech's
+
+
+def test_crm_invoke_runs_one_event_through_the_runner(cloud: CloudProcess) -> None:
+    result = cloud.crm(
+        "invoke", "ContactsFunction", "--event", str(ROOT / "events/http/authorized-request.json")
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["error"] is None
+    assert outcome["payload"]["statusCode"] == 200
+    assert json.loads(outcome["payload"]["body"]) == {"items": [], "next_cursor": None}
+
+
+def _token_of_another_pool(cloud: CloudProcess) -> str:
+    cognito = boto_client("cognito-idp", cloud.running["endpoint_url"])
+    pool = cognito.create_user_pool(PoolName="intruders")["UserPool"]["Id"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool, ClientName="x", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    cognito.admin_create_user(UserPoolId=pool, Username="eve", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(
+        UserPoolId=pool, Username="eve", Password="Eve-Passw0rd!!", Permanent=True
+    )
+    result = cognito.initiate_auth(
+        ClientId=client,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "eve", "PASSWORD": "Eve-Passw0rd!!"},
+    )
+    return str(result["AuthenticationResult"]["IdToken"])
