@@ -170,6 +170,12 @@ class FunctionSpec:
     environment: dict[str, str]
     layer_dirs: tuple[Path, ...]
     events: dict[str, dict[str, Any]]
+    # Every property, resolved, Globals merged: EventInvokeConfig, DeadLetterQueue...
+    properties: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,7 @@ def serverless_functions(template: Mapping[str, Any], resolver: Resolver) -> lis
                 environment={k: _env_text(v) for k, v in variables.items()},
                 layer_dirs=tuple(d for d in layers if d is not None),
                 events=dict(props.get("Events") or {}),
+                properties=merged,
             )
         )
     return specs
