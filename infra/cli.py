@@ -61,6 +61,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         fresh=args.fresh,
         state_dir_override=_state_dir(args),
+        template_override=args.template,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     cloud = LocalCloud(config)
@@ -145,6 +146,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--aws-port", type=int, default=4566)
     dev.add_argument("--api-port", type=int, default=3000)
     dev.add_argument("--fresh", action="store_true", help="ignore the saved state")
+    dev.add_argument("--template", type=Path, help="another template (tests use fixtures)")
     dev.set_defaults(run=cmd_dev)
 
     token = commands.add_parser("token", help="print an ID token")

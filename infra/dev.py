@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.async_invoke import AsyncInvoker
 from infra.aws import LOCAL_CREDENTIALS, boto_client
 from infra.cfn import REPO_ROOT, load_template
+from infra.context import CloudContext, Service
 from infra.endpoint import LocalEndpoint
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
 from infra.pages import pages
@@ -44,6 +46,11 @@ class LocalConfig:
     fresh: bool = False  # ignore saved state
     log: Callable[[str], None] = print
     state_dir_override: Path | None = None
+    template_override: Path | None = None
+
+    @property
+    def template_path(self) -> Path:
+        return self.template_override or self.root / "template.yaml"
 
     @property
     def state_dir(self) -> Path:
@@ -87,6 +94,9 @@ class LocalCloud:
         self.identity: Identity | None = None
         self.running: Running | None = None
         self.restored: dict[str, int] = {}
+        self.services: list[Service] = []
+        self.async_invoker: AsyncInvoker | None = None
+        self.context: CloudContext | None = None
         self._stop = threading.Event()
         self._snapshot_thread: threading.Thread | None = None
         self._saved_writes = 0
@@ -98,13 +108,14 @@ class LocalCloud:
 
         started = time.perf_counter()
         self.endpoint.start()
-        template = load_template(self.config.root / "template.yaml")
+        template = load_template(self.config.template_path)
         self.provisioned = Provisioner(self.client).provision(template, {"Stage": LOCAL_STAGE})
         physical = self.provisioned.physical
         self.functions = serverless_functions(template, self.provisioned.resolver)
         self.apis = http_apis(template, self.provisioned.resolver, self.functions)
         pool_id, client_id = _cognito_ids(template, physical)
-        self.identity = Identity(self.client("cognito-idp"), pool_id, client_id)
+        if pool_id and client_id:
+            self.identity = Identity(self.client("cognito-idp"), pool_id, client_id)
         tables = [
             physical[logical].ref
             for logical, res in template["Resources"].items()
@@ -115,23 +126,43 @@ class LocalCloud:
             self.functions, self.endpoint.url, extra_env=dict(LOCAL_CREDENTIALS)
         )
         self.runners.warm()  # every function's cold start now, side by side
-        api = self.apis[0]
+        self.async_invoker = AsyncInvoker(
+            self.runners.invoke, self.functions, self.client, log=self.config.log
+        )
+        self.context = CloudContext(
+            template=template,
+            resolver=self.provisioned.resolver,
+            functions=self.functions,
+            invoke=self.runners.invoke,
+            async_invoker=self.async_invoker,
+            client=self.client,
+            endpoint_url=self.endpoint.url,
+            log=self.config.log,
+            pages={**pages(self.config.root), "/_local/invoke/": self._invoke_page},
+        )
+        for build in service_builders():
+            service = build(self.context)
+            if service is not None:
+                self.services.append(service)
+        api = self.apis[0] if self.apis else HttpApiSpec("NoHttpApi", (), None, None)
         self.gateway = HttpGateway(
             api,
             self.runners.invoke,
-            jwks_url=f"{self.endpoint.url}/{pool_id}/.well-known/jwks.json",
+            jwks_url=f"{self.endpoint.url}/{pool_id}/.well-known/jwks.json" if pool_id else None,
             host=self.config.host,
             port=self.config.api_port,
-            api_id=physical[api.logical_id].ref,
-            local_pages={**pages(self.config.root), "/_local/invoke/": self._invoke_page},
+            api_id=physical[api.logical_id].ref if api.logical_id in physical else "local",
+            local_pages=self.context.pages,
             log=self.config.log,
         )
         self.gateway.start()
+        for service in self.services:
+            service.start()
         self.running = Running(
             endpoint_url=self.endpoint.url,
             api_url=self.gateway.url,
-            user_pool_id=pool_id,
-            client_id=client_id,
+            user_pool_id=pool_id or "",
+            client_id=client_id or "",
             tables=tables,
             functions={f.name: f.logical_id for f in self.functions},
         )
@@ -158,9 +189,10 @@ class LocalCloud:
         return boto_client(service, self.endpoint.url)
 
     def _restore_or_seed(self, tables: list[str]) -> None:
-        assert self.identity is not None
         saved_users = [] if self.config.fresh else self.state.load_users()
-        if saved_users:
+        if self.identity is None:
+            pass  # a template without a user pool: no users to keep
+        elif saved_users:
             for user in saved_users:
                 self.identity.add_user(user.email, user.tenant_id, user.roles, user.password)
                 if user.sub:
@@ -176,19 +208,20 @@ class LocalCloud:
     # Stop -------------------------------------------------------------------------------
     def snapshot(self) -> None:
         """Save the tables and users now (the emulator's own Scan, not a request path)."""
-        if self.running is None or self.identity is None:
+        if self.running is None:
             return
         writes = self.endpoint.isolation.writes
         dynamodb = self.client("dynamodb")
         for table in self.running.tables:
             self.state.save_table(dynamodb, table)
-        users = current_users(
-            self.identity.cognito,
-            self.identity.user_pool_id,
-            self.state.passwords(),
-            LOCAL_PASSWORD,
-        )
-        self.state.save_users(users)
+        if self.identity is not None:
+            users = current_users(
+                self.identity.cognito,
+                self.identity.user_pool_id,
+                self.state.passwords(),
+                LOCAL_PASSWORD,
+            )
+            self.state.save_users(users)
         self._saved_writes = writes
 
     def _snapshots(self) -> None:
@@ -201,6 +234,10 @@ class LocalCloud:
 
     def stop(self) -> None:
         self._stop.set()
+        for service in reversed(self.services):
+            service.stop()
+        if self.async_invoker is not None:
+            self.async_invoker.stop()
         if self.gateway is not None:
             self.gateway.stop()
         if self.running is not None:
@@ -217,13 +254,23 @@ class LocalCloud:
         self._stop.set()
 
 
-def _cognito_ids(template: dict[str, Any], physical: dict[str, Any]) -> tuple[str, str]:
+def _cognito_ids(
+    template: dict[str, Any], physical: dict[str, Any]
+) -> tuple[str | None, str | None]:
+    """The user pool and app client, if the template has them (one of each at most)."""
     resources = template["Resources"]
     pools = [k for k, r in resources.items() if r["Type"] == "AWS::Cognito::UserPool"]
     clients = [k for k, r in resources.items() if r["Type"] == "AWS::Cognito::UserPoolClient"]
-    if len(pools) != 1 or len(clients) != 1:
-        raise ValueError("the local cloud expects one Cognito user pool and one app client")
-    return physical[pools[0]].ref, physical[clients[0]].ref
+    if len(pools) > 1 or len(clients) > 1:
+        raise ValueError("the local cloud supports one Cognito user pool and one app client")
+    pool = physical[pools[0]].ref if pools and pools[0] in physical else None
+    client = physical[clients[0]].ref if clients and clients[0] in physical else None
+    return pool, client
+
+
+def service_builders() -> list[Callable[[CloudContext], Service | None]]:
+    """The parts that run beside the API, each built from the template (None: not used)."""
+    return []
 
 
 def banner(cloud: LocalCloud) -> str:
