@@ -49,6 +49,7 @@ build: venv
 
 bench: venv
 	$(BIN)/python scripts/bench_cold_start.py
+	$(BIN)/python scripts/bench_local_cloud.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

@@ -119,3 +119,21 @@ def _token_of_another_pool(cloud: CloudProcess) -> str:
         AuthParameters={"USERNAME": "eve", "PASSWORD": "Eve-Passw0rd!!"},
     )
     return str(result["AuthenticationResult"]["IdToken"])
+
+
+def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None:
+    result = cloud.crm("seed", "--contacts", "12", "--companies", "3", "--tenant", "demo")
+    assert result.returncode == 0, result.stderr
+    assert "contacts   [##############################] 12/12" in result.stderr
+    token = cloud.token("demo", "viewer")
+    status, _, companies = cloud.call("GET", "/companies?limit=100", token)
+    assert status == 200
+    seeded = [c for c in companies["items"] if c["domain"].endswith(".example.com")]
+    assert len(seeded) == 3
+    assert sum(c["contact_count"] for c in seeded) > 0
+    status, _, page = cloud.call("GET", "/contacts?limit=100", token)
+    assert len([c for c in page["items"] if c["email"].endswith("@example.com")]) >= 12
+    again = cloud.crm("seed", "--contacts", "12", "--companies", "3", "--tenant", "demo")
+    assert again.returncode == 0, again.stderr  # idempotent: nothing twice
+    _, _, companies_again = cloud.call("GET", "/companies?limit=100", token)
+    assert len(companies_again["items"]) == len(companies["items"])
