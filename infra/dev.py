@@ -269,8 +269,13 @@ def _cognito_ids(
 
 
 def service_builders() -> list[Callable[[CloudContext], Service | None]]:
-    """The parts that run beside the API, each built from the template (None: not used)."""
-    return []
+    """The parts that run beside the API, each built from the template (None: not used).
+
+    EventBridge first: its catch-all rules for /_local/events then see what the others put.
+    """
+    from infra import eventbridge, mail, schedules, sqs_sources, streams
+
+    return [eventbridge.build, sqs_sources.build, streams.build, schedules.build, mail.build]
 
 
 def banner(cloud: LocalCloud) -> str:

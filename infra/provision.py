@@ -28,12 +28,23 @@ _ORDER = (
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
     "AWS::SES::ConfigurationSet",
+    "AWS::SES::ConfigurationSetEventDestination",
     "AWS::SES::EmailIdentity",
     "AWS::Scheduler::ScheduleGroup",
     "AWS::Serverless::LayerVersion",
     "AWS::Serverless::HttpApi",
     "AWS::Serverless::Function",
+    "AWS::Events::Rule",  # after the functions and queues its targets name
 )
+# moto resolves a queue's RedrivePolicy when the queue is created: dead-letter queues first.
+_LATER = {"AWS::SQS::Queue": lambda props: "RedrivePolicy" in props}
+# Rule targets moto delivers to itself. Lambda targets are the local cloud's (shadow queues,
+# infra/eventbridge.py); moto would try to run Docker. Others (SNS, Step Functions...) moto
+# cannot deliver: it would fail the PutEvents that matches them.
+_MOTO_RULE_TARGETS = ("sqs", "logs", "events")
+# moto's default message for a target drops `account` and fails on a quote in a string
+# field; this template gives the whole event (plus moto's own `ingestion-time`).
+_WHOLE_EVENT = {"InputPathsMap": {}, "InputTemplate": "<aws.events.event.json>"}
 
 
 @dataclass
@@ -54,10 +65,15 @@ class Provisioner:
             "AWS::DynamoDB::Table": self._table,
             "AWS::SQS::Queue": self._queue,
             "AWS::Events::EventBus": self._event_bus,
+            "AWS::Events::Rule": self._event_rule,
             "AWS::Cognito::UserPool": self._user_pool,
             "AWS::Cognito::UserPoolClient": self._user_pool_client,
             "AWS::Cognito::UserPoolGroup": self._user_pool_group,
             "AWS::SES::EmailIdentity": self._email_identity,
+            "AWS::SES::ConfigurationSet": self._configuration_set,
+            "AWS::SES::ConfigurationSetEventDestination": self._configuration_set_destination,
+            "AWS::Scheduler::ScheduleGroup": self._schedule_group,
+            "AWS::Scheduler::Schedule": self._schedule,
             "AWS::Serverless::LayerVersion": self._layer,
             "AWS::Serverless::HttpApi": self._http_api,
             "AWS::Serverless::Function": self._function,
@@ -68,10 +84,7 @@ class Provisioner:
         resolver = Resolver(template, parameters, physical)
         result = Provisioned(resolver=resolver, physical=physical)
         resources: dict[str, Any] = template.get("Resources") or {}
-        ranked = sorted(
-            resources.items(),
-            key=lambda kv: _ORDER.index(kv[1]["Type"]) if kv[1]["Type"] in _ORDER else len(_ORDER),
-        )
+        ranked = sorted(resources.items(), key=lambda kv: _rank(kv[1], self._creators))
         for logical_id, resource in ranked:
             condition = resource.get("Condition")
             if condition and not resolver.condition(condition):
@@ -156,6 +169,32 @@ class Provisioner:
         arn = self.clients("events").create_event_bus(Name=name)["EventBusArn"]
         return Physical(ref=name, attributes={"Arn": arn, "Name": name})
 
+    def _event_rule(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """The rule, with the targets moto delivers itself (see _MOTO_RULE_TARGETS)."""
+        name = props.get("Name") or logical_id
+        bus = str(props.get("EventBusName") or "default")
+        bus = bus.rsplit("/", 1)[-1] if bus.startswith("arn:") else bus
+        kwargs: dict[str, Any] = {"Name": name, "EventBusName": bus}
+        pattern = props.get("EventPattern")
+        if pattern:
+            kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        for key in ("ScheduleExpression", "State", "Description", "RoleArn"):
+            if key in props:
+                kwargs[key] = props[key]
+        events = self.clients("events")
+        arn = events.put_rule(**kwargs)["RuleArn"]
+        targets = []
+        for target in props.get("Targets") or []:
+            parts = str(target.get("Arn", "")).split(":")
+            if len(parts) < 6 or parts[2] not in _MOTO_RULE_TARGETS:
+                continue
+            if not {"Input", "InputPath", "InputTransformer"} & set(target):
+                target = {**target, "InputTransformer": _WHOLE_EVENT}
+            targets.append(target)
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        return Physical(ref=name, attributes={"Arn": arn})
+
     def _user_pool(self, logical_id: str, props: dict[str, Any]) -> Physical:
         kwargs: dict[str, Any] = {"PoolName": props.get("UserPoolName") or logical_id}
         for key in (
@@ -217,6 +256,48 @@ class Provisioner:
         self.clients("sesv2").create_email_identity(EmailIdentity=identity)
         return Physical(ref=identity)
 
+    def _configuration_set(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("Name") or f"crm-local-{logical_id}"
+        self.clients("sesv2").create_configuration_set(ConfigurationSetName=name)
+        return Physical(ref=name)
+
+    def _configuration_set_destination(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """Nothing to create: moto keeps no SESv2 event destinations (and SES v1 has no
+        EventBridge ones). infra/mail.py reads the destination from the template."""
+        destination = props.get("EventDestination") or {}
+        return Physical(ref=str(destination.get("Name") or logical_id))
+
+    def _schedule_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        name = props.get("Name") or f"crm-local-{logical_id}"
+        kwargs: dict[str, Any] = {"Name": name}
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        arn = self.clients("scheduler").create_schedule_group(**kwargs)["ScheduleGroupArn"]
+        return Physical(ref=name, attributes={"Arn": arn})
+
+    def _schedule(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """An AWS::Scheduler::Schedule: stored by moto, fired by infra/schedules.py."""
+        name = props.get("Name") or f"crm-local-{logical_id}"
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "ScheduleExpression": props["ScheduleExpression"],
+            "FlexibleTimeWindow": props.get("FlexibleTimeWindow") or {"Mode": "OFF"},
+            "Target": props["Target"],
+        }
+        for key in (
+            "GroupName",
+            "ScheduleExpressionTimezone",
+            "StartDate",
+            "EndDate",
+            "State",
+            "Description",
+            "KmsKeyArn",
+        ):
+            if props.get(key):
+                kwargs[key] = props[key]
+        arn = self.clients("scheduler").create_schedule(**kwargs)["ScheduleArn"]
+        return Physical(ref=name, attributes={"Arn": arn})
+
     def _layer(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("LayerName") or logical_id
         return Physical(ref=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1")
@@ -231,6 +312,17 @@ class Provisioner:
         return Physical(
             ref=name, attributes={"Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
         )
+
+
+def _rank(resource: Mapping[str, Any], creators: Mapping[str, Any]) -> tuple[int, bool]:
+    """Types not emulated first (their placeholders resolve nothing, and rules' targets may
+    name them), then _ORDER's, then other created types."""
+    kind = resource["Type"]
+    later = _LATER.get(kind)
+    delayed = bool(later and later(resource.get("Properties") or {}))
+    if kind in _ORDER:
+        return _ORDER.index(kind), delayed
+    return (len(_ORDER) if kind in creators else -1), delayed
 
 
 def _arn(logical_id: str) -> str:

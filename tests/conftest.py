@@ -34,6 +34,15 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_aws_per_module() -> None:
+    """moto's backends are global per process: each test module starts from none, so that
+    resources one module names (a table `crm-local`, say) never collide with another's."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
 @pytest.fixture(scope="session")
 def aws() -> Iterator[None]:
     from moto import mock_aws

@@ -1,0 +1,104 @@
+"""A real local cloud per test module, from a fixture template, with the services under test
+built from its context (not from `infra.dev.service_builders()`, which they are wired into)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.dev import LocalCloud, LocalConfig
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "fixtures" / "templates"
+
+
+@contextmanager
+def local_cloud(template: str, state_dir: Path) -> Iterator[LocalCloud]:
+    """The local cloud of `tests/fixtures/templates/<template>` with no services of its own:
+    each test module builds and starts the one it tests, so none runs twice."""
+    config = LocalConfig(
+        template_override=TEMPLATES / template,
+        state_dir_override=state_dir,
+        aws_port=0,
+        api_port=0,
+    )
+    cloud = LocalCloud(config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("infra.dev.service_builders", lambda: [])
+        cloud.start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+class Inbox:
+    """Reads an SQS queue of the local cloud, keeping every message body seen."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.seen: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
+        """Whatever arrived since the last read (and remember it)."""
+        fresh = []
+        while True:
+            reply = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            )
+            messages = reply.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                body = json.loads(message["Body"])
+                if message.get("MessageAttributes"):
+                    body = {"body": body, "attributes": message["MessageAttributes"]}
+                fresh.append(body)
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        self.seen += fresh
+        return fresh
+
+    def wait_for(
+        self,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 15.0,
+        what: str = "messages",
+    ) -> list[dict[str, Any]]:
+        """Every message seen, once `done(seen)` holds; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.read()
+            if done(self.seen):
+                return self.seen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; seen: {self.seen}")
+            time.sleep(0.1)
+
+    def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """What arrives during the next `seconds` (to show that nothing more comes)."""
+        before = len(self.seen)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.read()
+            time.sleep(0.1)
+        self.read()
+        return self.seen[before:]
+
+
+def inbox(cloud: LocalCloud, queue_name: str) -> Inbox:
+    sqs = cloud.client("sqs")
+    return Inbox(sqs, sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "it") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
