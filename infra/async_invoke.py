@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.destinations import send, service_of
 from infra.invocation import InvokeResult
 from infra.topology import FunctionSpec
 
@@ -156,56 +157,35 @@ class AsyncInvoker:
         self, destination: Mapping[str, Any], record: dict[str, Any], outcome: str
     ) -> None:
         arn = str(destination.get("Destination", ""))
-        kind = str(destination.get("Type") or _kind_of(arn))
-        body = json.dumps(record)
-        if kind == "SQS":
-            sqs = self._client("sqs")
-            url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=body)
-        elif kind == "SNS":
-            self._client("sns").publish(TopicArn=arn, Message=body)
-        elif kind == "EventBridge":
+        kind = service_of(arn)
+        if kind in ("sqs", "sns"):
+            send(self._client, arn, json.dumps(record))
+        elif kind == "events":
             self._client("events").put_events(
                 Entries=[
                     {
                         "EventBusName": arn,
                         "Source": "lambda",
                         "DetailType": f"Lambda Function Invocation Result - {outcome}",
-                        "Detail": body,
+                        "Detail": json.dumps(record),
                         "Resources": [record["requestContext"]["functionArn"]],
                     }
                 ]
             )
-        elif kind == "Lambda":
+        elif kind == "lambda":
             self.submit(arn, record)
         else:
             raise ValueError(f"unsupported destination {destination}")
 
     def _dead_letter(self, arn: str, event: Any, request_id: str, result: InvokeResult) -> None:
+        """The event itself, with the error in message attributes, as Lambda's DLQ gets it."""
         error = result.error or {}
         attributes = {
             "RequestID": request_id,
             "ErrorCode": "200",
             "ErrorMessage": str(error.get("errorMessage", ""))[:1000] or "Unhandled",
         }
-        if _kind_of(arn) == "SNS":
-            self._client("sns").publish(TopicArn=arn, Message=json.dumps(event))
-            return
-        sqs = self._client("sqs")
-        url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
-        sqs.send_message(
-            QueueUrl=url,
-            MessageBody=json.dumps(event),
-            MessageAttributes={
-                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
-            },
-        )
-
-
-def _kind_of(arn: str) -> str:
-    service = arn.split(":")[2] if arn.count(":") >= 5 else ""
-    kinds = {"sqs": "SQS", "sns": "SNS", "events": "EventBridge", "lambda": "Lambda"}
-    return kinds.get(service, "")
+        send(self._client, arn, json.dumps(event), attributes)
 
 
 def _record(
