@@ -288,6 +288,8 @@ def banner(cloud: LocalCloud) -> str:
         f"  API            {running.api_url}",
         f"  OpenAPI        {running.api_url}/openapi.json",
         f"  Swagger UI     {running.api_url}/docs",
+        f"  Mailbox        {running.api_url}/_local/mailbox",
+        f"  Events         {running.api_url}/_local/events",
         f"  AWS endpoint   {running.endpoint_url}",
         f"  Functions      {', '.join(sorted(running.functions))}",
         f"  Tables         {', '.join(running.tables)}"
