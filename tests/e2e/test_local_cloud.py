@@ -90,6 +90,32 @@ def test_a_new_tenant_and_its_roles(cloud: CloudProcess) -> None:
     assert status == 403, reply
     status, _, page = cloud.call("GET", "/contacts", viewer)
     assert (status, page["items"]) == (200, [])  # demo's contacts are not initech's
+    added = cloud.crm(
+        "user",
+        "add",
+        "--tenant",
+        "initech",
+        "--email",
+        "bill@initech.example",
+        "--role",
+        "sales",
+        "--password",
+        "Bill-Passw0rd!!",
+    )
+    assert added.returncode == 0, added.stderr
+    signed_in = cloud.crm(
+        "token",
+        "--tenant",
+        "initech",
+        "--email",
+        "bill@initech.example",
+        "--password",
+        "Bill-Passw0rd!!",
+    )
+    assert signed_in.returncode == 0, signed_in.stderr
+    bill = signed_in.stdout.strip()
+    status, _, reply = cloud.call("POST", "/contacts", bill, {"email": "a@initech.example"})
+    assert status == 201, reply
 
 
 def test_crm_invoke_runs_one_event_through_the_runner(cloud: CloudProcess) -> None:
