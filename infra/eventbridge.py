@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.context import CloudContext, Service
+from infra.pages import wants_json
 from infra.topology import ACCOUNT_ID, REGION, FunctionSpec, Physical, Resolver
 
 EVENTS_PAGE = "/_local/events"
@@ -633,7 +634,7 @@ class EventBridgeDelivery:
 
     def page(self, request: Any) -> tuple[int, dict[str, str], bytes]:
         events = self.recent_events()
-        if _wants_json(request):
+        if wants_json(request):
             body = json.dumps([event for _bus, event in events]).encode()
             return 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}, body
         return (
@@ -708,18 +709,6 @@ def _limited(name: str, limit: int) -> str:
         return clean
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{clean[: limit - 9]}-{digest}"
-
-
-def _wants_json(request: Any) -> bool:
-    query = getattr(request, "query", None) or {}
-    if "json" in (query.get("format") or []):
-        return True
-    accept = str((getattr(request, "headers", None) or {}).get("accept", ""))
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        if media.lower() == "application/json":
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00") for p in params)
-    return False
 
 
 _STYLE = """

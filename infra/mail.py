@@ -46,6 +46,7 @@ from email.utils import formataddr, getaddresses, parseaddr
 from typing import Any
 
 from infra.context import CloudContext
+from infra.pages import wants_json
 from infra.topology import ACCOUNT_ID, REGION
 
 POLL_S = 0.25
@@ -585,11 +586,7 @@ class MailService:
     # The page ---------------------------------------------------------------------------
     def page(self, request: Any) -> tuple[int, dict[str, str], bytes]:
         emails = self.emails()
-        accept = str(request.headers.get("accept", ""))
-        wants_json = ("application/json" in accept and "text/html" not in accept) or (
-            (request.query.get("format") or [""])[0] == "json"
-        )
-        if wants_json:
+        if wants_json(request):
             body = json.dumps([mail.as_json() for mail in emails]).encode()
             return 200, {"Content-Type": "application/json"}, body
         return 200, {"Content-Type": "text/html; charset=utf-8"}, render(emails).encode()

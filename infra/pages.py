@@ -73,3 +73,16 @@ def pages(root: Path) -> dict[str, Any]:
         return 200, {"Content-Type": media, "Cache-Control": "max-age=3600"}, path.read_bytes()
 
     return {"/openapi.json": openapi, "/docs": docs, "/docs/": docs_asset}
+
+
+def wants_json(request: Any) -> bool:
+    """A local page answers JSON to `Accept: application/json` (or `?format=json`), else HTML."""
+    query = getattr(request, "query", None) or {}
+    if "json" in (query.get("format") or []):
+        return True
+    accept = str((getattr(request, "headers", None) or {}).get("accept", ""))
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if media.lower() == "application/json":
+            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00") for p in params)
+    return False

@@ -11,12 +11,12 @@ import pytest
 from infra.eventbridge import (
     TargetInput,
     _limited,
-    _wants_json,
     json_path,
     rule_arn,
     rules_of,
     transform,
 )
+from infra.pages import wants_json
 from infra.topology import FunctionSpec, Physical, Resolver
 
 EVENT: dict[str, Any] = {
@@ -110,7 +110,7 @@ def test_the_events_page_answers_json_when_asked(
     accept: str, query: dict[str, list[str]], wanted: bool
 ) -> None:
     request = SimpleNamespace(headers={"accept": accept}, query=query)
-    assert _wants_json(request) is wanted
+    assert wants_json(request) is wanted
 
 
 def test_shadow_names_stay_within_aws_limits() -> None:
