@@ -62,8 +62,9 @@ class CloudProcess:
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=(self.state_dir / "crm-dev.log").open("a"),
+            # Both to a file: a pipe nobody reads would block crm dev once it filled up.
+            stdout=(self.state_dir / "crm-dev.log").open("a"),
+            stderr=subprocess.STDOUT,
             text=True,
         )
         while not (self.state_dir / "local.json").exists():

@@ -3,6 +3,8 @@ and the Powertools logger, tracer and metrics."""
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
@@ -11,6 +13,9 @@ from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import dynamodb_client
 from crm_core.settings import FunctionSettings
 from crm_core.table import Table
+
+# A read emits no metric, and Powertools would warn about it on every such request.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 # Only botocore is patched: patching every library X-Ray knows costs cold-start time.
