@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except (IdentityError, FileNotFoundError) as error:
+    except (IdentityError, FileNotFoundError, OSError) as error:
         print(f"crm: {error}", file=sys.stderr)
         return 2
     return code

@@ -20,7 +20,7 @@ from infra.async_invoke import AsyncInvoker
 from infra.aws import LOCAL_CREDENTIALS, boto_client
 from infra.cfn import REPO_ROOT, load_template
 from infra.context import CloudContext, Service
-from infra.endpoint import LocalEndpoint
+from infra.endpoint import LocalEndpoint, check_free
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
 from infra.pages import pages
 from infra.provision import Provisioned, Provisioner
@@ -107,6 +107,7 @@ class LocalCloud:
         from infra.runner import FunctionRunners
 
         started = time.perf_counter()
+        check_free(self.config.host, self.config.api_port)  # before creating anything
         self.endpoint.start()
         template = load_template(self.config.template_path)
         self.provisioned = Provisioner(self.client).provision(template, {"Stage": LOCAL_STAGE})

@@ -10,6 +10,7 @@ function's separate requests (read, then conditional write) stay as open as in A
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,6 +94,7 @@ class LocalEndpoint:
 
         # One line per AWS call on the console would drown the functions' own logs.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        check_free(self.host, self.port)  # moto's server thread would die and start() hang
         self.isolation.install()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
@@ -103,3 +105,21 @@ class LocalEndpoint:
             self._server.stop()
             self._server = None
         self.isolation.uninstall()
+
+
+class PortInUseError(OSError):
+    pass
+
+
+def check_free(host: str, port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUseError(
+                f"port {port} on {host} is in use (another `crm dev`?): stop it, or choose "
+                "other ports with --aws-port and --api-port"
+            ) from None

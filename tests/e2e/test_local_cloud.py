@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import jwt
+import pytest
 
 from crm_core.ids import new_ulid
 from infra.aws import boto_client
@@ -163,3 +164,15 @@ def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None
     assert again.returncode == 0, again.stderr  # idempotent: nothing twice
     _, _, companies_again = cloud.call("GET", "/companies?limit=100", token)
     assert len(companies_again["items"]) == len(companies["items"])
+
+
+def test_a_second_cloud_on_the_same_ports_refuses_clearly(
+    cloud: CloudProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = CloudProcess(tmp_path_factory.mktemp("crm-second"))
+    for aws_port, api_port in ((cloud.aws_port, other.api_port), (other.aws_port, cloud.api_port)):
+        result = other.crm("dev", "--aws-port", str(aws_port), "--api-port", str(api_port))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "is in use" in result.stderr
+    status, _, _ = cloud.call("GET", "/contacts", cloud.token())
+    assert status == 200  # the first one is unharmed
