@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +16,8 @@ from infra.eventbridge import (
     transform,
 )
 from infra.pages import wants_json
-from infra.topology import FunctionSpec, Physical, Resolver
+from infra.topology import Physical, Resolver
+from tests.support.local import function_spec
 
 EVENT: dict[str, Any] = {
     "version": "0",
@@ -122,16 +122,9 @@ def test_shadow_names_stay_within_aws_limits() -> None:
 
 
 def test_rules_come_from_sam_events_and_rule_resources_as_sam_expands_them() -> None:
-    function = FunctionSpec(
-        logical_id="Consumer",
-        name="crm-local-consumer",
-        code_dir=Path("."),
-        handler="app.handler",
-        runtime="python3.11",
-        timeout_s=3,
-        memory_mb=128,
-        environment={},
-        layer_dirs=(),
+    function = function_spec(
+        "Consumer",
+        "crm-local-consumer",
         events={
             "Created": {
                 "Type": "EventBridgeRule",

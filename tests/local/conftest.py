@@ -11,16 +11,13 @@ from infra.aws import boto_client
 from infra.cfn import load_template
 from infra.endpoint import LocalEndpoint
 from infra.provision import Provisioned, Provisioner
+from tests.support.local import running_endpoint
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[LocalEndpoint]:
-    local = LocalEndpoint(port=0)
-    local.start()
-    try:
+    with running_endpoint() as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,24 +13,13 @@ from infra.aws import boto_client
 from infra.endpoint import LocalEndpoint
 from infra.invocation import InvokeResult
 from infra.topology import FunctionSpec
+from tests.support.local import function_spec
 
 FAIL = InvokeResult(error={"errorType": "ValueError", "errorMessage": "boom", "stackTrace": []})
 
 
 def spec(name: str, **properties: Any) -> FunctionSpec:
-    return FunctionSpec(
-        logical_id=name,
-        name=f"crm-local-{name}",
-        code_dir=Path("."),
-        handler="app.handler",
-        runtime="python3.11",
-        timeout_s=3,
-        memory_mb=128,
-        environment={},
-        layer_dirs=(),
-        events={},
-        properties=properties,
-    )
+    return function_spec(name, f"crm-local-{name}", properties=properties)
 
 
 class Calls:

@@ -17,16 +17,13 @@ from infra.endpoint import LocalEndpoint
 from infra.identity import LOCAL_PASSWORD, Identity, role_email
 from infra.provision import Provisioner
 from infra.state import StateStore, current_users, keep_sub
+from tests.support.local import running_endpoint
 
 
 @pytest.fixture
 def endpoint() -> Iterator[LocalEndpoint]:
-    local = LocalEndpoint(port=0)
-    local.start()
-    try:
+    with running_endpoint() as local:
         yield local
-    finally:
-        local.stop()
 
 
 def restart(endpoint: LocalEndpoint) -> tuple[Any, Identity]:

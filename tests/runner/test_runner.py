@@ -21,6 +21,7 @@ from infra.cfn import REPO_ROOT, load_template, table_create_kwargs
 from infra.invocation import InvokeResult
 from infra.runner import FunctionRunner, FunctionRunners
 from infra.topology import FunctionSpec, Physical, Resolver, serverless_functions
+from tests.support.local import function_spec
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "functions"
 SHARED = REPO_ROOT / "shared"
@@ -29,18 +30,14 @@ ENDPOINT = "http://127.0.0.1:4566"
 
 def make_spec(folder: str, *, timeout: int = 2, **overrides: Any) -> FunctionSpec:
     fields: dict[str, Any] = {
-        "logical_id": f"{folder.title().replace('_', '')}Function",
-        "name": f"crm-test-{folder}",
         "code_dir": FIXTURES / folder,
-        "handler": "app.handler",
-        "runtime": "python3.11",
         "timeout_s": timeout,
         "memory_mb": 256,
-        "environment": {},
         "layer_dirs": (SHARED,),
-        "events": {},
     }
-    return FunctionSpec(**{**fields, **overrides})
+    fields = {**fields, **overrides}
+    logical_id = fields.pop("logical_id", f"{folder.title().replace('_', '')}Function")
+    return function_spec(logical_id, fields.pop("name", f"crm-test-{folder}"), **fields)
 
 
 class Logs:

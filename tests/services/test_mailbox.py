@@ -18,6 +18,7 @@ from infra.invocation import InvokeResult
 from infra.mail import MailService, build
 from infra.topology import Resolver
 from tests.services.conftest import Inbox
+from tests.support.local import running_endpoint
 
 DOMAIN = "svc-mailbox.example.com"
 TEMPLATE: dict[str, Any] = {
@@ -52,12 +53,8 @@ TEMPLATE: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[LocalEndpoint]:
-    local = LocalEndpoint(port=0)
-    local.start()
-    try:
+    with running_endpoint() as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

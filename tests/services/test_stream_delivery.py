@@ -4,29 +4,17 @@ partial failures, with a fake function instead of a running cloud."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.invocation import InvokeResult
 from infra.streams import BatchDelivery, RecordFilter, StreamSource, lambda_record
-from infra.topology import FunctionSpec
+from tests.support.local import function_spec
 
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
 FAILURES = "arn:aws:sqs:us-east-1:123456789012:failures"
-FUNCTION = FunctionSpec(
-    logical_id="Consumer",
-    name="consumer",
-    code_dir=Path(),
-    handler="app.handler",
-    runtime="python3.11",
-    timeout_s=3,
-    memory_mb=128,
-    environment={},
-    layer_dirs=(),
-    events={},
-)
+FUNCTION = function_spec("Consumer", "consumer")
 
 
 def record(sequence: int, name: str = "INSERT", created: int = 1_800_000_000, **image: Any) -> Any:
