@@ -24,6 +24,7 @@ from crm_core.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from crm_core.events.envelope import Origin
 from crm_core.pagination import MAX_LIMIT
 from crm_core.table import Table
 
@@ -156,6 +157,12 @@ def caller(app: APIGatewayHttpResolver) -> Principal:
     authorizer = app.current_event.request_context.authorizer
     claims = authorizer.jwt_claim if authorizer else None
     return principal_from_claims(claims)
+
+
+def origin(app: APIGatewayHttpResolver, principal: Principal) -> Origin:
+    """The caller and the request id, for the events a change produces: the request id is
+    the correlation id every consumer logs, as this function's logs do."""
+    return Origin.user(principal.user_id, app.current_event.request_context.request_id)
 
 
 def if_match(app: APIGatewayHttpResolver) -> int | None:

@@ -106,6 +106,16 @@ def company_name_prefix(text: str) -> str:
     return folded[:_NAME_SORT_CHARS]
 
 
+# Outbox ---------------------------------------------------------------------------------
+def outbox_event(partition: str, event_id: str) -> dict[str, str]:
+    """A domain event, written in the partition of the item it is about (so one Query gives
+    an item's recent events) and in the same transaction as the change."""
+    return {"PK": partition, "SK": f"{OUTBOX_PREFIX}{event_id}"}
+
+
+OUTBOX_PREFIX = "OUTBOX#"
+
+
 # Idempotency records (Powertools) --------------------------------------------------------
 def idempotency_partition(tenant_id: str) -> str:
     return f"T#{tenant_id}#IDEMPOTENCY"

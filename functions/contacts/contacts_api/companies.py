@@ -35,7 +35,7 @@ def create_company(body: CompanyCreate) -> Response[str]:
     caller.require(Action.COMPANY_WRITE)
 
     def run() -> Response[str]:
-        company = company_store.create(caller.tenant_id, body, caller.user_id)
+        company = company_store.create(caller.tenant_id, body, http.origin(app, caller))
         metrics.add_metric(name="CompanyCreated", unit=MetricUnit.Count, value=1)
         return http.json_response(
             201, company, version=company.version, location=f"/companies/{company.id}"
@@ -73,7 +73,9 @@ def get_company(company_id: CompanyId) -> Response[str]:
 def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.COMPANY_WRITE)
-    company = company_store.update(caller.tenant_id, company_id, body.changes(), http.if_match(app))
+    company = company_store.update(
+        caller.tenant_id, company_id, body.changes(), http.if_match(app), http.origin(app, caller)
+    )
     return http.json_response(200, company, version=company.version)
 
 
@@ -85,7 +87,7 @@ def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
 def delete_company(company_id: CompanyId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.COMPANY_DELETE)
-    company_store.delete(caller.tenant_id, company_id, http.if_match(app))
+    company_store.delete(caller.tenant_id, company_id, http.if_match(app), http.origin(app, caller))
     metrics.add_metric(name="CompanyDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
 

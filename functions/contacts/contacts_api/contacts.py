@@ -42,7 +42,7 @@ def create_contact(body: ContactCreate) -> Response[str]:
     caller.require(Action.CONTACT_CREATE)
 
     def run() -> Response[str]:
-        contact = contact_store.create(caller.tenant_id, body, caller.user_id)
+        contact = contact_store.create(caller.tenant_id, body, http.origin(app, caller))
         metrics.add_metric(name="ContactCreated", unit=MetricUnit.Count, value=1)
         return http.json_response(
             201, contact, version=contact.version, location=f"/contacts/{contact.id}"
@@ -124,7 +124,9 @@ def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
             raise Forbidden(
                 f"your role may change only tags and email_consent, not {', '.join(beyond)}"
             )
-    contact = contact_store.update(caller.tenant_id, contact_id, changes, http.if_match(app))
+    contact = contact_store.update(
+        caller.tenant_id, contact_id, changes, http.if_match(app), http.origin(app, caller)
+    )
     metrics.add_metric(name="ContactUpdated", unit=MetricUnit.Count, value=1)
     return http.json_response(200, contact, version=contact.version)
 
@@ -137,7 +139,7 @@ def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
 def delete_contact(contact_id: ContactId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_DELETE)
-    contact_store.delete(caller.tenant_id, contact_id, http.if_match(app))
+    contact_store.delete(caller.tenant_id, contact_id, http.if_match(app), http.origin(app, caller))
     metrics.add_metric(name="ContactDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
 
@@ -151,7 +153,7 @@ def merge_contact(contact_id: ContactId, body: MergeRequest) -> Response[str]:
 
     def run() -> Response[str]:
         contact = contact_store.merge(
-            caller.tenant_id, contact_id, body.from_id, http.if_match(app)
+            caller.tenant_id, contact_id, body.from_id, http.if_match(app), http.origin(app, caller)
         )
         return http.json_response(200, contact, version=contact.version)
 

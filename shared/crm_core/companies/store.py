@@ -10,6 +10,9 @@ from crm_core.clock import now_iso
 from crm_core.companies.models import Company, CompanyCreate
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange, Conflict, NotFound, PreconditionFailed
+from crm_core.events import contacts as events
+from crm_core.events.envelope import DomainEvent, Origin
+from crm_core.events.outbox import outbox_put
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
@@ -18,6 +21,8 @@ from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 COMPANY = "company"
 DOMAIN_OWNER = "company_domain"
 _API_FIELDS = tuple(Company.model_fields)
+# Fields every write changes, and the count contacts keep: not news for CompanyUpdated.
+_BOOKKEEPING = ("updated_at", "version", "contact_count")
 
 
 def to_company(item: Mapping[str, Any]) -> Company:
@@ -48,7 +53,7 @@ class CompanyStore:
     def get(self, tenant_id: str, company_id: str) -> Company:
         return to_company(self.load(tenant_id, company_id))
 
-    def create(self, tenant_id: str, data: CompanyCreate, actor: str) -> Company:
+    def create(self, tenant_id: str, data: CompanyCreate, origin: Origin) -> Company:
         now = now_iso()
         item: dict[str, Any] = {
             "type": COMPANY,
@@ -58,16 +63,23 @@ class CompanyStore:
             "contact_count": 0,
             "created_at": now,
             "updated_at": now,
-            "created_by": actor,
+            "created_by": origin.actor.id,
             "version": 1,
         }
         ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
         ops += self._domain_claim(item)
-        self._write(ops)
-        return to_company(item)
+        company = to_company(item)
+        event = events.CompanyCreated.create(tenant_id, origin, events.CompanyData(company=company))
+        self._write(ops, event)
+        return company
 
     def update(
-        self, tenant_id: str, company_id: str, changes: dict[str, Any], expected: int | None
+        self,
+        tenant_id: str,
+        company_id: str,
+        changes: dict[str, Any],
+        expected: int | None,
+        origin: Origin,
     ) -> Company:
         def attempt() -> Company:
             old = self._load_for_write(tenant_id, company_id, expected)
@@ -93,15 +105,30 @@ class CompanyStore:
             if new.get("domain") != old.get("domain"):
                 ops += self._domain_release(old)
                 ops += self._domain_claim(new)
-            self._write(ops)
-            return to_company(new)
+            before, after = to_company(old), to_company(new)
+            changed, previous = events.changes(before, after, _BOOKKEEPING)
+            event = (
+                events.CompanyUpdated.create(
+                    tenant_id,
+                    origin,
+                    events.CompanyChangeData(company=after, changed=changed, previous=previous),
+                )
+                if changed
+                else None
+            )
+            self._write(ops, event)
+            return after
 
         return read_modify_write(attempt, "company")
 
-    def delete(self, tenant_id: str, company_id: str, expected: int | None) -> None:
-        read_modify_write(lambda: self._delete_once(tenant_id, company_id, expected), "company")
+    def delete(self, tenant_id: str, company_id: str, expected: int | None, origin: Origin) -> None:
+        read_modify_write(
+            lambda: self._delete_once(tenant_id, company_id, expected, origin), "company"
+        )
 
-    def _delete_once(self, tenant_id: str, company_id: str, expected: int | None) -> None:
+    def _delete_once(
+        self, tenant_id: str, company_id: str, expected: int | None, origin: Origin
+    ) -> None:
         old = self._load_for_write(tenant_id, company_id, expected)
         if old.get("contact_count", 0) > 0:
             raise Conflict(
@@ -117,7 +144,10 @@ class CompanyStore:
             )
         ]
         ops += self._domain_release(old)
-        self._write(ops)
+        event = events.CompanyDeleted.create(
+            tenant_id, origin, events.CompanyDeletedData(company_id=company_id)
+        )
+        self._write(ops, event)
 
     def list_by_name(
         self, tenant_id: str, prefix: str | None, limit: int, cursor: str | None
@@ -155,7 +185,11 @@ class CompanyStore:
         key = keys.company_domain(item["tenant_id"], item["domain"])
         return [self.op.delete(key, "company_id = :id", id=item["id"])]
 
-    def _write(self, ops: list[dict[str, Any]]) -> None:
+    def _write(self, ops: list[dict[str, Any]], event: DomainEvent | None) -> None:
+        """Run the change and its event (the outbox item) as one transaction."""
+        if event is not None:
+            owner = keys.company(event.tenant_id, _company_id(event))
+            ops = [*ops, outbox_put(self.op, owner, event)]
         try:
             self.table.transact(ops)
         except TransactionCancelled as cancelled:
@@ -165,10 +199,10 @@ class CompanyStore:
                 kind, body = next(iter(op.items()))
                 pk = body.get("Item", body.get("Key", {}))["PK"]["S"]
                 if "#DOMAIN#" in pk and kind == "Put":
-                    owner = (cancelled.items[index] or {}).get("company_id")
+                    holder = (cancelled.items[index] or {}).get("company_id")
                     raise Conflict(
-                        f"a company with this domain already exists: {owner}",
-                        existing_id=owner,
+                        f"a company with this domain already exists: {holder}",
+                        existing_id=holder,
                         errors=[
                             {"loc": ["body", "domain"], "msg": "already used by another company"}
                         ],
@@ -179,3 +213,8 @@ class CompanyStore:
                     "the company was changed by someone else; reload and retry"
                 ) from None
             raise Conflict(f"the change was refused: {cancelled}") from None
+
+
+def _company_id(event: DomainEvent) -> str:
+    data = event.data
+    return str(data.company_id if isinstance(data, events.CompanyDeletedData) else data.company.id)

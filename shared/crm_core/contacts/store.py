@@ -21,6 +21,9 @@ from crm_core.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from crm_core.events import contacts as events
+from crm_core.events.envelope import DomainEvent, Origin
+from crm_core.events.outbox import outbox_put
 from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
@@ -44,6 +47,8 @@ _FILLABLE = (
     "country",
 )
 _API_FIELDS = tuple(Contact.model_fields)
+# Fields every write changes: not news for ContactUpdated's `changed`.
+_BOOKKEEPING = ("updated_at", "version")
 
 
 def to_contact(item: Mapping[str, Any]) -> Contact:
@@ -104,7 +109,7 @@ class ContactStore:
         return item
 
     # Create -----------------------------------------------------------------------------
-    def create(self, tenant_id: str, data: ContactCreate, actor: str) -> Contact:
+    def create(self, tenant_id: str, data: ContactCreate, origin: Origin) -> Contact:
         now = now_iso()
         item: dict[str, Any] = {
             "type": CONTACT,
@@ -115,19 +120,26 @@ class ContactStore:
             "score": 0,
             "created_at": now,
             "updated_at": now,
-            "created_by": actor,
+            "created_by": origin.actor.id,
             "version": 1,
         }
         ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
         ops += self._email_claims(item, [item.get("email")])
         ops += self._tag_changes(item, set(), set(item["tags"]))
         ops += self._company_counts(tenant_id, {item.get("company_id"): 1})
-        self._write(ops, item)
-        return to_contact(item)
+        contact = to_contact(item)
+        event = events.ContactCreated.create(tenant_id, origin, events.ContactData(contact=contact))
+        self._write(ops, item, event)
+        return contact
 
     # Update -----------------------------------------------------------------------------
     def update(
-        self, tenant_id: str, contact_id: str, changes: dict[str, Any], expected: int | None
+        self,
+        tenant_id: str,
+        contact_id: str,
+        changes: dict[str, Any],
+        expected: int | None,
+        origin: Origin,
     ) -> Contact:
         def attempt() -> Contact:
             old = self._load_for_write(tenant_id, contact_id, expected)
@@ -158,16 +170,32 @@ class ContactStore:
             ops += self._company_counts(
                 tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
             )
-            self._write(ops, new)
-            return to_contact(new)
+            before, after = to_contact(old), to_contact(new)
+            changed, previous = events.changes(before, after, _BOOKKEEPING)
+            # A patch that sets every field to its current value is no news.
+            event = (
+                events.ContactUpdated.create(
+                    tenant_id,
+                    origin,
+                    events.ContactChangeData(contact=after, changed=changed, previous=previous),
+                )
+                if changed
+                else None
+            )
+            self._write(ops, new, event)
+            return after
 
         return read_modify_write(attempt, "contact")
 
     # Delete -----------------------------------------------------------------------------
-    def delete(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
-        read_modify_write(lambda: self._delete_once(tenant_id, contact_id, expected), "contact")
+    def delete(self, tenant_id: str, contact_id: str, expected: int | None, origin: Origin) -> None:
+        read_modify_write(
+            lambda: self._delete_once(tenant_id, contact_id, expected, origin), "contact"
+        )
 
-    def _delete_once(self, tenant_id: str, contact_id: str, expected: int | None) -> None:
+    def _delete_once(
+        self, tenant_id: str, contact_id: str, expected: int | None, origin: Origin
+    ) -> None:
         old = self._load_for_write(tenant_id, contact_id, expected)
         ops = [
             self.op.delete(keys.contact(tenant_id, contact_id), "version = :v", v=old["version"])
@@ -175,21 +203,42 @@ class ContactStore:
         ops += self._email_releases(old, [old.get("email"), *old.get("other_emails", [])])
         ops += self._tag_changes(old, set(old.get("tags", [])), set())
         ops += self._company_counts(tenant_id, {old.get("company_id"): -1})
-        self._write(ops, old)
+        event = events.ContactDeleted.create(
+            tenant_id,
+            origin,
+            events.ContactDeletedData(
+                contact_id=contact_id,
+                company_id=old.get("company_id"),
+                owner_id=old.get("owner_id"),
+            ),
+        )
+        self._write(ops, old, event)
 
     # Merge ------------------------------------------------------------------------------
-    def merge(self, tenant_id: str, target_id: str, from_id: str, expected: int | None) -> Contact:
+    def merge(
+        self,
+        tenant_id: str,
+        target_id: str,
+        from_id: str,
+        expected: int | None,
+        origin: Origin,
+    ) -> Contact:
         if target_id == from_id:
             raise Unprocessable(
                 "a contact cannot be merged into itself",
                 errors=[{"loc": ["body", "from_id"], "msg": "same as the target"}],
             )
         return read_modify_write(
-            lambda: self._merge_once(tenant_id, target_id, from_id, expected), "contact"
+            lambda: self._merge_once(tenant_id, target_id, from_id, expected, origin), "contact"
         )
 
     def _merge_once(
-        self, tenant_id: str, target_id: str, from_id: str, expected: int | None
+        self,
+        tenant_id: str,
+        target_id: str,
+        from_id: str,
+        expected: int | None,
+        origin: Origin,
     ) -> Contact:
         target = self._load_for_write(tenant_id, target_id, expected)
         try:
@@ -234,8 +283,14 @@ class ContactStore:
         if loser.get("company_id"):
             counts[loser["company_id"]] = counts.get(loser["company_id"], 0) - 1
         ops += self._company_counts(tenant_id, counts)
-        self._write(ops, survivor)
-        return to_contact(survivor)
+        contact = to_contact(survivor)
+        event = events.ContactMerged.create(
+            tenant_id,
+            origin,
+            events.ContactMergedData(survivor_id=target_id, merged_id=from_id, contact=contact),
+        )
+        self._write(ops, survivor, event)
+        return contact
 
     # Lists ------------------------------------------------------------------------------
     def list_recent(self, tenant_id: str, limit: int, cursor: str | None) -> Page:
@@ -326,8 +381,11 @@ class ContactStore:
             if company_id and delta
         ]
 
-    def _write(self, ops: list[dict[str, Any]], item: Item) -> None:
-        """Run the transaction and turn a refusal into the error that names its cause."""
+    def _write(self, ops: list[dict[str, Any]], item: Item, event: DomainEvent | None) -> None:
+        """Run the change and its event (the outbox item) as one transaction, and turn a
+        refusal into the error that names its cause."""
+        if event is not None:
+            ops = [*ops, outbox_put(self.op, keys.contact(item["tenant_id"], item["id"]), event)]
         try:
             self.table.transact(ops)
         except TransactionCancelled as cancelled:

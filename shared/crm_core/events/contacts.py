@@ -1,0 +1,122 @@
+"""Events of the contacts function (source `crm.contacts`): contacts and companies."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from crm_core.companies.models import Company
+from crm_core.contacts.models import Contact
+from crm_core.events.envelope import EVENT_MODEL, DomainEvent
+
+SOURCE = "crm.contacts"
+PRODUCER = "contacts"
+
+
+class _ContactsEvent(DomainEvent):
+    SOURCE: ClassVar[str] = SOURCE
+    PRODUCER: ClassVar[str] = PRODUCER
+
+
+class ContactData(BaseModel):
+    model_config = EVENT_MODEL
+    contact: Contact
+
+
+class ContactChangeData(BaseModel):
+    model_config = EVENT_MODEL
+    contact: Contact = Field(description="The contact after the change.")
+    changed: list[str] = Field(description="The names of the fields the change set.")
+    previous: dict[str, Any] = Field(
+        description="The value each changed field had before (absent fields as null)."
+    )
+
+
+class ContactMergedData(BaseModel):
+    model_config = EVENT_MODEL
+    survivor_id: str
+    merged_id: str = Field(description="The contact merged away; its id now redirects.")
+    contact: Contact = Field(description="The survivor after the merge.")
+
+
+class ContactDeletedData(BaseModel):
+    model_config = EVENT_MODEL
+    contact_id: str
+    company_id: str | None = None
+    owner_id: str | None = None
+
+
+class CompanyData(BaseModel):
+    model_config = EVENT_MODEL
+    company: Company
+
+
+class CompanyChangeData(BaseModel):
+    model_config = EVENT_MODEL
+    company: Company = Field(description="The company after the change.")
+    changed: list[str]
+    previous: dict[str, Any]
+
+
+class CompanyDeletedData(BaseModel):
+    model_config = EVENT_MODEL
+    company_id: str
+
+
+class ContactCreated(_ContactsEvent):
+    """A contact was created (through the API, or by a lead)."""
+
+    DETAIL_TYPE: ClassVar[str] = "ContactCreated"
+    data: ContactData
+
+
+class ContactUpdated(_ContactsEvent):
+    """Fields of a contact changed; `changed` names them and `previous` holds old values."""
+
+    DETAIL_TYPE: ClassVar[str] = "ContactUpdated"
+    data: ContactChangeData
+
+
+class ContactMerged(_ContactsEvent):
+    """A contact was merged into another; the survivor keeps both records' data."""
+
+    DETAIL_TYPE: ClassVar[str] = "ContactMerged"
+    data: ContactMergedData
+
+
+class ContactDeleted(_ContactsEvent):
+    """A contact was deleted."""
+
+    DETAIL_TYPE: ClassVar[str] = "ContactDeleted"
+    data: ContactDeletedData
+
+
+class CompanyCreated(_ContactsEvent):
+    """A company was created."""
+
+    DETAIL_TYPE: ClassVar[str] = "CompanyCreated"
+    data: CompanyData
+
+
+class CompanyUpdated(_ContactsEvent):
+    """Fields of a company changed."""
+
+    DETAIL_TYPE: ClassVar[str] = "CompanyUpdated"
+    data: CompanyChangeData
+
+
+class CompanyDeleted(_ContactsEvent):
+    """A company (with no contacts left) was deleted."""
+
+    DETAIL_TYPE: ClassVar[str] = "CompanyDeleted"
+    data: CompanyDeletedData
+
+
+def changes(
+    before: BaseModel, after: BaseModel, ignore: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
+    """The fields that differ between two versions of a resource, and their old values."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    changed = [name for name in new if name not in ignore and old.get(name) != new[name]]
+    return changed, {name: old.get(name) for name in changed}
