@@ -66,6 +66,7 @@ class Provisioner:
             "AWS::SQS::Queue": self._queue,
             "AWS::Events::EventBus": self._event_bus,
             "AWS::Events::Rule": self._event_rule,
+            "AWS::Events::Archive": self._event_archive,
             "AWS::Cognito::UserPool": self._user_pool,
             "AWS::Cognito::UserPoolClient": self._user_pool_client,
             "AWS::Cognito::UserPoolGroup": self._user_pool_group,
@@ -168,6 +169,23 @@ class Provisioner:
         name = props["Name"]
         arn = self.clients("events").create_event_bus(Name=name)["EventBusArn"]
         return Physical(ref=name, attributes={"Arn": arn, "Name": name})
+
+    def _event_archive(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """An archive of a bus: moto keeps the events, and StartReplay replays them."""
+        name = props.get("ArchiveName") or logical_id
+        kwargs: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
+        pattern = props.get("EventPattern")
+        if pattern:
+            kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        for key in ("Description", "RetentionDays"):
+            if key in props:
+                kwargs[key] = int(props[key]) if key == "RetentionDays" else props[key]
+        events = self.clients("events")
+        try:
+            arn = events.create_archive(**kwargs)["ArchiveArn"]
+        except events.exceptions.ResourceAlreadyExistsException:
+            arn = events.describe_archive(ArchiveName=name)["ArchiveArn"]
+        return Physical(ref=name, attributes={"Arn": arn, "ArchiveName": name})
 
     def _event_rule(self, logical_id: str, props: dict[str, Any]) -> Physical:
         """The rule, with the targets moto delivers itself (see _MOTO_RULE_TARGETS)."""

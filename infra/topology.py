@@ -134,6 +134,14 @@ def _fn_select(r: Resolver, arg: list[Any]) -> Any:
     return items[int(index)]
 
 
+def _fn_find_in_map(r: Resolver, arg: list[Any]) -> Any:
+    name, top, second = (r.resolve(a) for a in arg)
+    try:
+        return (r.template.get("Mappings") or {})[name][top][second]
+    except KeyError:
+        raise TemplateError(f"Fn::FindInMap: no {name}.{top}.{second}") from None
+
+
 def _fn_getatt(r: Resolver, arg: Any) -> str:
     resource, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
     return r.get_att(resource, r.resolve(attribute))
@@ -152,6 +160,7 @@ _FUNCTIONS: dict[str, Any] = {
     "Fn::Join": lambda r, arg: str(r.resolve(arg[0])).join(str(v) for v in r.resolve(arg[1])),
     "Fn::Split": lambda r, arg: str(r.resolve(arg[1])).split(str(r.resolve(arg[0]))),
     "Fn::Select": _fn_select,
+    "Fn::FindInMap": _fn_find_in_map,
 }
 
 

@@ -6,31 +6,19 @@ and friends, which costs cold-start time for nothing we use (see docs/decisions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from botocore.config import Config
-
 Item = dict[str, Any]
 AttributeValue = dict[str, Any]
 
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=2,
-    read_timeout=5,
-    tcp_keepalive=True,
-)
-
 
 def dynamodb_client() -> Any:
-    """One client per process, created at cold start; AWS_ENDPOINT_URL is honoured by botocore."""
-    import botocore.session
+    """One client per process, created at cold start."""
+    from crm_core.clients import client
 
-    session = botocore.session.get_session()
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return session.create_client("dynamodb", region_name=region, config=CLIENT_CONFIG)
+    return client("dynamodb")
 
 
 def to_attr(value: Any) -> AttributeValue:

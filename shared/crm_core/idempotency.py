@@ -22,28 +22,38 @@ Outcome = dict[str, Any]
 _store: Any = None
 
 
+def tenant_persistence_layer(table: Table) -> Any:
+    """A Powertools DynamoDB persistence layer whose records live in the single table under
+    a tenant's partition; set `.tenant_id` before each use.
+
+    Powertools configures a layer once (its key path and expiry stick), so each use of
+    idempotency (Idempotency-Key here, events in crm_core/events/consumer.py) has its own.
+    """
+    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
+        DynamoDBPersistenceLayer,
+    )
+
+    class TenantPersistenceLayer(DynamoDBPersistenceLayer):
+        tenant_id = ""
+
+        def _get_key(self, idempotency_key: str) -> dict[str, Any]:
+            partition = keys.idempotency_partition(self.tenant_id)
+            return {"PK": {"S": partition}, "SK": {"S": idempotency_key}}
+
+    return TenantPersistenceLayer(
+        table_name=table.name,
+        key_attr="PK",
+        sort_key_attr="SK",
+        expiry_attr="ttl",
+        boto3_client=table.client,
+    )
+
+
 def _tenant_store(table: Table, tenant_id: str) -> Any:
     """One persistence layer per process, pointed at the caller's tenant for each request."""
     global _store
     if _store is None:
-        from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import (
-            DynamoDBPersistenceLayer,
-        )
-
-        class TenantPersistenceLayer(DynamoDBPersistenceLayer):
-            tenant_id = ""
-
-            def _get_key(self, idempotency_key: str) -> dict[str, Any]:
-                partition = keys.idempotency_partition(self.tenant_id)
-                return {"PK": {"S": partition}, "SK": {"S": idempotency_key}}
-
-        _store = TenantPersistenceLayer(
-            table_name=table.name,
-            key_attr="PK",
-            sort_key_attr="SK",
-            expiry_attr="ttl",
-            boto3_client=table.client,
-        )
+        _store = tenant_persistence_layer(table)
     _store.tenant_id = tenant_id
     return _store
 

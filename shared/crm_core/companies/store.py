@@ -69,7 +69,9 @@ class CompanyStore:
         ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
         ops += self._domain_claim(item)
         company = to_company(item)
-        event = events.CompanyCreated.create(tenant_id, origin, events.CompanyData(company=company))
+        event = events.CompanyCreated.create(
+            tenant_id, origin, events.CompanyData(company=company), now
+        )
         self._write(ops, event)
         return company
 
@@ -112,6 +114,7 @@ class CompanyStore:
                     tenant_id,
                     origin,
                     events.CompanyChangeData(company=after, changed=changed, previous=previous),
+                    new["updated_at"],
                 )
                 if changed
                 else None

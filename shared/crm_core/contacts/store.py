@@ -128,7 +128,9 @@ class ContactStore:
         ops += self._tag_changes(item, set(), set(item["tags"]))
         ops += self._company_counts(tenant_id, {item.get("company_id"): 1})
         contact = to_contact(item)
-        event = events.ContactCreated.create(tenant_id, origin, events.ContactData(contact=contact))
+        event = events.ContactCreated.create(
+            tenant_id, origin, events.ContactData(contact=contact), now
+        )
         self._write(ops, item, event)
         return contact
 
@@ -178,6 +180,7 @@ class ContactStore:
                     tenant_id,
                     origin,
                     events.ContactChangeData(contact=after, changed=changed, previous=previous),
+                    new["updated_at"],
                 )
                 if changed
                 else None
@@ -288,6 +291,7 @@ class ContactStore:
             tenant_id,
             origin,
             events.ContactMergedData(survivor_id=target_id, merged_id=from_id, contact=contact),
+            now,
         )
         self._write(ops, survivor, event)
         return contact

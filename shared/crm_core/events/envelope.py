@@ -90,13 +90,16 @@ class DomainEvent(BaseModel):
     data: Any
 
     @classmethod
-    def create(cls, tenant_id: str, origin: Origin, data: Any) -> Self:
-        """A new event of this type, with a fresh id, happening now."""
+    def create(
+        cls, tenant_id: str, origin: Origin, data: Any, occurred_at: str | None = None
+    ) -> Self:
+        """A new event of this type, with a fresh id, happening at the change's time
+        (`occurred_at`, the `updated_at` it wrote) or now."""
         metadata = EventMetadata(
             event_id=new_ulid(),
             event_version=cls.VERSION,
             tenant_id=tenant_id,
-            occurred_at=now_iso(),
+            occurred_at=occurred_at or now_iso(),
             correlation_id=origin.correlation_id,
             actor=origin.actor,
         )

@@ -1,0 +1,168 @@
+"""The one way an event consumer is written: typed, logged, and idempotent.
+
+    consumer = EventConsumer("lead_scoring", table, logger)
+
+    @consumer.on(ContactCreated)
+    def score_new_contact(event: ContactCreated) -> None:
+        ...
+
+    def handler(event, context):              # the Lambda handler
+        return consumer.handle(event, context)
+
+For each EventBridge event delivered, `handle`:
+- finds the handler of its source and detail-type and parses `detail` into that event's
+  model (an event it cannot parse is refused with `PoisonEvent`, so it is retried and then
+  lands in the function's on-failure queue, whence `crm events replay --dlq` re-drives it);
+- binds the correlation id, tenant, event id and detail-type to every log line;
+- runs the handler at most once per `metadata.event_id` (Powertools idempotency, records
+  in the single table under the event's tenant, kept `RECORD_TTL_SECONDS`). A duplicate
+  delivery gets the first run's result; a concurrent one, while the first still runs, is
+  refused with `EventInProgress` and retried later by Lambda; a handler that raises leaves
+  no record, so the retry runs it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from crm_core.events.envelope import DomainEvent
+from crm_core.table import Table
+
+# Longer than every redelivery path: EventBridge retries for 24 h, a DLQ keeps messages 14
+# days but is re-driven after a fix, usually within days; an archive replay of older events
+# runs the handlers again, so they must also be safe to repeat (docs/operations.md).
+RECORD_TTL_SECONDS = 7 * 24 * 3600
+
+E = TypeVar("E", bound=DomainEvent)
+Handler = Callable[[Any], Any]
+
+
+class PoisonEvent(ValueError):
+    """An event this consumer can never process as it is: not one it subscribes to, or a
+    detail that does not match the event's model."""
+
+
+class EventInProgress(RuntimeError):
+    """The same event is being processed by another invocation right now."""
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        name: str,
+        table: Table,
+        logger: Any,
+        record_ttl_seconds: int = RECORD_TTL_SECONDS,
+    ) -> None:
+        self.name = name
+        self.table = table
+        self.logger = logger
+        self.record_ttl_seconds = record_ttl_seconds
+        self._handlers: dict[tuple[str, str], tuple[type[DomainEvent], Handler]] = {}
+        self._store: Any = None
+
+    # Subscriptions --------------------------------------------------------------------
+    def on(self, event_type: type[E]) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+        def register(function: Callable[[E], Any]) -> Callable[[E], Any]:
+            name = (event_type.SOURCE, event_type.DETAIL_TYPE)
+            if name in self._handlers:
+                raise ValueError(f"{self.name}: two handlers for {event_type.DETAIL_TYPE}")
+            self._handlers[name] = (event_type, function)
+            return function
+
+        return register
+
+    @property
+    def subscriptions(self) -> list[type[DomainEvent]]:
+        return [event_type for event_type, _ in self._handlers.values()]
+
+    # Delivery -------------------------------------------------------------------------
+    def parse(self, event: Mapping[str, Any]) -> DomainEvent:
+        """The typed event of an EventBridge event, or PoisonEvent."""
+        source, detail_type = event.get("source"), event.get("detail-type")
+        found = self._handlers.get((str(source), str(detail_type)))
+        if found is None:
+            raise PoisonEvent(f"{self.name} does not consume {source} {detail_type}")
+        try:
+            return found[0].model_validate(event.get("detail"))
+        except ValidationError as error:
+            raise PoisonEvent(
+                f"{detail_type} does not match its model: {error.error_count()} error(s): "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            ) from None
+
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> Any:
+        """Process one EventBridge event (the Lambda handler's body)."""
+        try:
+            typed = self.parse(event)
+        except PoisonEvent as poison:
+            self.logger.error(
+                "poison event",
+                extra={
+                    "source": event.get("source"),
+                    "detail_type": event.get("detail-type"),
+                    "eventbridge_id": event.get("id"),
+                    "reason": str(poison),
+                },
+            )
+            raise
+        metadata = typed.metadata
+        self.logger.set_correlation_id(metadata.correlation_id)
+        self.logger.append_keys(
+            tenant_id=metadata.tenant_id,
+            event_id=metadata.event_id,
+            detail_type=typed.DETAIL_TYPE,
+            replay_name=event.get("replay-name"),
+        )
+        run = self._handlers[(typed.SOURCE, typed.DETAIL_TYPE)][1]
+        return self._once(typed, run, context)
+
+    def _once(self, typed: DomainEvent, run: Handler, context: Any) -> Any:
+        from aws_lambda_powertools.utilities.idempotency import (
+            IdempotencyConfig,
+            idempotent_function,
+        )
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+        )
+
+        config = IdempotencyConfig(
+            event_key_jmespath="[event_id, handler]",
+            expires_after_seconds=self.record_ttl_seconds,
+            raise_on_no_idempotency_key=True,
+        )
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            # An in-progress record then expires with the invocation: a timed-out run can
+            # be retried instead of blocking its event until the record's TTL.
+            config.register_lambda_context(context)
+
+        @idempotent_function(
+            data_keyword_argument="delivery",
+            persistence_store=self._persistence(typed.tenant_id),
+            config=config,
+        )
+        def once(delivery: dict[str, str]) -> Any:
+            result = run(typed)
+            self.logger.info("event processed")
+            return result
+
+        # The record's key names the consumer and the handler, so every consumer of an
+        # event keeps its own record of it.
+        delivery = {"event_id": typed.event_id, "handler": f"{self.name}.{run.__name__}"}
+        try:
+            return once(delivery=delivery)
+        except IdempotencyAlreadyInProgressError:
+            self.logger.info("event already in progress elsewhere; retry later")
+            raise EventInProgress(f"event {typed.event_id} is being processed") from None
+
+    def _persistence(self, tenant_id: str) -> Any:
+        """Powertools' DynamoDB persistence layer, with records in the event's tenant."""
+        if self._store is None:
+            from crm_core.idempotency import tenant_persistence_layer
+
+            self._store = tenant_persistence_layer(self.table)
+        self._store.tenant_id = tenant_id
+        return self._store
