@@ -1,0 +1,178 @@
+"""template.yaml's event backbone: the bus, its archive, outbox_publisher, and the rules
+every consumer's subscription must follow."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from crm_core.events.outbox import STREAM_FILTER
+from infra.cfn import REPO_ROOT, load_template, resources
+from tests.iac.test_template import (
+    Template,
+    _events,
+    _function_setting,
+    _functions,
+    _props,
+    _ref_target,
+    iam_statements,
+)
+
+STAGES = ("dev", "staging", "prod", "local")
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template()
+
+
+def event_rule_problems(template: Template) -> list[str]:
+    """Every subscription to the bus: a rule with a retry policy and a DLQ for its target,
+    and a function that catches its own failures in an on-failure destination."""
+    problems = []
+    for name, fn in _functions(template).items():
+        invoke = _function_setting(template, fn, "EventInvokeConfig") or {}
+        for event_name, event in _events(fn).items():
+            if event.get("Type") != "EventBridgeRule":
+                continue
+            where = f"{name}.Events.{event_name}"
+            props = event.get("Properties") or {}
+            if _ref_target(props.get("EventBusName")) != "EventBus":
+                problems.append(f"{where}: subscribe on the stage's bus (!Ref EventBus)")
+            retry = props.get("RetryPolicy") or {}
+            if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(retry):
+                problems.append(f"{where}: RetryPolicy needs MaximumRetryAttempts and age")
+            if not (props.get("DeadLetterConfig") or {}).get("Arn"):
+                problems.append(f"{where}: no DeadLetterConfig.Arn for delivery failures")
+            on_failure = ((invoke.get("DestinationConfig") or {}).get("OnFailure")) or {}
+            if not on_failure.get("Destination") or "MaximumRetryAttempts" not in invoke:
+                problems.append(
+                    f"{where}: the function needs EventInvokeConfig with MaximumRetryAttempts "
+                    "and an OnFailure destination for its own errors"
+                )
+    return problems
+
+
+def _rule_fn(**props: Any) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "EventInvokeConfig": {
+                "MaximumRetryAttempts": 2,
+                "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": "arn:dlq"}},
+            },
+            "Events": {"E": {"Type": "EventBridgeRule", "Properties": props}},
+        },
+    }
+
+
+_GOOD_RULE = {
+    "EventBusName": {"Ref": "EventBus"},
+    "Pattern": {"source": ["crm.contacts"]},
+    "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["Dlq", "Arn"]}},
+}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {k: v for k, v in _GOOD_RULE.items() if k != "RetryPolicy"},
+        {k: v for k, v in _GOOD_RULE.items() if k != "DeadLetterConfig"},
+        {**_GOOD_RULE, "EventBusName": "default"},
+        {**_GOOD_RULE, "RetryPolicy": {"MaximumRetryAttempts": 3}},
+    ],
+)
+def test_checker_refuses_a_subscription_without_its_safety_nets(broken: dict[str, Any]) -> None:
+    assert event_rule_problems({"Resources": {"F": _rule_fn(**_GOOD_RULE)}}) == []
+    assert event_rule_problems({"Resources": {"F": _rule_fn(**broken)}}) != []
+    no_destination = _rule_fn(**_GOOD_RULE)
+    no_destination["Properties"].pop("EventInvokeConfig")
+    assert event_rule_problems({"Resources": {"F": no_destination}}) != []
+
+
+def test_every_subscription_has_a_retry_policy_and_dlqs(template: Template) -> None:
+    assert event_rule_problems(template) == []
+
+
+def test_one_bus_per_stage_and_an_archive_of_it(template: Template) -> None:
+    res = resources(template)
+    assert _props(res["EventBus"])["Name"] == {"Fn::Sub": "crm-${Stage}-bus"}
+    archive = _props(res["EventArchive"])
+    assert archive["ArchiveName"] == {"Fn::Sub": "crm-${Stage}-archive"}
+    assert archive["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]}
+    assert "EventPattern" not in archive  # every event, so any consumer can be replayed
+    assert archive["RetentionDays"] == {
+        "Fn::FindInMap": ["StageSettings", {"Ref": "Stage"}, "ArchiveRetentionDays"]
+    }
+    days = {s: template["Mappings"]["StageSettings"][s]["ArchiveRetentionDays"] for s in STAGES}
+    assert days["prod"] >= 90
+    assert days["prod"] > days["staging"] >= days["dev"] >= 1
+
+
+def test_outbox_publisher_reads_only_outbox_inserts_and_never_drops_a_batch(
+    template: Template,
+) -> None:
+    fn = _props(resources(template)["OutboxPublisherFunction"])
+    source = fn["Events"]["Outbox"]
+    assert source["Type"] == "DynamoDB"
+    props = source["Properties"]
+    assert props["Stream"] == {"Fn::GetAtt": ["Table", "StreamArn"]}
+    (only,) = props["FilterCriteria"]["Filters"]
+    assert json.loads(only["Pattern"]) == STREAM_FILTER
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert 1 <= props["MaximumRetryAttempts"] <= 100
+    assert props["BatchSize"] <= 1000
+    on_failure = props["DestinationConfig"]["OnFailure"]
+    assert on_failure == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["OutboxPublisherDlq", "Arn"]},
+    }
+    dlq = _props(resources(template)["OutboxPublisherDlq"])
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600  # the most SQS keeps
+    assert fn["Environment"]["Variables"]["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+
+
+def test_only_outbox_publisher_may_put_events(template: Template) -> None:
+    """No handler calls put_events after a write: IAM lets only the publisher do it, and
+    only on the stage's bus."""
+    granted = {}
+    for where, statement in iam_statements(template):
+        actions = statement.get("Action")
+        if any(
+            str(a).startswith("events:Put")
+            for a in (actions if isinstance(actions, list) else [actions])
+        ):
+            granted[where.split(".")[0]] = statement["Resource"]
+    assert granted == {"OutboxPublisherFunction": {"Fn::GetAtt": ["EventBus", "Arn"]}}
+
+
+def test_no_function_code_calls_put_events_except_through_the_outbox() -> None:
+    allowed = {
+        REPO_ROOT / "functions" / "outbox_publisher" / "app.py",
+        REPO_ROOT / "shared" / "crm_core" / "events" / "forwarding.py",
+    }
+    calls = re.compile(r"\bput_events\s*\(")
+    offenders = [
+        path.relative_to(REPO_ROOT).as_posix()
+        for root in (REPO_ROOT / "functions", REPO_ROOT / "shared" / "crm_core")
+        for path in root.rglob("*.py")
+        if path not in allowed and calls.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_stack_outputs_name_the_bus_archive_and_dlq(template: Template) -> None:
+    outputs = template["Outputs"]
+    for name in (
+        "EventBusName",
+        "EventBusArn",
+        "EventArchiveName",
+        "EventArchiveArn",
+        "OutboxPublisherDlqUrl",
+    ):
+        assert name in outputs, name
