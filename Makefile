@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: venv dev test lint fmt typecheck unit iac build bench openapi clean
+.PHONY: venv dev test lint fmt typecheck unit iac build bench openapi schemas clean
 
 venv: $(STAMP)
 
@@ -50,9 +50,13 @@ build: venv
 bench: venv
 	$(BIN)/python scripts/bench_cold_start.py
 	$(BIN)/python scripts/bench_local_cloud.py
+	$(BIN)/python scripts/bench_outbox.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py
+
+schemas: venv
+	$(BIN)/python -m infra.catalog
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache

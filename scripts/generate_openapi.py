@@ -27,6 +27,22 @@ DESCRIPTION = (
 )
 
 
+def http_functions() -> list[str]:
+    """The function folders with HTTP API routes in template.yaml (others are not imported:
+    their environment, a bus name say, is not the API's business)."""
+    from infra.cfn import load_template
+
+    names = []
+    for resource in load_template()["Resources"].values():
+        props = resource.get("Properties") or {}
+        events = (props.get("Events") or {}).values()
+        if resource.get("Type") == "AWS::Serverless::Function" and any(
+            e.get("Type") == "HttpApi" for e in events
+        ):
+            names.append(Path(str(props["CodeUri"])).name)
+    return sorted(names)
+
+
 def function_document(name: str) -> dict[str, Any] | None:
     """The OpenAPI document of one function, or None if it serves no HTTP routes."""
     folder = ROOT / "functions" / name
@@ -129,7 +145,7 @@ def merged_document() -> dict[str, Any]:
         },
         "security": [{"cognito": []}],
     }
-    for name in sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")):
+    for name in http_functions():
         part = function_document(name)
         if part is None:
             continue

@@ -13,7 +13,8 @@ from crm_core.ids import ULID_PATTERN
 # Models are built on first use, not at import: a cold start then builds only the models
 # its first request needs (docs/decisions.md, "Cold start").
 INPUT_MODEL = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
-OUTPUT_MODEL = ConfigDict(defer_build=True)
+# Outputs always carry every field (null when unset): their schemas say so.
+OUTPUT_MODEL = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50

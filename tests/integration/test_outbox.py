@@ -190,8 +190,10 @@ def test_event_size_is_counted_as_eventbridge_counts_it() -> None:
     from crm_core.events.outbox import entry_bytes
 
     event = events.CompanyDeleted.create(
-        "acme", Origin.system("test"), events.CompanyDeletedData(company_id="c1")
+        "acme",
+        Origin.system("test"),
+        events.CompanyDeletedData(company_id="01JBCMPNY00000000000000000"),
     )
-    item = outbox_item("T#acme#CO#c1", event)
+    item = outbox_item("T#acme#CO#01JBCMPNY00000000000000000", event)
     expected = 14 + len("crm.contacts") + len("CompanyDeleted") + len(item["detail"].encode())
     assert entry_bytes("crm.contacts", "CompanyDeleted", item["detail"]) == expected

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from crm_core.companies.models import Company
 from crm_core.contacts.models import Contact
 from crm_core.events.envelope import EVENT_MODEL, DomainEvent
+from crm_core.fields import Ulid
 
 SOURCE = "crm.contacts"
 PRODUCER = "contacts"
@@ -35,16 +36,16 @@ class ContactChangeData(BaseModel):
 
 class ContactMergedData(BaseModel):
     model_config = EVENT_MODEL
-    survivor_id: str
-    merged_id: str = Field(description="The contact merged away; its id now redirects.")
+    survivor_id: Ulid = Field(description="The contact that remains (the merge's target).")
+    merged_id: Ulid = Field(description="The contact merged away; its id now redirects.")
     contact: Contact = Field(description="The survivor after the merge.")
 
 
 class ContactDeletedData(BaseModel):
     model_config = EVENT_MODEL
-    contact_id: str
-    company_id: str | None = None
-    owner_id: str | None = None
+    contact_id: Ulid = Field(description="The deleted contact.")
+    company_id: Ulid | None = Field(default=None, description="Its company, if it had one.")
+    owner_id: str | None = Field(default=None, description="Its owner, if it had one.")
 
 
 class CompanyData(BaseModel):
@@ -55,13 +56,15 @@ class CompanyData(BaseModel):
 class CompanyChangeData(BaseModel):
     model_config = EVENT_MODEL
     company: Company = Field(description="The company after the change.")
-    changed: list[str]
-    previous: dict[str, Any]
+    changed: list[str] = Field(description="The names of the fields the change set.")
+    previous: dict[str, Any] = Field(
+        description="The value each changed field had before (absent fields as null)."
+    )
 
 
 class CompanyDeletedData(BaseModel):
     model_config = EVENT_MODEL
-    company_id: str
+    company_id: Ulid = Field(description="The deleted company.")
 
 
 class ContactCreated(_ContactsEvent):

@@ -27,7 +27,13 @@ TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 # Events are read by consumers that may be older or newer than the producer: unknown
 # fields are ignored (a tolerant reader), and models are built on first use.
-EVENT_MODEL = ConfigDict(extra="ignore", defer_build=True, frozen=True)
+EVENT_MODEL = ConfigDict(
+    extra="ignore",
+    defer_build=True,
+    frozen=True,
+    # Producers always write every field (null when unset): the schemas say so.
+    json_schema_serialization_defaults_required=True,
+)
 
 
 class ActorType(StrEnum):
