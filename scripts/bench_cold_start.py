@@ -45,9 +45,26 @@ print(time.perf_counter() - _t)
 """
 
 
+def template_env(function: str) -> dict[str, str]:
+    """The function's own variables from template.yaml; a reference (a bus name, say)
+    becomes a stand-in value, as only its presence matters at init."""
+    from infra.cfn import load_template
+
+    for logical, resource in load_template()["Resources"].items():
+        props = resource.get("Properties") or {}
+        if Path(str(props.get("CodeUri", ""))).name == function:
+            variables = (props.get("Environment") or {}).get("Variables") or {}
+            return {
+                k: v if isinstance(v, str) else f"crm-bench-{logical}-{k.lower()}"
+                for k, v in variables.items()
+            }
+    return {}
+
+
 def lambda_env(function: str) -> dict[str, str]:
     """The environment Lambda and template.yaml give a function (tracing enabled)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
+    env.update(template_env(function))
     env.update(
         AWS_LAMBDA_FUNCTION_NAME=f"crm-bench-{function}",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
