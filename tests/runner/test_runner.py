@@ -531,7 +531,10 @@ def moto_endpoint() -> Iterator[str]:
 
 def contacts_spec() -> FunctionSpec:
     template = load_template()
-    physical = {logical_id: Physical(logical_id) for logical_id in template["Resources"]}
+    physical = {
+        logical_id: Physical(logical_id, {"Arn": f"arn:aws:local:::{logical_id}"})
+        for logical_id in template["Resources"]
+    }
     physical["Table"] = Physical(
         "crm-local",
         {
