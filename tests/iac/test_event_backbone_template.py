@@ -176,3 +176,50 @@ def test_the_stack_outputs_name_the_bus_archive_and_dlq(template: Template) -> N
         "OutboxPublisherDlqUrl",
     ):
         assert name in outputs, name
+
+
+def _dead_letter_queues(template: Template) -> set[str]:
+    """Every queue the template uses as a DLQ or an on-failure destination."""
+    found: set[str | None] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in ("DeadLetterConfig", "OnFailure"):
+                    found.add(_ref_target(inner.get("Arn") or inner.get("Destination")))
+                elif key == "RedrivePolicy":
+                    found.add(_ref_target(inner.get("deadLetterTargetArn")))
+                visit(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                visit(inner)
+
+    visit(template["Resources"])
+    queues = {n for n, r in resources(template).items() if r["Type"] == "AWS::SQS::Queue"}
+    return {q for q in found if q in queues}
+
+
+def test_every_dlq_raises_an_alarm_when_anything_lands_in_it(template: Template) -> None:
+    dlqs = _dead_letter_queues(template)
+    assert "OutboxPublisherDlq" in dlqs
+    alarmed = set()
+    for res in resources(template).values():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        props = _props(res)
+        if props.get("MetricName") == "ApproximateNumberOfMessagesVisible":
+            assert props["Threshold"] == 0
+            assert props["ComparisonOperator"] == "GreaterThanThreshold"
+            assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+            (dimension,) = props["Dimensions"]
+            alarmed.add(_ref_target(dimension["Value"]))
+    assert dlqs <= alarmed
+
+
+def test_a_lagging_outbox_publisher_raises_an_alarm(template: Template) -> None:
+    props = _props(resources(template)["OutboxPublisherLagAlarm"])
+    assert props["MetricName"] == "IteratorAge"
+    assert props["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "OutboxPublisherFunction"}}
+    ]
+    assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
