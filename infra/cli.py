@@ -6,6 +6,7 @@ crm tenant create T [--stage S]           a tenant with one user per role
 crm user add --tenant T --email E --role R [--stage S]
 crm invoke FUNCTION --event FILE          one event through the running cloud's runner
 crm seed --contacts N                     demo data through the API
+crm events tail|replay [--stage S]        watch the bus; re-drive a DLQ or an archive
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra import events_cli
 from infra.cfn import REPO_ROOT
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, IdentityError, role_email
 
@@ -185,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     seed_cmd.add_argument("--companies", type=int, default=20)
     seed_cmd.add_argument("--tenant", default="demo")
     seed_cmd.set_defaults(run=cmd_seed)
+
+    events_cli.register(commands)
     return root
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra import lambda_api
 from infra.async_invoke import AsyncInvoker
 from infra.aws import LOCAL_CREDENTIALS, boto_client
 from infra.cfn import REPO_ROOT, load_template
@@ -29,6 +30,8 @@ from infra.topology import (
     LOCAL_STAGE,
     FunctionSpec,
     HttpApiSpec,
+    Resolver,
+    TemplateError,
     http_apis,
     serverless_functions,
 )
@@ -69,6 +72,7 @@ class Running:
     tables: list[str]
     functions: dict[str, str]  # physical name -> logical id
     pid: int = field(default_factory=os.getpid)
+    outputs: dict[str, str] = field(default_factory=dict)  # the template's, for stage local
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,11 @@ class LocalCloud:
             client=self.client,
             endpoint_url=self.endpoint.url,
             log=self.config.log,
-            pages={**pages(self.config.root), "/_local/invoke/": self._invoke_page},
+            pages={
+                **pages(self.config.root),
+                "/_local/invoke/": self._invoke_page,
+                **lambda_api.pages(self.functions, self.runners.invoke, self.async_invoker),
+            },
         )
         for build in service_builders():
             service = build(self.context)
@@ -166,6 +174,7 @@ class LocalCloud:
             client_id=client_id or "",
             tables=tables,
             functions={f.name: f.logical_id for f in self.functions},
+            outputs=stack_outputs(template, self.provisioned.resolver),
         )
         self.running.save(self.config.state_dir / "local.json")
         self._saved_writes = self.endpoint.isolation.writes
@@ -267,6 +276,21 @@ def _cognito_ids(
     pool = physical[pools[0]].ref if pools and pools[0] in physical else None
     client = physical[clients[0]].ref if clients and clients[0] in physical else None
     return pool, client
+
+
+def stack_outputs(template: dict[str, Any], resolver: Resolver) -> dict[str, str]:
+    """The template's Outputs as the stack would have them (those it cannot resolve left out)."""
+    outputs: dict[str, str] = {}
+    for key, output in (template.get("Outputs") or {}).items():
+        condition = output.get("Condition")
+        try:
+            if condition and not resolver.condition(condition):
+                continue
+            value = resolver.resolve(output.get("Value"))
+        except TemplateError:
+            continue
+        outputs[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return outputs
 
 
 def service_builders() -> list[Callable[[CloudContext], Service | None]]:
