@@ -5,6 +5,11 @@ restores that copy over the whole table; two requests at once can then both pass
 condition the other breaks, or erase each other's writes. DynamoDB isolates every request,
 so here each DynamoDB request holds one lock (docs/decisions.md, 16). Races between a
 function's separate requests (read, then conditional write) stay as open as in AWS.
+
+moto's StartReplay also replays every archived event to every rule of the bus; EventBridge
+replays only the events whose time is in [EventStartTime, EventEndTime), and only to the
+rules in `Destination.FilterArns` when it names any. `ReplayWindow` makes moto do the same,
+so `crm events replay --archive` behaves locally as it does against a deployed stage.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 _READ_ACTIONS = frozenset(
@@ -66,6 +74,57 @@ class DynamoDbIsolation:
             self._original = None
 
 
+class ReplayWindow:
+    """Archive replays within their time window and rule filter, as in EventBridge."""
+
+    def __init__(self) -> None:
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        from moto.events import models
+
+        if self._original is not None:
+            return
+        self._original = models.Replay.replay_events
+
+        def replay_events(replay: Any, archive: Any) -> None:
+            start, end = float(replay.event_start_time), float(replay.event_end_time)
+            bus_name = replay.destination["Arn"].split("/")[-1]
+            bus = models.events_backends[replay.account_id][replay.region].describe_event_bus(
+                bus_name
+            )
+            only = set(replay.destination.get("FilterArns") or [])
+            for event in list(archive.events):
+                if not start <= _epoch(event.get("time")) < end:
+                    continue
+                for rule in list(bus.rules.values()):
+                    if only and rule.arn not in only:
+                        continue
+                    replayed = {**event, "id": str(uuid.uuid4()), "replay-name": replay.name}
+                    rule.send_to_targets(replayed, transform_input=False)  # type: ignore[arg-type]
+            replay.state = models.ReplayState.COMPLETED
+            replay.end_time = time.time()
+
+        models.Replay.replay_events = replay_events  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        from moto.events import models
+
+        if self._original is not None:
+            models.Replay.replay_events = self._original  # type: ignore[method-assign]
+            self._original = None
+
+
+def _epoch(value: Any) -> float:
+    """An archived event's time (moto keeps epoch seconds; ISO 8601 is accepted too)."""
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("nan")  # outside every window
+
+
 @contextmanager
 def isolated_dynamodb() -> Iterator[DynamoDbIsolation]:
     isolation = DynamoDbIsolation()
@@ -83,6 +142,7 @@ class LocalEndpoint:
         self.host = host
         self.port = port
         self.isolation = DynamoDbIsolation()
+        self.replay_window = ReplayWindow()
         self._server: Any = None
 
     @property
@@ -96,6 +156,7 @@ class LocalEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         check_free(self.host, self.port)  # moto's server thread would die and start() hang
         self.isolation.install()
+        self.replay_window.install()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
@@ -105,6 +166,7 @@ class LocalEndpoint:
             self._server.stop()
             self._server = None
         self.isolation.uninstall()
+        self.replay_window.uninstall()
 
 
 class PortInUseError(OSError):
