@@ -116,6 +116,9 @@ class LocalCloud:
         template = load_template(self.config.template_path)
         self.provisioned = Provisioner(self.client).provision(template, {"Stage": LOCAL_STAGE})
         physical = self.provisioned.physical
+        skipped = [f"{k} ({why})" for k, why in self.provisioned.skipped.items()]
+        if skipped:
+            self.config.log(f"[crm] skipped: {'; '.join(sorted(skipped))}")
         self.functions = serverless_functions(template, self.provisioned.resolver)
         self.apis = http_apis(template, self.provisioned.resolver, self.functions)
         pool_id, client_id = _cognito_ids(template, physical)
