@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra import events_cli
+from infra import dlq_replay
 from infra.aws import boto_client
 from infra.cli import main
 from infra.dev import LocalCloud
@@ -149,4 +149,4 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backbone]:
 @pytest.fixture(autouse=True)
 def _drained_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto answers a receive with every visible message: no need to wait for more."""
-    monkeypatch.setattr(events_cli, "DLQ_WAIT_S", 0)
+    monkeypatch.setattr(dlq_replay, "DLQ_WAIT_S", 0)
