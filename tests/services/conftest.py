@@ -102,3 +102,49 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "it
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+# The stage's bus, on template.yaml's own local cloud -------------------------------------------
+WHOLE_EVENT = {"InputPathsMap": {}, "InputTemplate": "<aws.events.event.json>"}
+
+
+@contextmanager
+def template_cloud(
+    state_dir: Path, services: list[Any], log: Callable[[str], None]
+) -> Iterator[LocalCloud]:
+    """The local cloud of template.yaml itself, with only the given service builders."""
+    config = LocalConfig(state_dir_override=state_dir, aws_port=0, api_port=0, fresh=True, log=log)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("infra.dev.service_builders", lambda: services)
+        cloud = LocalCloud(config)
+        cloud.start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+def watch_bus(cloud: LocalCloud, bus: str, name: str, pattern: dict[str, Any]) -> Inbox:
+    """A queue that receives, whole, every event of `bus` that matches `pattern`."""
+    events, sqs = cloud.client("events"), cloud.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(
+        Rule=name,
+        EventBusName=bus,
+        Targets=[{"Id": "watch", "Arn": arn["QueueArn"], "InputTransformer": WHOLE_EVENT}],
+    )
+    return Inbox(sqs, url)
+
+
+def take_down_bus(cloud: LocalCloud, bus: str) -> None:
+    """An outage: the bus and its rules are gone, so every PutEvents to it fails."""
+    events = cloud.client("events")
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        if targets:
+            ids = [t["Id"] for t in targets]
+            events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=ids)
+        events.delete_rule(Name=rule["Name"], EventBusName=bus)
+    events.delete_event_bus(Name=bus)

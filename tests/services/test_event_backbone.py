@@ -4,7 +4,6 @@ published at first is published later, never lost."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -15,48 +14,23 @@ from crm_core.events.envelope import Origin
 from crm_core.table import Table
 from infra import eventbridge, streams
 from infra.aws import boto_client
-from infra.dev import LocalCloud, LocalConfig
+from infra.dev import LocalCloud
 from tests.delivery.support import Log, wait_until
-from tests.services.conftest import Inbox
+from tests.services.conftest import Inbox, take_down_bus, template_cloud, watch_bus
 
 BUS = "crm-local-bus"
-WHOLE_EVENT = {"InputPathsMap": {}, "InputTemplate": "<aws.events.event.json>"}
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud, Log]]:
     log = Log()
-    config = LocalConfig(
-        state_dir_override=tmp_path_factory.mktemp("backbone"),
-        aws_port=0,
-        api_port=0,
-        fresh=True,
-        log=log,
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("infra.dev.service_builders", lambda: [streams.build, eventbridge.build])
-        local = LocalCloud(config)
-        local.start()
-    try:
+    state = tmp_path_factory.mktemp("backbone")
+    with template_cloud(state, [streams.build, eventbridge.build], log) as local:
         yield local, log
-    finally:
-        local.stop()
 
 
 def watch(cloud: LocalCloud, name: str) -> Inbox:
-    """A queue that receives every event of the stage's bus, whole."""
-    events, sqs = cloud.client("events"), cloud.client("sqs")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    events.put_rule(
-        Name=name, EventBusName=BUS, EventPattern=json.dumps({"source": ["crm.contacts"]})
-    )
-    events.put_targets(
-        Rule=name,
-        EventBusName=BUS,
-        Targets=[{"Id": "watch", "Arn": arn["QueueArn"], "InputTransformer": WHOLE_EVENT}],
-    )
-    return Inbox(sqs, url)
+    return watch_bus(cloud, BUS, name, {"source": ["crm.contacts"]})
 
 
 def store(cloud: LocalCloud) -> ContactStore:
@@ -96,15 +70,7 @@ def test_an_event_the_bus_refuses_is_published_once_it_accepts(
     """With the bus gone, outbox_publisher fails and the stream keeps the batch; once the
     bus is back, the retry publishes it. The write itself never waited for the bus."""
     local, log = cloud
-    events = local.client("events")
-    for rule in events.list_rules(EventBusName=BUS)["Rules"]:
-        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=BUS)["Targets"]
-        if targets:
-            events.remove_targets(
-                Rule=rule["Name"], EventBusName=BUS, Ids=[t["Id"] for t in targets]
-            )
-        events.delete_rule(Name=rule["Name"], EventBusName=BUS)
-    events.delete_event_bus(Name=BUS)
+    take_down_bus(local, BUS)
 
     contact = store(local).create(
         "acme", ContactCreate(email="bob@example.com"), Origin.user("u1", "r2")
@@ -117,7 +83,7 @@ def test_an_event_the_bus_refuses_is_published_once_it_accepts(
         log=log,
     )
 
-    events.create_event_bus(Name=BUS)
+    local.client("events").create_event_bus(Name=BUS)
     inbox = watch(local, "backbone-watch-2")
     (event,) = inbox.wait_for(lambda seen: len(seen) >= 1, timeout=30, what="the retried event")
     assert event["detail"]["data"]["contact"]["id"] == contact.id

@@ -19,13 +19,12 @@ from crm_core.table import Table
 from infra import eventbridge, streams
 from infra.aws import boto_client
 from infra.cli import main
-from infra.dev import LocalCloud, LocalConfig
+from infra.dev import LocalCloud
 from tests.delivery.support import Log, wait_until
-from tests.services.conftest import Inbox
+from tests.services.conftest import take_down_bus, template_cloud, watch_bus
 
 BUS = "crm-local-bus"
 DLQ = "crm-local-outbox-publisher-dlq"
-WHOLE_EVENT = {"InputPathsMap": {}, "InputTemplate": "<aws.events.event.json>"}
 
 
 def fast_streams(ctx: Any) -> streams.StreamService:
@@ -37,29 +36,16 @@ def fast_streams(ctx: Any) -> streams.StreamService:
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCloud, Log]]:
     log = Log()
     state = tmp_path_factory.mktemp("outbox-dlq")
-    config = LocalConfig(state_dir_override=state, aws_port=0, api_port=0, fresh=True, log=log)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("infra.dev.service_builders", lambda: [fast_streams, eventbridge.build])
-        local = LocalCloud(config)
-        local.start()
-    try:
+    with template_cloud(state, [fast_streams, eventbridge.build], log) as local:
         yield local, log
-    finally:
-        local.stop()
 
 
 def test_a_batch_past_its_retries_is_published_from_the_dlq_after_the_fix(
     cloud: tuple[LocalCloud, Log],
 ) -> None:
     local, log = cloud
-    events, sqs = local.client("events"), local.client("sqs")
-    for rule in events.list_rules(EventBusName=BUS)["Rules"]:
-        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=BUS)["Targets"]
-        if targets:
-            ids = [t["Id"] for t in targets]
-            events.remove_targets(Rule=rule["Name"], EventBusName=BUS, Ids=ids)
-        events.delete_rule(Name=rule["Name"], EventBusName=BUS)
-    events.delete_event_bus(Name=BUS)  # the outage
+    sqs = local.client("sqs")
+    take_down_bus(local, BUS)  # the outage
 
     table = Table(boto_client("dynamodb", local.endpoint.url), "crm-local")
     origin = Origin.user("u1", "outage")
@@ -83,23 +69,13 @@ def test_a_batch_past_its_retries_is_published_from_the_dlq_after_the_fix(
     )
 
     # The fix: the bus is back. A queue watches it, then the operator re-drives the DLQ.
-    events.create_event_bus(Name=BUS)
-    url = sqs.create_queue(QueueName="outbox-dlq-watch")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    events.put_rule(
-        Name="watch", EventBusName=BUS, EventPattern=json.dumps({"source": ["crm.contacts"]})
-    )
-    events.put_targets(
-        Rule="watch",
-        EventBusName=BUS,
-        Targets=[{"Id": "w", "Arn": arn["QueueArn"], "InputTransformer": WHOLE_EVENT}],
-    )
+    local.client("events").create_event_bus(Name=BUS)
+    inbox = watch_bus(local, BUS, "outbox-dlq-watch", {"source": ["crm.contacts"]})
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["--state-dir", str(local.config.state_dir), "events", "replay", "--dlq", DLQ])
     assert code == 0, out.getvalue() + err.getvalue()
 
-    inbox = Inbox(sqs, url)
     seen = inbox.wait_for(lambda got: len(got) >= 3, what="the three events, published late")
     assert sorted(e["detail"]["data"]["contact"]["id"] for e in seen) == sorted(
         c.id for c in written
