@@ -4,7 +4,9 @@ moto runs a transaction as check-then-write on a copy of the table, and a failed
 restores that copy over the whole table; two requests at once can then both pass a
 condition the other breaks, or erase each other's writes. DynamoDB isolates every request,
 so here each DynamoDB request holds one lock (docs/decisions.md, 16). Races between a
-function's separate requests (read, then conditional write) stay as open as in AWS.
+function's separate requests (read, then conditional write) stay as open as in AWS. A
+cancelled transaction also leaves no record in the table's stream, as in DynamoDB (moto's
+rollback left the stream's readers on a shard that no longer receives records).
 
 moto's StartReplay also replays every archived event to every rule of the bus; EventBridge
 replays only the events whose time is in [EventStartTime, EventEndTime), and only to the
@@ -47,8 +49,10 @@ class DynamoDbIsolation:
         self.lock = threading.Lock()
         self.writes = 0
         self._original: Callable[..., Any] | None = None
+        self._original_transact: Callable[..., Any] | None = None
 
     def install(self) -> None:
+        from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.responses import DynamoHandler
 
         if self._original is not None:
@@ -65,6 +69,10 @@ class DynamoDbIsolation:
 
         self._original = original
         DynamoHandler.call_action = isolated  # type: ignore[method-assign]
+        self._original_transact = DynamoDBBackend.transact_write_items
+        DynamoDBBackend.transact_write_items = _keeping_the_stream(  # type: ignore[method-assign]
+            self._original_transact
+        )
 
     def uninstall(self) -> None:
         from moto.dynamodb.responses import DynamoHandler
@@ -72,6 +80,11 @@ class DynamoDbIsolation:
         if self._original is not None:
             DynamoHandler.call_action = self._original  # type: ignore[method-assign]
             self._original = None
+        if self._original_transact is not None:
+            from moto.dynamodb.models import DynamoDBBackend
+
+            DynamoDBBackend.transact_write_items = self._original_transact  # type: ignore[method-assign]
+            self._original_transact = None
 
 
 class ReplayWindow:
@@ -123,6 +136,37 @@ def _epoch(value: Any) -> float:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return float("nan")  # outside every window
+
+
+def _keeping_the_stream(transact: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's TransactWriteItems, with a cancelled transaction leaving the stream untouched.
+
+    moto applies a transaction's writes one by one (each adding its stream record) and, when
+    one fails, puts back a deep copy of the table taken before: with a copy of its stream
+    shard. The shard that readers' iterators hold then keeps the records of writes that were
+    undone, and never sees another. Here the live shard is kept, without those records, on
+    the table put back: as in DynamoDB, a cancelled transaction is not in the stream at all.
+    """
+
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> Any:
+        shards = {}
+        for item in transact_items:
+            name = next(iter(item.values())).get("TableName")
+            table = backend.tables.get(name)
+            if table is not None and table.stream_shard is not None:
+                shards[name] = (table.stream_shard, len(table.stream_shard.items))
+        try:
+            return transact(backend, transact_items)
+        except Exception:
+            for name, (shard, count) in shards.items():
+                restored = backend.tables.get(name)
+                if restored is not None and restored.stream_shard is not shard:
+                    del shard.items[count:]
+                    shard.table = restored
+                    restored.stream_shard = shard
+            raise
+
+    return transact_write_items
 
 
 @contextmanager
