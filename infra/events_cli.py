@@ -3,12 +3,14 @@
 crm events tail [--source S ...] [--detail-type T ...] [--json] [--count N] [--timeout S]
 crm events replay --dlq NAME [--max N] [--dry-run]
 crm events replay --archive --from T --to T [--rule NAME ...]
+crm events replay --outbox --from T --to T [--dry-run]
 
 This module holds the argparse wiring and the command functions; the work is done in
 - infra/stage.py: which stage a command acts on (`--stage S`, the local cloud by default);
 - infra/events_tail.py: `tail`, following the bus;
 - infra/dlq_replay.py: `replay --dlq`, re-driving a dead-letter queue's messages;
 - infra/archive_replay.py: `replay --archive`, replaying the stage's archive onto its bus;
+- infra/outbox_replay.py: `replay --outbox`, publishing a window's outbox items again;
 - infra/signals.py: SIGTERM stops as Ctrl-C does.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from infra.archive_replay import check_window, parse_time, replay_archive
 from infra.dlq_replay import DlqReplay
 from infra.events_tail import tail, tail_pattern
+from infra.outbox_replay import replay_outbox
 from infra.signals import Stopped
 from infra.stage import EventsError, stage_of
 
@@ -73,13 +76,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if tally.interrupted:
                 return 130
             return 1 if tally.failed else 0
+        source = "--archive" if args.archive else "--outbox"
         if not (args.start and args.end):
-            raise EventsError("--archive needs --from and --to")
-        if args.max is not None or args.dry_run:
-            raise EventsError("--max and --dry-run go with --dlq, not --archive")
+            raise EventsError(f"{source} needs --from and --to")
+        if args.max is not None:
+            raise EventsError(f"--max goes with --dlq, not {source}")
+        if args.archive and args.dry_run:
+            raise EventsError("--dry-run goes with --dlq or --outbox, not --archive")
+        if args.outbox and args.rule:
+            raise EventsError("--rule goes with --archive, not --outbox")
         now = datetime.now(UTC)
         start, end = parse_time(args.start, now), parse_time(args.end, now)
         check_window(start, end, now)  # before looking for the stage
+        if args.outbox:
+            return replay_outbox(stage_of(args), start, end, dry_run=args.dry_run)
         return replay_archive(stage_of(args), start, end, args.rule or [], now=now)
 
     return _guarded(run)
@@ -109,11 +119,20 @@ def register(commands: Any) -> None:
     source = replay.add_mutually_exclusive_group(required=True)
     source.add_argument("--dlq", metavar="NAME", help="a dead-letter queue's name, URL or ARN")
     source.add_argument("--archive", action="store_true", help="the stage's archive")
+    source.add_argument(
+        "--outbox",
+        action="store_true",
+        help="the table's outbox items (kept 7 days): publish a window again",
+    )
     replay.add_argument("--stage", help="a deployed stage instead of the local cloud")
     replay.add_argument("--max", type=int, help="--dlq: at most N messages")
-    replay.add_argument("--dry-run", action="store_true", help="--dlq: say, send nothing")
-    replay.add_argument("--from", dest="start", metavar="TIME", help="--archive: ISO 8601")
-    replay.add_argument("--to", dest="end", metavar="TIME", help="--archive: ISO 8601, or now")
+    replay.add_argument("--dry-run", action="store_true", help="--dlq, --outbox: say, send nothing")
+    replay.add_argument(
+        "--from", dest="start", metavar="TIME", help="--archive, --outbox: ISO 8601"
+    )
+    replay.add_argument(
+        "--to", dest="end", metavar="TIME", help="--archive, --outbox: ISO 8601, or now"
+    )
     replay.add_argument(
         "--rule", action="append", help="--archive: only to this rule of the bus (repeatable)"
     )
