@@ -21,8 +21,6 @@ from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 COMPANY = "company"
 DOMAIN_OWNER = "company_domain"
 _API_FIELDS = tuple(Company.model_fields)
-# Fields every write changes, and the count contacts keep: not news for CompanyUpdated.
-_BOOKKEEPING = ("updated_at", "version", "contact_count")
 
 
 def to_company(item: Mapping[str, Any]) -> Company:
@@ -107,18 +105,8 @@ class CompanyStore:
             if new.get("domain") != old.get("domain"):
                 ops += self._domain_release(old)
                 ops += self._domain_claim(new)
-            before, after = to_company(old), to_company(new)
-            changed, previous = events.changes(before, after, _BOOKKEEPING)
-            event = (
-                events.CompanyUpdated.create(
-                    tenant_id,
-                    origin,
-                    events.CompanyChangeData(company=after, changed=changed, previous=previous),
-                    new["updated_at"],
-                )
-                if changed
-                else None
-            )
+            after = to_company(new)
+            event = events.company_updated(tenant_id, origin, to_company(old), after)
             self._write(ops, event)
             return after
 

@@ -47,8 +47,6 @@ _FILLABLE = (
     "country",
 )
 _API_FIELDS = tuple(Contact.model_fields)
-# Fields every write changes: not news for ContactUpdated's `changed`.
-_BOOKKEEPING = ("updated_at", "version")
 
 
 def to_contact(item: Mapping[str, Any]) -> Contact:
@@ -172,19 +170,8 @@ class ContactStore:
             ops += self._company_counts(
                 tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
             )
-            before, after = to_contact(old), to_contact(new)
-            changed, previous = events.changes(before, after, _BOOKKEEPING)
-            # A patch that sets every field to its current value is no news.
-            event = (
-                events.ContactUpdated.create(
-                    tenant_id,
-                    origin,
-                    events.ContactChangeData(contact=after, changed=changed, previous=previous),
-                    new["updated_at"],
-                )
-                if changed
-                else None
-            )
+            after = to_contact(new)
+            event = events.contact_updated(tenant_id, origin, to_contact(old), after)
             self._write(ops, new, event)
             return after
 

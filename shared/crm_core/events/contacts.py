@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from crm_core.companies.models import Company
 from crm_core.contacts.models import Contact
-from crm_core.events.envelope import EVENT_MODEL, DomainEvent
+from crm_core.events.envelope import EVENT_MODEL, DomainEvent, Origin
 from crm_core.fields import Ulid
 
 SOURCE = "crm.contacts"
@@ -116,7 +116,30 @@ class CompanyDeleted(_ContactsEvent):
     data: CompanyDeletedData
 
 
-def changes(
+def contact_updated(
+    tenant_id: str, origin: Origin, before: Contact, after: Contact
+) -> ContactUpdated | None:
+    """The event of an update, or None when it set every field to its current value."""
+    changed, previous = _changes(before, after, ignore=("updated_at", "version"))
+    if not changed:
+        return None
+    data = ContactChangeData(contact=after, changed=changed, previous=previous)
+    return ContactUpdated.create(tenant_id, origin, data, after.updated_at)
+
+
+def company_updated(
+    tenant_id: str, origin: Origin, before: Company, after: Company
+) -> CompanyUpdated | None:
+    """The event of an update, or None when it changed nothing but bookkeeping (the contact
+    count moves with contacts, which publish their own events)."""
+    changed, previous = _changes(before, after, ignore=("updated_at", "version", "contact_count"))
+    if not changed:
+        return None
+    data = CompanyChangeData(company=after, changed=changed, previous=previous)
+    return CompanyUpdated.create(tenant_id, origin, data, after.updated_at)
+
+
+def _changes(
     before: BaseModel, after: BaseModel, ignore: tuple[str, ...]
 ) -> tuple[list[str], dict[str, Any]]:
     """The fields that differ between two versions of a resource, and their old values."""
