@@ -124,21 +124,15 @@ class DlqReplay:
             tally.kept += 1
             self.say(f"kept       {message_id}  {kept}")
             return False
-        if dry:
-            try:
-                note = redrive.dry_run()
-            except Exception as error:
-                tally.failed += 1
-                self.say(f"failed     {message_id}  {redrive.what}: {_text(error)}")
-                return False
-            tally.redriven += 1
-            self.say(f"would      {message_id}  {redrive.what}" + (f": {note}" if note else ""))
-            return False
         try:
-            note = redrive.run()
+            note = redrive.dry_run() if dry else redrive.run()
         except Exception as error:
             tally.failed += 1
             self.say(f"failed     {message_id}  {redrive.what}: {_text(error)}")
+            return False
+        if dry:
+            tally.redriven += 1
+            self.say(f"would      {message_id}  {redrive.what}" + (f": {note}" if note else ""))
             return False
         try:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -19,19 +19,7 @@ from infra.endpoint import DynamoDbIsolation
 from tests.support.api import LambdaContext
 from tests.support.checks import tenant_items
 from tests.support.consumer_worker import EFFECT_KEY, build_consumer, deliver_concurrently
-
-CONTACT = {
-    "id": "01JCONTACT0000000000000000",
-    "email": "ada@example.com",
-    "lifecycle_stage": "lead",
-    "tags": [],
-    "attributes": {},
-    "email_consent": "unknown",
-    "score": 0,
-    "created_at": "2026-11-22T10:00:00.000Z",
-    "updated_at": "2026-11-22T10:00:00.000Z",
-    "version": 1,
-}
+from tests.support.events import contact_created
 
 
 def bus_event(
@@ -53,13 +41,7 @@ def bus_event(
 
 
 def created(tenant: str = "acme") -> dict[str, Any]:
-    event = events.ContactCreated.create(
-        tenant,
-        Origin.user("user-1", "req-42"),
-        events.ContactData.model_validate({"contact": CONTACT}),
-    )
-    detail: dict[str, Any] = json.loads(event.detail_json())
-    return detail
+    return contact_created(tenant, Origin.user("user-1", "req-42"))
 
 
 def handle(consumer: EventConsumer, event: dict[str, Any]) -> Any:

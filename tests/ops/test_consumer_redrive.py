@@ -5,37 +5,14 @@ take no effect again."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from crm_core.events import contacts as events
-from crm_core.events.envelope import Origin
 from tests.delivery.support import wait_until
 from tests.ops.conftest import TABLE, Backbone
+from tests.support.events import contact_created
 
 COUNTING = "ops-local-counting"
 COUNTING_DLQ = "ops-local-counting-dlq"
-
-
-def contact_created(**attributes: Any) -> dict[str, Any]:
-    contact = {
-        "id": "01JBCNTACT0000000000000000",
-        "email": "ada@example.com",
-        "lifecycle_stage": "lead",
-        "tags": [],
-        "attributes": attributes,
-        "email_consent": "unknown",
-        "score": 0,
-        "created_at": "2026-11-22T10:00:00.000Z",
-        "updated_at": "2026-11-22T10:00:00.000Z",
-        "version": 1,
-    }
-    event = events.ContactCreated.create(
-        "acme", Origin.system("tests"), events.ContactData.model_validate({"contact": contact})
-    )
-    detail: dict[str, Any] = json.loads(event.detail_json())
-    return detail
 
 
 def effects(backbone: Backbone, event_id: str) -> int:
@@ -54,7 +31,7 @@ def settled(backbone: Backbone) -> None:
 
 def test_poison_dlq_fix_redrive_then_duplicates_take_no_effect(backbone: Backbone) -> None:
     start = datetime.now(UTC) - timedelta(seconds=1)
-    detail = contact_created(poison="bad-country")
+    detail = contact_created("acme", poison="bad-country")
     event_id = detail["metadata"]["event_id"]
 
     backbone.put("crm.contacts", "ContactCreated", detail)

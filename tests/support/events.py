@@ -1,0 +1,34 @@
+"""Domain events as producers write them, for tests that play the bus."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crm_core.events import contacts as events
+from crm_core.events.envelope import Origin
+
+
+def contact_created(
+    tenant: str = "acme", origin: Origin | None = None, **attributes: Any
+) -> dict[str, Any]:
+    """The `detail` of a new ContactCreated (a fresh event_id), built through its model."""
+    contact = {
+        "id": "01JBCNTACT0000000000000000",
+        "email": "ada@example.com",
+        "lifecycle_stage": "lead",
+        "tags": [],
+        "attributes": attributes,
+        "email_consent": "unknown",
+        "score": 0,
+        "created_at": "2026-11-22T10:00:00.000Z",
+        "updated_at": "2026-11-22T10:00:00.000Z",
+        "version": 1,
+    }
+    event = events.ContactCreated.create(
+        tenant,
+        origin or Origin.system("tests"),
+        events.ContactData.model_validate({"contact": contact}),
+    )
+    detail: dict[str, Any] = json.loads(event.detail_json())
+    return detail
