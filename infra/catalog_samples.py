@@ -56,6 +56,8 @@ _CONTACT: dict[str, Any] = {
     "attributes": {"newsletter": True, "seats": 25},
     "email_consent": "subscribed",
     "score": 0.0,
+    "last_activity_at": None,
+    "activity_counts": {},
     "created_at": "2025-05-20T16:41:22.940Z",
     "updated_at": "2025-05-20T16:41:22.940Z",
     "version": 1,
@@ -71,9 +73,54 @@ _CONTACT_QUALIFIED = {
 
 _CONTACT_MERGED = {
     **_CONTACT_QUALIFIED,
+    "last_activity_at": "2025-06-02T13:40:00.000Z",
+    "activity_counts": {"call": 1},
     "other_emails": ["ada@lovelace.example"],
     "tags": ["priority", "trade-show", "webinar-2025"],
     "version": 3,
+}
+
+# Sam logs a call with Ada (id: a ULID of the call's time), then a follow-up task.
+_CALL_ID = "01JWRDXNW0QG7B5X3K2Y8ZP4MA"
+_TASK_ID = "01JWTG9PM0H3V6C8N1R5T2W7QE"
+_NO_FACTS = {
+    "direction": None,
+    "outcome": None,
+    "duration_s": None,
+    "status": None,
+    "priority": None,
+    "due_at": None,
+    "assignee_id": None,
+    "completed_at": None,
+    "campaign_id": None,
+    "url": None,
+    "bounce_type": None,
+    "method": None,
+    "lead_id": None,
+    "source_id": None,
+}
+_CALL_FACTS = {
+    **_NO_FACTS,
+    "id": _CALL_ID,
+    "contact_id": _CONTACT_ID,
+    "type": "call",
+    "occurred_at": "2025-06-02T13:40:00.000Z",
+    "created_by": USER_ID,
+    "direction": "outbound",
+    "outcome": "connected",
+    "duration_s": 754,
+}
+_TASK_FACTS = {
+    **_NO_FACTS,
+    "id": _TASK_ID,
+    "contact_id": _CONTACT_ID,
+    "type": "task",
+    "occurred_at": "2025-06-03T09:00:00.000Z",
+    "created_by": USER_ID,
+    "status": "open",
+    "priority": "high",
+    "due_at": "2025-06-05T17:00:00.000Z",
+    "assignee_id": USER_ID,
 }
 
 # (source, detail-type) -> the event's `data`, as the producer writes it.
@@ -107,4 +154,11 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "previous": {"industry": "Manufacturing", "employee_count": 1200},
     },
     ("crm.contacts", "CompanyDeleted"): {"company_id": _COMPANY_ID},
+    ("crm.activities", "ActivityLogged"): {"activity": _CALL_FACTS},
+    ("crm.activities", "ActivityUpdated"): {
+        "activity": {**_TASK_FACTS, "status": "completed", "completed_at": OCCURRED_AT},
+        "changed": ["completed_at", "status"],
+    },
+    ("crm.activities", "ActivityDeleted"): {"activity": _CALL_FACTS},
+    ("crm.activities", "TaskOverdue"): {"task": _TASK_FACTS},
 }

@@ -24,3 +24,24 @@ def new_ulid(now_ms: int | None = None) -> str:
 
 def is_ulid(value: str) -> bool:
     return bool(_ULID_RE.match(value))
+
+
+ULID_TIME_CHARS = 10
+ULID_MAX_MS = 2**48 - 1
+
+
+def ulid_time_prefix(ms: int) -> str:
+    """The first 10 characters of every ULID made at millisecond `ms` (a key range bound)."""
+    chars = []
+    for _ in range(ULID_TIME_CHARS):
+        chars.append(_ALPHABET[ms & 31])
+        ms >>= 5
+    return "".join(reversed(chars))
+
+
+def ulid_ms(value: str) -> int:
+    """The millisecond a ULID was made at (or, for activities, the time it names)."""
+    ms = 0
+    for char in value[:ULID_TIME_CHARS]:
+        ms = ms * 32 + _ALPHABET.index(char)
+    return ms

@@ -106,6 +106,53 @@ def company_name_prefix(text: str) -> str:
     return folded[:_NAME_SORT_CHARS]
 
 
+# Activities -----------------------------------------------------------------------------
+# An activity's id is a ULID whose time is the activity's `occurred_at`, so its key in the
+# contact's partition, `ACT#<id>`, sorts the timeline by time, a time range is a key range,
+# and the id alone finds the item (docs/decisions.md, "Activity ids carry their time").
+ACTIVITY_PREFIX = "ACT#"
+# Open tasks not yet reported overdue, across tenants, spread over a few partitions of GSI4
+# so that no single partition takes every tenant's task writes (decision "Overdue tasks").
+TASK_DUE_SHARDS = 4
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def activity(tenant_id: str, contact_id: str, activity_id: str) -> dict[str, str]:
+    return {"PK": contact(tenant_id, contact_id)["PK"], "SK": f"{ACTIVITY_PREFIX}{activity_id}"}
+
+
+def activities_of_type(tenant_id: str, contact_id: str, activity_type: str) -> str:
+    """GSI1 partition: one contact's activities of one type, by time (GSI1SK is the id)."""
+    return f"T#{tenant_id}#C#{contact_id}#ACT#{activity_type}"
+
+
+def tasks_of_assignee(tenant_id: str, assignee_id: str, status: str) -> str:
+    """GSI2 partition: one assignee's tasks in one status, by due time."""
+    return f"T#{tenant_id}#TASKS#A#{assignee_id}#{status}"
+
+
+def tasks_of_tenant(tenant_id: str, status: str) -> str:
+    """GSI3 partition: all of a tenant's tasks in one status, by due time."""
+    return f"T#{tenant_id}#TASKS#{status}"
+
+
+def task_due_watch(task_id: str) -> str:
+    """GSI4 partition: the shard of open tasks awaiting their overdue check, by due time.
+
+    The one partition key that is not a tenant's: only the scheduled overdue job reads it,
+    and each item it finds is a tenant's own task item, acted on within that tenant.
+    """
+    return task_due_shard(_CROCKFORD.index(task_id[-1]) % TASK_DUE_SHARDS)
+
+
+def task_due_shard(shard: int) -> str:
+    return f"SYS#TASKS_DUE#{shard}"
+
+
+def due_sort_key(due_at: str, task_id: str) -> str:
+    return f"{due_at}#{task_id}"
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

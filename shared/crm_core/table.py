@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -15,10 +15,12 @@ from botocore.exceptions import ClientError
 
 from crm_core.dynamo import Item, from_item, key_attrs, to_attr, to_item
 from crm_core.errors import BadRequest, ConcurrentChange, TooManyRequests
+from crm_core.keys import INDEX_KEYS
 from crm_core.pagination import ListQuery
 
 MAX_TRANSACTION_ITEMS = 100
 MAX_BATCH_GET_KEYS = 100
+MAX_BATCH_WRITE_ITEMS = 25
 MAX_ITEM_BYTES = 400 * 1024
 _CONFLICT_ATTEMPTS = 4
 _THROTTLING = {
@@ -38,6 +40,22 @@ class TransactionCancelled(Exception):
 
     def failed(self, index: int) -> bool:
         return self.reasons[index] == "ConditionalCheckFailed"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A FilterExpression for `Table.query`, and how many items one page may read for it."""
+
+    expression: str
+    names: Mapping[str, str]
+    values: Mapping[str, Any]
+    read_limit: int = 200
+
+
+def _within(sort_key: str, prefix: str | None, between: tuple[str, str] | None) -> bool:
+    if prefix and not sort_key.startswith(prefix):
+        return False
+    return not between or between[0] <= sort_key <= between[1]
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,11 @@ class Op:
         body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Put": body}
 
+    @staticmethod
+    def item_bytes(item: Mapping[str, Any]) -> int:
+        """About how many bytes DynamoDB counts for `item` (generously)."""
+        return _approx_item_bytes(to_item(item))
+
     def delete(
         self, key: Mapping[str, str], condition: str | None = None, **values: Any
     ) -> dict[str, Any]:
@@ -72,15 +95,53 @@ class Op:
         return {"Delete": body}
 
     def update(
-        self, key: Mapping[str, str], expression: str, condition: str | None = None, **values: Any
+        self,
+        key: Mapping[str, str],
+        expression: str,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        **values: Any,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": key_attrs(key),
             "UpdateExpression": expression,
         }
+        if names:
+            body["ExpressionAttributeNames"] = dict(names)
         _add_condition(body, condition, values)
         return {"Update": body}
+
+    def update_changed(
+        self,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        condition: str | None = None,
+        **values: Any,
+    ) -> dict[str, Any]:
+        """An Update that writes only what differs between `old` and `new` (same key): the
+        attributes other writers maintain on the item (an activity's counts on its
+        contact, say) are left as they are, where a Put of `new` would erase their changes."""
+        key = {"PK": new["PK"], "SK": new["SK"]}
+        changed = [k for k, v in new.items() if k not in key and v is not None and old.get(k) != v]
+        removed = [
+            k for k, v in old.items() if k not in key and new.get(k) is None and v is not None
+        ]
+        names = {f"#a{i}": name for i, name in enumerate(changed + removed)}
+        sets = [f"#a{i} = :a{i}" for i in range(len(changed))]
+        removes = [f"#a{len(changed) + i}" for i in range(len(removed))]
+        expression = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(sets) if sets else "",
+                "REMOVE " + ", ".join(removes) if removes else "",
+            )
+            if part
+        )
+        if not expression:
+            raise ValueError("update_changed: nothing differs")
+        new_values = {f"a{i}": new[name] for i, name in enumerate(changed)}
+        return self.update(key, expression, condition, names, **new_values, **values)
 
     def check(self, key: Mapping[str, str], condition: str, **values: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"TableName": self.table_name, "Key": key_attrs(key)}
@@ -141,7 +202,15 @@ class Table:
         *,
         newest_first: bool = True,
         sort_prefix: str | None = None,
+        sort_between: tuple[str, str] | None = None,
+        where: Filter | None = None,
     ) -> Page:
+        """One page of `listing`: one Query, whatever the partition holds.
+
+        `sort_between` bounds the sort key (both ends included); `where` filters items
+        after the key condition, reading at most `where.read_limit` of them, so a page may
+        hold fewer than `limit` items and still have a next cursor.
+        """
         pk_name, sk_name = listing.key_names[0], listing.key_names[1]
         condition = "#pk = :pk"
         names = {"#pk": pk_name}
@@ -150,6 +219,10 @@ class Table:
             condition += " AND begins_with(#sk, :prefix)"
             names["#sk"] = sk_name
             values[":prefix"] = {"S": sort_prefix}
+        if sort_between:
+            condition += " AND #sk BETWEEN :low AND :high"
+            names["#sk"] = sk_name
+            values[":low"], values[":high"] = {"S": sort_between[0]}, {"S": sort_between[1]}
         params: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": condition,
@@ -158,18 +231,66 @@ class Table:
             "Limit": limit,
             "ScanIndexForward": not newest_first,
         }
+        if where is not None:
+            params["FilterExpression"] = where.expression
+            names.update(where.names)
+            values.update({f":{k}": to_attr(v) for k, v in where.values.items()})
+            params["Limit"] = max(limit, where.read_limit)
         if listing.index:
             params["IndexName"] = listing.index
         start = listing.decode(cursor)
-        if start and sort_prefix and not start[sk_name]["S"].startswith(sort_prefix):
+        if start and not _within(start[sk_name]["S"], sort_prefix, sort_between):
             # DynamoDB refuses a start key outside the key condition with a ValidationException
-            # (a 500); a cursor of another prefix, or a forged one, is the client's 400.
+            # (a 500); a cursor of another prefix or range, or a forged one, is the client's 400.
             raise BadRequest("the cursor is not valid for this list")
         if start:
             params["ExclusiveStartKey"] = start
         response = self._call("query", **params)
         items = [from_item(raw) for raw in response.get("Items", [])]
-        return Page(items=items, next_cursor=listing.encode(response.get("LastEvaluatedKey")))
+        last_key = response.get("LastEvaluatedKey")
+        if len(items) > limit:
+            # The filter let more through than a page holds: the page ends at its last item.
+            items = items[:limit]
+            last_key = {name: {"S": items[-1][name]} for name in listing.key_names}
+        return Page(items=items, next_cursor=listing.encode(last_key))
+
+    def query_all(
+        self, index: str | None, partition: str, *, sort_below: str, consistent: bool = False
+    ) -> Iterator[Item]:
+        """Every item of a partition whose sort key is below `sort_below`, page after page.
+        For jobs that must see them all (the overdue check), never for request paths."""
+        pk_name, sk_name = INDEX_KEYS[index]
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#pk = :pk AND #sk < :below",
+            "ExpressionAttributeNames": {"#pk": pk_name, "#sk": sk_name},
+            "ExpressionAttributeValues": {":pk": {"S": partition}, ":below": {"S": sort_below}},
+        }
+        if index:
+            params["IndexName"] = index
+        else:
+            params["ConsistentRead"] = consistent
+        while True:
+            response = self._call("query", **params)
+            yield from (from_item(raw) for raw in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def batch_delete(self, item_keys: Sequence[Mapping[str, str]]) -> None:
+        """Delete items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+        for start in range(0, len(item_keys), MAX_BATCH_WRITE_ITEMS):
+            pending: list[Any] = [
+                {"DeleteRequest": {"Key": key_attrs(k)}}
+                for k in item_keys[start : start + MAX_BATCH_WRITE_ITEMS]
+            ]
+            attempt = 0
+            while pending:
+                response = self._call("batch_write_item", RequestItems={self.name: pending})
+                pending = response.get("UnprocessedItems", {}).get(self.name, [])
+                attempt += 1
+                if pending:
+                    backoff(attempt)
 
     def transact(self, operations: Sequence[dict[str, Any]]) -> None:
         if not operations:

@@ -25,6 +25,10 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "company_domain": lambda t, x: keys.company_domain(t, x)["PK"],
     "companies_by_name": lambda t, x: keys.companies_by_name(t),
     "idempotency_partition": lambda t, x: keys.idempotency_partition(t),
+    "activity": lambda t, x: keys.activity(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "activities_of_type": lambda t, x: keys.activities_of_type(t, x, "call"),
+    "tasks_of_assignee": lambda t, x: keys.tasks_of_assignee(t, x, "open"),
+    "tasks_of_tenant": lambda t, x: keys.tasks_of_tenant(t, x),
 }
 values = st.text(min_size=1, max_size=60)
 
@@ -119,3 +123,23 @@ def test_a_company_name_key_fits_dynamodb(name: str, item: str) -> None:
 def test_a_name_that_folds_longer_still_fits() -> None:
     name = "\u0390" * 200  # each folds into three characters of two bytes
     assert len(keys.company_name_sort_key(name, "01ARZ3NDEKTSV4RRFFQ69G5FAV").encode()) <= 1024
+
+
+def test_the_overdue_watch_is_the_one_partition_outside_every_tenant() -> None:
+    # Read only by the scheduled overdue check (docs/decisions.md); no tenant id can make a
+    # tenant partition collide with it, as every tenant partition starts with "T#".
+    shards = {
+        keys.task_due_watch(task)
+        for task in ("01ARZ3NDEKTSV4RRFFQ69G5FA" + c for c in "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    }
+    assert shards == {keys.task_due_shard(n) for n in range(keys.TASK_DUE_SHARDS)}
+    assert all(shard.startswith("SYS#") for shard in shards)
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1), st.integers(min_value=0, max_value=2**48 - 1))
+def test_ulid_time_prefixes_sort_like_their_times(a: int, b: int) -> None:
+    from crm_core.ids import new_ulid, ulid_ms, ulid_time_prefix
+
+    assert (ulid_time_prefix(a) < ulid_time_prefix(b)) == (a < b)
+    assert ulid_ms(new_ulid(a)) == a
+    assert new_ulid(a).startswith(ulid_time_prefix(a))

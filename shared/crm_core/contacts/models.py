@@ -22,6 +22,14 @@ from crm_core.fields import (
     UserId,
 )
 
+# The `type` of a contact's item, and of what a merged contact's item becomes.
+CONTACT_ITEM = "contact"
+REDIRECT_ITEM = "contact_redirect"
+# The activities function keeps a contact's summary on its item: `last_activity_at`, and a
+# count per activity type in `activity_count_<type>` (top-level numbers, so a transaction
+# can ADD to them).
+ACTIVITY_COUNT_PREFIX = "activity_count_"
+
 
 class LifecycleStage(StrEnum):
     SUBSCRIBER = "subscriber"
@@ -131,6 +139,12 @@ class Contact(BaseModel):
     attributes: dict[str, Any]
     email_consent: EmailConsent
     score: float
+    last_activity_at: str | None = Field(
+        default=None, description="When the latest activity on the contact happened."
+    )
+    activity_counts: dict[str, int] = Field(
+        default_factory=dict, description="How many activities of each type it has."
+    )
     created_at: str
     updated_at: str
     version: int

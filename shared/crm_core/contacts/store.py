@@ -11,7 +11,14 @@ from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
-from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
+from crm_core.contacts.models import (
+    ACTIVITY_COUNT_PREFIX,
+    CONTACT_ITEM,
+    REDIRECT_ITEM,
+    Contact,
+    ContactCreate,
+    EmailConsent,
+)
 from crm_core.dynamo import Item
 from crm_core.errors import (
     ConcurrentChange,
@@ -30,8 +37,8 @@ from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
-CONTACT = "contact"
-REDIRECT = "contact_redirect"
+CONTACT = CONTACT_ITEM
+REDIRECT = REDIRECT_ITEM
 EMAIL_OWNER = "contact_email"
 TAG_MEMBER = "contact_tag"
 MAX_OTHER_EMAILS = 20
@@ -49,8 +56,18 @@ _FILLABLE = (
 _API_FIELDS = tuple(Contact.model_fields)
 
 
+# The contact's own writes change only what they change (`Op.update_changed`), so they
+# never erase a concurrent update of the summary the activities function keeps on it.
+
+
 def to_contact(item: Mapping[str, Any]) -> Contact:
-    return Contact.model_validate({k: item[k] for k in _API_FIELDS if k in item})
+    values = {k: item[k] for k in _API_FIELDS if k in item}
+    values["activity_counts"] = {
+        k.removeprefix(ACTIVITY_COUNT_PREFIX): v
+        for k, v in sorted(item.items())
+        if k.startswith(ACTIVITY_COUNT_PREFIX) and v
+    }
+    return Contact.model_validate(values)
 
 
 def _index_keys(item: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +174,7 @@ class ContactStore:
                     "a contact needs an email or a phone",
                     errors=[{"loc": ["body", "email"], "msg": "cannot clear both email and phone"}],
                 )
-            ops = [self.op.put(_stored(new), "version = :v", v=old["version"])]
+            ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
             if new.get("email") != old.get("email"):
                 ops += self._email_releases(old, [old.get("email")])
                 others = old.get("other_emails", [])
@@ -254,16 +271,16 @@ class ContactStore:
         }
         moved_emails = [e for e in [loser.get("email"), *loser.get("other_emails", [])] if e]
         ops = [
-            self.op.put(_stored(survivor), "version = :v", v=target["version"]),
+            self.op.update_changed(target, _stored(survivor), "version = :v", v=target["version"]),
             self.op.put(redirect, "version = :v", v=loser["version"]),
         ]
         ops += [
             self.op.update(
                 keys.contact_email(tenant_id, email),
                 "SET contact_id = :to",
-                "contact_id = :from",
+                "contact_id = :loser",
                 to=target_id,
-                **{"from": from_id},
+                loser=from_id,
             )
             for email in moved_emails
         ]

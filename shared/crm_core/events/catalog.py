@@ -7,7 +7,7 @@ Producers import only their own event modules (cold start); tools and tests impo
 
 from __future__ import annotations
 
-from crm_core.events import contacts
+from crm_core.events import activities, contacts
 from crm_core.events.envelope import DomainEvent
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -18,6 +18,10 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     contacts.CompanyCreated,
     contacts.CompanyUpdated,
     contacts.CompanyDeleted,
+    activities.ActivityLogged,
+    activities.ActivityUpdated,
+    activities.ActivityDeleted,
+    activities.TaskOverdue,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}
