@@ -105,4 +105,5 @@ class TaskOverdue(_ActivitiesEvent):
     """An open task passed its due time (reported once per due time by the daily check)."""
 
     DETAIL_TYPE: ClassVar[str] = "TaskOverdue"
+    PRODUCER: ClassVar[str] = "task_overdue"
     data: TaskData
