@@ -51,6 +51,7 @@ bench: venv
 	$(BIN)/python scripts/bench_cold_start.py
 	$(BIN)/python scripts/bench_local_cloud.py
 	$(BIN)/python scripts/bench_outbox.py
+	$(BIN)/python scripts/bench_timeline.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

@@ -130,6 +130,37 @@ def _stored(item: Mapping[str, Any]) -> dict[str, Any]:
     return {**body, **key, **_index_keys(body)}
 
 
+def new_activity(
+    tenant_id: str,
+    contact_id: str,
+    activity_type: ActivityType,
+    fields: Mapping[str, Any],
+    occurred_at: datetime | None,
+    author: str,
+    now: str,
+) -> dict[str, Any]:
+    """A new activity's item, keys and index keys included (its id carries its time)."""
+    moment = occurred_at or datetime.now(UTC)
+    item: dict[str, Any] = {
+        "type": ACTIVITY,
+        "activity_type": activity_type.value,
+        "id": new_ulid(_ms(moment)),
+        "tenant_id": tenant_id,
+        "contact_id": contact_id,
+        "occurred_at": format_iso(moment),
+        "created_by": author,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        **fields,
+    }
+    if activity_type == ActivityType.TASK:
+        item.setdefault("assignee_id", author)
+        if item["status"] == TaskStatus.COMPLETED:
+            item["completed_at"] = now
+    return _stored(item)
+
+
 @dataclass(frozen=True)
 class Editor:
     """Who changes an activity, for the rule: its author or an admin; a task's assignee
@@ -200,25 +231,9 @@ class ActivityStore:
 
         `fields` are the type's fields in stored form (`validate_fields`)."""
         now = now_iso()
-        moment = occurred_at or datetime.now(UTC)
-        item: dict[str, Any] = {
-            "type": ACTIVITY,
-            "activity_type": activity_type.value,
-            "id": new_ulid(_ms(moment)),
-            "tenant_id": tenant_id,
-            "contact_id": contact_id,
-            "occurred_at": format_iso(moment),
-            "created_by": origin.actor.id,
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-            **fields,
-        }
-        if activity_type == ActivityType.TASK:
-            item.setdefault("assignee_id", origin.actor.id)
-            if item["status"] == TaskStatus.COMPLETED:
-                item["completed_at"] = now
-        stored = _stored(item)
+        stored = new_activity(
+            tenant_id, contact_id, activity_type, fields, occurred_at, origin.actor.id, now
+        )
         event = events.ActivityLogged.create(
             tenant_id, origin, events.ActivityData(activity=events.ActivityFacts.of(stored)), now
         )
@@ -226,7 +241,7 @@ class ActivityStore:
 
         def attempt() -> None:
             contact = self._contact_for_write(tenant_id, contact_id)
-            summary = self._summary_change(contact, {activity_type.value: 1}, item["occurred_at"])
+            summary = self._summary_change(contact, {activity_type.value: 1}, stored["occurred_at"])
             self._write([put, summary], contact, event)
 
         self._retry(attempt)
