@@ -36,7 +36,14 @@ assert app.handler(event, Context())["statusCode"] == 422
 """
 SAMPLE = ROOT / "events" / "http" / "authorized-request.json"
 # Per HTTP function: a request its code refuses with 422 before any AWS call.
-PROBES = {"contacts": ("POST", "/contacts", '{"first_name": "Ada"}')}
+PROBES = {
+    "contacts": ("POST", "/contacts", '{"first_name": "Ada"}'),
+    "activities": (
+        "POST",
+        "/contacts/01ARZ3NDEKTSV4RRFFQ69G5FAV/activities",
+        '{"type": "note", "occurred_at": "10:00"}',
+    ),
+}
 TIMER = """
 import time
 _t = time.perf_counter()

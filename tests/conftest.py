@@ -1,4 +1,4 @@
-"""Shared fixtures: moto in-process, the table built from template.yaml, the contacts handler."""
+"""Shared fixtures: moto in-process, the table built from template.yaml, the HTTP handlers."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def _fresh_aws_per_module() -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    with mock_aws():
+    from infra.endpoint import quick_transactions
+
+    with mock_aws(), quick_transactions():
         yield
 
 
@@ -85,3 +87,18 @@ def api(contacts_module: ModuleType, table: Any) -> Any:
     from tests.support.api import Api, template_routes
 
     return Api(contacts_module.handler, template_routes("ContactsFunction"))
+
+
+@pytest.fixture(scope="session")
+def activities_module(contacts_module: ModuleType) -> ModuleType:
+    """The activities function, loaded after contacts (whose table client the `table`
+    fixture uses; both talk to the same moto backend)."""
+    return load_function("activities")
+
+
+@pytest.fixture
+def activity_api(activities_module: ModuleType, table: Any) -> Any:
+    """The activities function's routes, on the same fresh table as `api`."""
+    from tests.support.api import Api, template_routes
+
+    return Api(activities_module.handler, template_routes("ActivitiesFunction"))

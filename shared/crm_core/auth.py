@@ -33,11 +33,15 @@ class Action(StrEnum):
     COMPANY_READ = "companies:read"
     COMPANY_WRITE = "companies:write"
     COMPANY_DELETE = "companies:delete"
+    ACTIVITY_READ = "activities:read"
+    # Log activities on contacts. Changing or deleting one also takes its author or an admin
+    # (a task's assignee may change its status): the activity store checks who.
+    ACTIVITY_WRITE = "activities:write"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
 
-_READ = {Action.CONTACT_READ, Action.COMPANY_READ}
+_READ = {Action.CONTACT_READ, Action.COMPANY_READ, Action.ACTIVITY_READ}
 _WRITE = {
     Action.CONTACT_CREATE,
     Action.CONTACT_UPDATE,
@@ -46,11 +50,18 @@ _WRITE = {
 }
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset(_READ),
-    Role.SUPPORT: frozenset(_READ),
-    Role.MARKETING: frozenset(_READ | {Action.CONTACT_UPDATE_MARKETING}),
-    Role.SALES: frozenset(_READ | _WRITE),
+    Role.SUPPORT: frozenset(_READ | {Action.ACTIVITY_WRITE}),
+    Role.MARKETING: frozenset(_READ | {Action.CONTACT_UPDATE_MARKETING, Action.ACTIVITY_WRITE}),
+    Role.SALES: frozenset(_READ | _WRITE | {Action.ACTIVITY_WRITE}),
     Role.ADMIN: frozenset(
-        _READ | _WRITE | {Action.CONTACT_DELETE, Action.CONTACT_MERGE, Action.COMPANY_DELETE}
+        _READ
+        | _WRITE
+        | {
+            Action.ACTIVITY_WRITE,
+            Action.CONTACT_DELETE,
+            Action.CONTACT_MERGE,
+            Action.COMPANY_DELETE,
+        }
     ),
 }
 

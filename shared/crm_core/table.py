@@ -204,12 +204,14 @@ class Table:
         sort_prefix: str | None = None,
         sort_between: tuple[str, str] | None = None,
         where: Filter | None = None,
+        consistent: bool = False,
     ) -> Page:
         """One page of `listing`: one Query, whatever the partition holds.
 
         `sort_between` bounds the sort key (both ends included); `where` filters items
         after the key condition, reading at most `where.read_limit` of them, so a page may
-        hold fewer than `limit` items and still have a next cursor.
+        hold fewer than `limit` items and still have a next cursor. `consistent` reads the
+        table strongly consistently (an index cannot be).
         """
         pk_name, sk_name = listing.key_names[0], listing.key_names[1]
         condition = "#pk = :pk"
@@ -238,6 +240,8 @@ class Table:
             params["Limit"] = max(limit, where.read_limit)
         if listing.index:
             params["IndexName"] = listing.index
+        elif consistent:
+            params["ConsistentRead"] = True
         start = listing.decode(cursor)
         if start and not _within(start[sk_name]["S"], sort_prefix, sort_between):
             # DynamoDB refuses a start key outside the key condition with a ValidationException

@@ -3,6 +3,7 @@ every consumer's subscription must follow."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -29,18 +30,25 @@ def template() -> Template:
     return load_template()
 
 
+# Events that invoke a function asynchronously from EventBridge: a subscription to the bus,
+# and schedules (a rule on the default bus, or an EventBridge Scheduler schedule).
+RULE_TRIGGERS = ("EventBridgeRule", "Schedule", "ScheduleV2")
+
+
 def event_rule_problems(template: Template) -> list[str]:
-    """Every subscription to the bus: a rule with a retry policy and a DLQ for its target,
-    and a function that catches its own failures in an on-failure destination."""
+    """Every subscription to the bus and every schedule: a retry policy and a DLQ for its
+    target, and a function that catches its own failures in an on-failure destination."""
     problems = []
     for name, fn in _functions(template).items():
         invoke = _function_setting(template, fn, "EventInvokeConfig") or {}
         for event_name, event in _events(fn).items():
-            if event.get("Type") != "EventBridgeRule":
+            if event.get("Type") not in RULE_TRIGGERS:
                 continue
             where = f"{name}.Events.{event_name}"
             props = event.get("Properties") or {}
-            if _ref_target(props.get("EventBusName")) != "EventBus":
+            if event["Type"] == "EventBridgeRule" and _ref_target(props.get("EventBusName")) != (
+                "EventBus"
+            ):
                 problems.append(f"{where}: subscribe on the stage's bus (!Ref EventBus)")
             retry = props.get("RetryPolicy") or {}
             if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(retry):
@@ -56,7 +64,7 @@ def event_rule_problems(template: Template) -> list[str]:
     return problems
 
 
-def _rule_fn(**props: Any) -> dict[str, Any]:
+def _rule_fn(event_type: str = "EventBridgeRule", **props: Any) -> dict[str, Any]:
     return {
         "Type": "AWS::Serverless::Function",
         "Properties": {
@@ -64,7 +72,7 @@ def _rule_fn(**props: Any) -> dict[str, Any]:
                 "MaximumRetryAttempts": 2,
                 "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": "arn:dlq"}},
             },
-            "Events": {"E": {"Type": "EventBridgeRule", "Properties": props}},
+            "Events": {"E": {"Type": event_type, "Properties": props}},
         },
     }
 
@@ -94,8 +102,97 @@ def test_checker_refuses_a_subscription_without_its_safety_nets(broken: dict[str
     assert event_rule_problems({"Resources": {"F": no_destination}}) != []
 
 
+_GOOD_SCHEDULE = {
+    "Schedule": "cron(0 6 * * ? *)",
+    "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["Dlq", "Arn"]}},
+}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {k: v for k, v in _GOOD_SCHEDULE.items() if k != "RetryPolicy"},
+        {k: v for k, v in _GOOD_SCHEDULE.items() if k != "DeadLetterConfig"},
+        {**_GOOD_SCHEDULE, "RetryPolicy": {"MaximumEventAgeInSeconds": 3600}},
+    ],
+)
+def test_checker_refuses_a_schedule_without_its_safety_nets(broken: dict[str, Any]) -> None:
+    assert event_rule_problems({"Resources": {"F": _rule_fn("Schedule", **_GOOD_SCHEDULE)}}) == []
+    assert event_rule_problems({"Resources": {"F": _rule_fn("Schedule", **broken)}}) != []
+    no_destination = _rule_fn("Schedule", **_GOOD_SCHEDULE)
+    no_destination["Properties"].pop("EventInvokeConfig")
+    assert event_rule_problems({"Resources": {"F": no_destination}}) != []
+
+
 def test_every_subscription_has_a_retry_policy_and_dlqs(template: Template) -> None:
     assert event_rule_problems(template) == []
+
+
+def rule_dlq_policy_problems(template: Template) -> list[str]:
+    """EventBridge sends what it cannot deliver to a rule's DLQ as itself: the queue's policy
+    must let `events.amazonaws.com` send from that rule (SAM writes none for an `Arn`)."""
+    res = resources(template)
+    grants: dict[str, list[Any]] = {}
+    for policy in res.values():
+        if policy.get("Type") != "AWS::SQS::QueuePolicy":
+            continue
+        props = _props(policy)
+        for statement in props["PolicyDocument"]["Statement"]:
+            if statement.get("Principal") == {"Service": "events.amazonaws.com"} and (
+                statement.get("Action") in ("sqs:SendMessage", ["sqs:SendMessage"])
+            ):
+                source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+                for queue in props["Queues"]:
+                    grants.setdefault(_ref_target(queue) or "", []).append(source)
+    problems = []
+    for name, fn in _functions(template).items():
+        for event_name, event in _events(fn).items():
+            if event.get("Type") not in ("EventBridgeRule", "Schedule"):
+                continue
+            props = event.get("Properties") or {}
+            queue = _ref_target((props.get("DeadLetterConfig") or {}).get("Arn"))
+            if queue is None:
+                continue
+            rule = props.get("RuleName" if event["Type"] == "EventBridgeRule" else "Name")
+            bus = "crm-${Stage}-bus/" if event["Type"] == "EventBridgeRule" else ""
+            if not isinstance(rule, dict) or "Fn::Sub" not in rule:
+                problems.append(
+                    f"{name}.Events.{event_name}: name the rule (!Sub crm-${{Stage}}-...)"
+                )
+                continue
+            arn = (
+                "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+                f"{bus}{rule['Fn::Sub']}"
+            )
+            if {"Fn::Sub": arn} not in grants.get(queue, []):
+                problems.append(
+                    f"{name}.Events.{event_name}: the policy of {queue} does not let {arn} send"
+                )
+    return problems
+
+
+def test_every_rule_may_send_to_its_dead_letter_queue(template: Template) -> None:
+    assert rule_dlq_policy_problems(template) == []
+
+
+def test_checker_refuses_a_rule_dlq_events_may_not_send_to(template: Template) -> None:
+    no_policy = copy.deepcopy(template)
+    del no_policy["Resources"]["ActivityEventsDlqPolicy"]
+    (problem,) = rule_dlq_policy_problems(no_policy)
+    assert problem.startswith("ActivityEventsFunction.Events.ContactMergedOrDeleted:")
+
+    other_rule = copy.deepcopy(template)
+    daily = other_rule["Resources"]["TaskOverdueFunction"]["Properties"]["Events"]["Daily"]
+    daily["Properties"]["Name"] = {"Fn::Sub": "crm-${Stage}-another-rule"}
+    (problem,) = rule_dlq_policy_problems(other_rule)
+    assert problem.startswith("TaskOverdueFunction.Events.Daily:")
+
+    unnamed = copy.deepcopy(template)
+    daily = unnamed["Resources"]["TaskOverdueFunction"]["Properties"]["Events"]["Daily"]
+    del daily["Properties"]["Name"]
+    (problem,) = rule_dlq_policy_problems(unnamed)
+    assert "name the rule" in problem
 
 
 def test_one_bus_per_stage_and_an_archive_of_it(template: Template) -> None:

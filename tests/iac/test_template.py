@@ -122,6 +122,18 @@ CONTACTS_DYNAMODB_ACTIONS = frozenset(
         "dynamodb:ConditionCheckItem",
     }
 )
+# The activities function: reads, Queries (timeline, tasks), the parts of its transactions,
+# and Idempotency-Key's records (PutItem, GetItem, UpdateItem, DeleteItem). No batch calls
+# and no ConditionCheckItem: none of its transactions has a condition check.
+ACTIVITIES_DYNAMODB_ACTIONS = frozenset(
+    {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    }
+)
 # SAM policy templates (or managed policies) a function may use. None so far: inline
 # statements only, so every action is visible to these tests.
 ALLOWED_POLICY_TEMPLATES: frozenset[str] = frozenset()
@@ -140,6 +152,12 @@ EXPECTED_ROUTES = frozenset(
         ("PATCH", "/companies/{company_id}"),
         ("DELETE", "/companies/{company_id}"),
         ("GET", "/companies/{company_id}/contacts"),
+        ("POST", "/contacts/{contact_id}/activities"),
+        ("GET", "/contacts/{contact_id}/activities/{activity_id}"),
+        ("PATCH", "/contacts/{contact_id}/activities/{activity_id}"),
+        ("DELETE", "/contacts/{contact_id}/activities/{activity_id}"),
+        ("GET", "/contacts/{contact_id}/timeline"),
+        ("GET", "/tasks"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).
@@ -599,6 +617,26 @@ def test_contacts_function_has_exactly_its_dynamodb_actions(template: Template) 
         ]
 
 
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("ContactsFunction", CONTACTS_DYNAMODB_ACTIONS),
+        ("ActivitiesFunction", ACTIVITIES_DYNAMODB_ACTIONS),
+    ],
+)
+def test_api_functions_have_exactly_their_dynamodb_actions_on_the_table(
+    template: Template, function: str, expected: frozenset[str]
+) -> None:
+    assert function_dynamodb_actions(template, function) == expected
+    statements = [s for w, s in iam_statements(template) if w.startswith(f"{function}.")]
+    assert statements
+    for statement in statements:
+        assert statement["Resource"] == [
+            {"Fn::GetAtt": ["Table", "Arn"]},
+            {"Fn::Sub": "${Table.Arn}/index/*"},
+        ]
+
+
 # ---------------------------------------------------------------------------- functions
 
 
@@ -642,10 +680,18 @@ def test_every_function_has_an_explicit_log_group_with_retention(template: Templ
     assert log_group_problems(template) == []
 
 
-def test_contacts_log_group_retention_depends_on_prod(template: Template) -> None:
-    group = _props(resources(template)["ContactsLogGroup"])
-    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/crm-${Stage}-contacts"}
-    assert group["RetentionInDays"] == {"Fn::If": ["IsProd", 90, 14]}
+@pytest.mark.parametrize(
+    ("group", "function"), [("Contacts", "contacts"), ("Activities", "activities")]
+)
+def test_api_log_group_retention_depends_on_prod(
+    template: Template, group: str, function: str
+) -> None:
+    props = _props(resources(template)[f"{group}LogGroup"])
+    assert props["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/crm-${{Stage}}-{function}"}
+    assert props["RetentionInDays"] == {"Fn::If": ["IsProd", 90, 14]}
+    function_props = _props(resources(template)[f"{group}Function"])
+    assert function_props["FunctionName"] == {"Fn::Sub": f"crm-${{Stage}}-{function}"}
+    assert function_props["LoggingConfig"] == {"LogGroup": {"Ref": f"{group}LogGroup"}}
 
 
 def test_every_async_path_has_a_failure_destination(template: Template) -> None:

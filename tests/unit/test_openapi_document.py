@@ -25,8 +25,31 @@ def test_document_covers_every_template_route() -> None:
     documented = {
         (method.upper(), path) for path, ops in document["paths"].items() for method in ops
     }
-    assert set(template_routes("ContactsFunction")) <= documented
+    for function in ("ContactsFunction", "ActivitiesFunction"):
+        assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():
         for method, operation in ops.items():
             problem = operation["responses"]["422"]["content"]["application/problem+json"]
             assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path)
+
+
+def test_every_reference_names_a_component() -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    schemas = document["components"]["schemas"]
+    refs: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref" and isinstance(value, str):
+                    refs.add(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(document)
+    prefix = "#/components/schemas/"
+    assert all(ref.startswith(prefix) for ref in refs), refs
+    assert {ref.removeprefix(prefix) for ref in refs} <= set(schemas)

@@ -8,6 +8,7 @@ CRM's own functions log the `SYSTEM_TYPES` (a lead's form, email engagement, uns
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -62,6 +64,7 @@ MAX_CALL_SECONDS = 24 * 3600
 # Clocks differ: an `occurred_at` a little ahead of ours is a phone's clock, not the future.
 CLOCK_SKEW = timedelta(minutes=5)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -72,8 +75,16 @@ def _in_range(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+def _iso_text(value: Any) -> Any:
+    # Pydantic would read a number (or digits) as Unix seconds, or milliseconds if large:
+    # refuse the guess.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("a time is ISO 8601 text with a zone, such as 2025-06-01T09:30:00Z")
+
+
 # An ISO 8601 time with a zone (naive times are refused: "10:00" means nothing alone).
-Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -274,6 +285,13 @@ class EmailCreate(EmailFields, _Logged):
 
 class MeetingCreate(MeetingFields, _Logged):
     type: Literal["meeting"]
+
+    @model_validator(mode="after")
+    def _happened_when_it_started(self) -> MeetingCreate:
+        # A meeting logged afterwards happened at its start; one logged ahead, now.
+        if self.occurred_at is None and self.starts_at <= datetime.now(UTC):
+            self.occurred_at = self.starts_at
+        return self
 
 
 class NoteCreate(NoteFields, _Logged):

@@ -180,7 +180,7 @@ class TimeRange:
         if self.since and self.until and self.since >= self.until:
             raise BadRequest("since must be before until")
         low = ulid_time_prefix(_ms(self.since)) + _LOW if self.since else "0" * 26
-        high = ulid_time_prefix(_ms(self.until) - 1) + _HIGH if self.until else "Z" * 26
+        high = ulid_time_prefix(max(_ms(self.until) - 1, 0)) + _HIGH if self.until else "Z" * 26
         return keys.ACTIVITY_PREFIX + low, keys.ACTIVITY_PREFIX + high
 
 
@@ -446,9 +446,10 @@ class ActivityStore:
             )
         else:
             listing = ListQuery("tasks", keys.tasks_of_tenant(tenant_id, status.value), "GSI3")
-        # Sort keys are "<due_at>#<id>": every time sorts above "0", and "<t>#..." above "<t>".
+        # Sort keys are "<due_at>#<id>": every time sorts between "0" and "~", and "<t>#..."
+        # above "<t>" (so due_before excludes tasks due exactly then).
         low = format_iso(due_after) if due_after else "0"
-        high = format_iso(due_before) if due_before else "9"
+        high = format_iso(due_before) if due_before else "~"
         return self.table.query(
             listing, limit, cursor, newest_first=False, sort_between=(low, high)
         )
@@ -472,19 +473,22 @@ class ActivityStore:
     def _report_overdue(self, index_item: Item, now: str) -> int:
         task = index_item
         origin = Origin.system("task_overdue")
-        marked = {**task, "overdue_at": now}
+        marked = {**task, "overdue_at": now, "version": task["version"] + 1}
         event = events.TaskOverdue.create(
             task["tenant_id"], origin, events.TaskData(task=events.ActivityFacts.of(marked)), now
         )
         ops = [
+            # A new version: a write that read the task before (a reschedule, a merge's
+            # move) must read it again, or it would put it back in GSI4 unreported.
             self.op.update(
                 _key(task),
-                "SET overdue_at = :now REMOVE GSI4PK, GSI4SK",
+                "SET overdue_at = :now, version = :next REMOVE GSI4PK, GSI4SK",
                 "version = :v AND #status = :open AND due_at = :due"
                 " AND attribute_not_exists(overdue_at)",
                 {"#status": "status"},
                 now=now,
                 v=task["version"],
+                next=task["version"] + 1,
                 open=TaskStatus.OPEN.value,
                 due=task["due_at"],
             ),
@@ -540,8 +544,15 @@ class ActivityStore:
 
     def _move_batch(self, tenant_id: str, contact_id: str) -> list[Item]:
         listing = ListQuery("timeline", keys.contact(tenant_id, contact_id)["PK"])
+        # Consistent: an eventually consistent read may still list the batch just moved,
+        # and each such read costs a cancelled transaction of the move's few attempts.
         page = self.table.query(
-            listing, MOVE_BATCH, None, newest_first=False, sort_prefix=keys.ACTIVITY_PREFIX
+            listing,
+            MOVE_BATCH,
+            None,
+            newest_first=False,
+            sort_prefix=keys.ACTIVITY_PREFIX,
+            consistent=True,
         )
         batch: list[Item] = []
         size = 0
@@ -559,7 +570,12 @@ class ActivityStore:
         while True:
             listing = ListQuery("timeline", partition)
             page = self.table.query(
-                listing, DELETE_BATCH, None, newest_first=False, sort_prefix=keys.ACTIVITY_PREFIX
+                listing,
+                DELETE_BATCH,
+                None,
+                newest_first=False,
+                sort_prefix=keys.ACTIVITY_PREFIX,
+                consistent=True,
             )
             if not page.items:
                 return deleted
