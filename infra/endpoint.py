@@ -159,9 +159,9 @@ def _keeping_the_stream(transact: Callable[..., Any]) -> Callable[..., Any]:
             return transact(backend, transact_items)
         except Exception:
             for name, (shard, count) in shards.items():
+                del shard.items[count:]
                 restored = backend.tables.get(name)
-                if restored is not None and restored.stream_shard is not shard:
-                    del shard.items[count:]
+                if restored is not None:
                     shard.table = restored
                     restored.stream_shard = shard
             raise
@@ -191,7 +191,15 @@ def one_backup_per_transaction(transact: Callable[..., Any]) -> Callable[..., An
             if not isinstance(value, MotoTable):
                 return copy.deepcopy(value, memo)
             if id(value) not in self.tables:
-                self.tables[id(value)] = copy.deepcopy(value)
+                # Not the stream: `_keeping_the_stream` keeps the live shard (trimmed of a
+                # cancelled transaction's records), and its records are most of a table.
+                shard, value.stream_shard = value.stream_shard, None
+                try:
+                    backup = copy.deepcopy(value)
+                finally:
+                    value.stream_shard = shard
+                backup.stream_shard = shard
+                self.tables[id(value)] = backup
             return self.tables[id(value)]
 
         def __getattr__(self, name: str) -> Any:
@@ -209,11 +217,14 @@ def one_backup_per_transaction(transact: Callable[..., Any]) -> Callable[..., An
 
 @contextmanager
 def quick_transactions() -> Iterator[None]:
-    """`one_backup_per_transaction` for in-process moto (the tests' `mock_aws`)."""
+    """The local endpoint's transactions for in-process moto (the tests' `mock_aws`): one
+    backup per transaction, and a cancelled transaction absent from the stream."""
     from moto.dynamodb.models import DynamoDBBackend
 
     original = DynamoDBBackend.transact_write_items
-    DynamoDBBackend.transact_write_items = one_backup_per_transaction(original)  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _keeping_the_stream(  # type: ignore[method-assign]
+        one_backup_per_transaction(original)
+    )
     try:
         yield
     finally:
