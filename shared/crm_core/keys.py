@@ -28,6 +28,15 @@ def tenant(tenant_id: str) -> str:
 
 
 # Contacts -------------------------------------------------------------------------------
+# The `type` of a contact's item, and of what a merged contact's item becomes.
+CONTACT_ITEM = "contact"
+REDIRECT_ITEM = "contact_redirect"
+# The activities function keeps a contact's summary on its item: `last_activity_at`, and a
+# count per activity type in `activity_count_<type>` (top-level numbers, so a transaction
+# can ADD to them).
+ACTIVITY_COUNT_PREFIX = "activity_count_"
+
+
 def contact(tenant_id: str, contact_id: str) -> dict[str, str]:
     return {"PK": f"T#{tenant_id}#C#{contact_id}", "SK": PROFILE}
 

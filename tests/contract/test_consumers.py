@@ -2,8 +2,8 @@
 template parses every event type its patterns let through, and every pattern lets through
 at least one event type of the catalog (a pattern that matches nothing is a typo).
 
-Today template.yaml has no consumer, so the same checks also run on a fixture template
-(tests/fixtures/templates/contract_consumer.yaml) to prove that they work.
+The same checks also run on a fixture template
+(tests/fixtures/templates/contract_consumer.yaml), to prove that they catch a mismatch.
 """
 
 from __future__ import annotations

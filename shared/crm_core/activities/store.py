@@ -26,9 +26,6 @@ from crm_core.activities.models import (
     validate_fields,
 )
 from crm_core.clock import format_iso, now_iso
-from crm_core.contacts.models import ACTIVITY_COUNT_PREFIX
-from crm_core.contacts.models import CONTACT_ITEM as CONTACT
-from crm_core.contacts.models import REDIRECT_ITEM as REDIRECT
 from crm_core.dynamo import Item
 from crm_core.errors import (
     BadRequest,
@@ -55,6 +52,8 @@ from crm_core.table import (
 )
 
 ACTIVITY = "activity"
+CONTACT = keys.CONTACT_ITEM
+REDIRECT = keys.REDIRECT_ITEM
 # A merge moves activities in transactions of at most this many (a Put and a Delete each,
 # plus the survivor's summary: 2 * 49 + 1 <= 100), and of at most this many bytes (a
 # transaction carries at most 4 MB).
@@ -94,7 +93,7 @@ def to_activity(item: Mapping[str, Any]) -> Any:
 
 
 def count_attribute(activity_type: str) -> str:
-    return f"{ACTIVITY_COUNT_PREFIX}{activity_type}"
+    return f"{keys.ACTIVITY_COUNT_PREFIX}{activity_type}"
 
 
 def _index_keys(item: Mapping[str, Any]) -> dict[str, Any]:

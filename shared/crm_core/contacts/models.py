@@ -22,14 +22,6 @@ from crm_core.fields import (
     UserId,
 )
 
-# The `type` of a contact's item, and of what a merged contact's item becomes.
-CONTACT_ITEM = "contact"
-REDIRECT_ITEM = "contact_redirect"
-# The activities function keeps a contact's summary on its item: `last_activity_at`, and a
-# count per activity type in `activity_count_<type>` (top-level numbers, so a transaction
-# can ADD to them).
-ACTIVITY_COUNT_PREFIX = "activity_count_"
-
 
 class LifecycleStage(StrEnum):
     SUBSCRIBER = "subscriber"

@@ -11,14 +11,7 @@ from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
-from crm_core.contacts.models import (
-    ACTIVITY_COUNT_PREFIX,
-    CONTACT_ITEM,
-    REDIRECT_ITEM,
-    Contact,
-    ContactCreate,
-    EmailConsent,
-)
+from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
 from crm_core.dynamo import Item
 from crm_core.errors import (
     ConcurrentChange,
@@ -37,8 +30,8 @@ from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
-CONTACT = CONTACT_ITEM
-REDIRECT = REDIRECT_ITEM
+CONTACT = keys.CONTACT_ITEM
+REDIRECT = keys.REDIRECT_ITEM
 EMAIL_OWNER = "contact_email"
 TAG_MEMBER = "contact_tag"
 MAX_OTHER_EMAILS = 20
@@ -63,9 +56,9 @@ _API_FIELDS = tuple(Contact.model_fields)
 def to_contact(item: Mapping[str, Any]) -> Contact:
     values = {k: item[k] for k in _API_FIELDS if k in item}
     values["activity_counts"] = {
-        k.removeprefix(ACTIVITY_COUNT_PREFIX): v
+        k.removeprefix(keys.ACTIVITY_COUNT_PREFIX): v
         for k, v in sorted(item.items())
-        if k.startswith(ACTIVITY_COUNT_PREFIX) and v
+        if k.startswith(keys.ACTIVITY_COUNT_PREFIX) and v
     }
     return Contact.model_validate(values)
 
