@@ -87,6 +87,49 @@ class DynamoDbIsolation:
             self._original_transact = None
 
 
+class PartitionQueries:
+    """A Query of the table reads its partition only, as in DynamoDB.
+
+    moto answers a Query of the table by sorting every item of the table and keeping the
+    partition's: a timeline page took 0.4 s beside 10,000 other items, where DynamoDB's cost
+    does not depend on them. Here the Query sees only its partition (requests are serialized
+    by DynamoDbIsolation, so lending the table a narrower `all_items` for one call is safe).
+    Index Queries are left as moto does them: they still read the whole table.
+    """
+
+    def __init__(self) -> None:
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        from moto.dynamodb.models.table import Table as MotoTable
+
+        if self._original is not None:
+            return
+        original = self._original = MotoTable.query
+
+        def query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+            # moto's Table.query(hash_key, range_comparison, range_objs, limit,
+            # exclusive_start_key, scan_index_forward, projection_expressions, index_name...)
+            index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+            if index_name or hash_key is None or not table.range_key_attr:
+                return original(table, hash_key, *args, **kwargs)
+            partition = list(table.items.get(hash_key, {}).values())
+            table.all_items = lambda: partition
+            try:
+                return original(table, hash_key, *args, **kwargs)
+            finally:
+                del table.all_items
+
+        MotoTable.query = query  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        from moto.dynamodb.models.table import Table as MotoTable
+
+        if self._original is not None:
+            MotoTable.query = self._original  # type: ignore[method-assign]
+            self._original = None
+
+
 class ReplayWindow:
     """Archive replays within their time window and rule filter, as in EventBridge."""
 
@@ -248,6 +291,7 @@ class LocalEndpoint:
         self.host = host
         self.port = port
         self.isolation = DynamoDbIsolation()
+        self.partition_queries = PartitionQueries()
         self.replay_window = ReplayWindow()
         self._server: Any = None
 
@@ -262,6 +306,7 @@ class LocalEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         check_free(self.host, self.port)  # moto's server thread would die and start() hang
         self.isolation.install()
+        self.partition_queries.install()
         self.replay_window.install()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
@@ -272,6 +317,7 @@ class LocalEndpoint:
             self._server.stop()
             self._server = None
         self.isolation.uninstall()
+        self.partition_queries.uninstall()
         self.replay_window.uninstall()
 
 

@@ -9,11 +9,6 @@ import gc
 # (docs/decisions.md, "Cold start").
 gc.disable()
 
-from typing import Any  # noqa: E402
-
-from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
-from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
-
 from contacts_api import companies, contacts  # noqa: E402
 from contacts_api.context import app, logger, metrics, tracer  # noqa: E402
 from crm_core import http  # noqa: E402
@@ -22,19 +17,7 @@ http.install(app, logger)
 app.include_router(contacts.router)
 app.include_router(companies.router)
 
+handler = http.api_handler(app, logger, tracer, metrics)
+
 gc.enable()
 gc.freeze()
-
-
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(**http.log_keys(event))
-    refused = http.screen(event)
-    if refused is not None:
-        return http.raw_response(refused)
-    response: dict[str, Any] = app.resolve(event, context)
-    return response

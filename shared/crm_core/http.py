@@ -243,3 +243,27 @@ def log_keys(event: dict[str, Any]) -> dict[str, str]:
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
     keys = {"tenant_id": claims.get("custom:tenant_id"), "user_id": claims.get("sub")}
     return {k: v[:128] for k, v in keys.items() if isinstance(v, str)}
+
+
+def api_handler(
+    app: APIGatewayHttpResolver, logger: Any, tracer: Any, metrics: Any
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda handler of an HTTP API function: logs keyed by the request id, tenant and
+    user; a trace without the response (it holds personal data); metrics flushed; bodies
+    screened before the resolver parses them."""
+    from aws_lambda_powertools.logging import correlation_paths
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logger.append_keys(**log_keys(event))
+        refused = screen(event)
+        if refused is not None:
+            return raw_response(refused)
+        response: dict[str, Any] = app.resolve(event, context)
+        return response
+
+    return handler  # type: ignore[no-any-return]

@@ -174,7 +174,7 @@ def scenario(api: Api, activities: Api, pattern: str) -> Callable[[], Any]:
 
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
-    assert ACTIVITY_PATTERNS <= set(documented_counts())
+    assert set(documented_counts()) >= ACTIVITY_PATTERNS
 
 
 @pytest.mark.parametrize(("pattern", "expected"), sorted(documented_counts().items()))
