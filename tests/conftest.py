@@ -47,10 +47,17 @@ def _fresh_aws_per_module() -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    from infra.endpoint import quick_transactions
+    from infra.endpoint import PartitionQueries, quick_transactions
 
-    with mock_aws(), quick_transactions():
-        yield
+    # The local endpoint's corrections of moto, so that what the tests see is what
+    # `crm dev` serves (infra/endpoint.py).
+    queries = PartitionQueries()
+    queries.install()
+    try:
+        with mock_aws(), quick_transactions():
+            yield
+    finally:
+        queries.uninstall()
 
 
 def load_function(name: str) -> ModuleType:

@@ -1,0 +1,107 @@
+"""The local endpoint hands moto only the items a Query page can hold (PartitionQueries):
+every page, cursor and count must be what DynamoDB answers, whatever the key condition,
+direction, limit and filter. The expected pages are computed here from plain sorted keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra.aws import boto_client
+from infra.cfn import table_create_kwargs
+from infra.endpoint import LocalEndpoint
+from tests.support.local import running_endpoint
+
+TABLE = "crm-queries"
+PARTITION = "T#acme#C#1"
+# Sort keys of one partition (and a neighbour partition that must never show up).
+KEYS = sorted({f"ACT#{n:03d}{c}" for n in range(0, 60, 3) for c in "AB"} | {"OUTBOX#1", "PROFILE"})
+
+
+@pytest.fixture(scope="module")
+def ddb() -> Iterator[Any]:
+    endpoint: LocalEndpoint
+    with running_endpoint() as endpoint:
+        client = boto_client("dynamodb", endpoint.url)
+        client.create_table(**table_create_kwargs(table_name=TABLE))
+        for pk in (PARTITION, "T#acme#C#2"):
+            for n, sk in enumerate(KEYS):
+                kind = "note" if n % 3 else "call"
+                item = {"PK": {"S": pk}, "SK": {"S": sk}, "kind": {"S": kind}}
+                client.put_item(TableName=TABLE, Item=item)
+        yield client
+
+
+conditions = st.one_of(
+    st.just(None),
+    st.tuples(st.just("begins_with"), st.sampled_from(["ACT#", "ACT#01", "OUT", "Z"])),
+    st.tuples(st.sampled_from(["<", "<=", ">", ">="]), st.sampled_from([*KEYS, "ACT#030"])),
+    st.tuples(
+        st.just("BETWEEN"), st.sampled_from(KEYS[:20]), st.sampled_from([*KEYS[10:], "ACT#~"])
+    ),
+)
+
+
+def expected_keys(condition: Any, forward: bool, only_calls: bool) -> list[str]:
+    def holds(key: str) -> bool:
+        if condition is None:
+            return True
+        op, *values = condition
+        return {
+            "begins_with": lambda: key.startswith(values[0]),
+            "<": lambda: key < values[0],
+            "<=": lambda: key <= values[0],
+            ">": lambda: key > values[0],
+            ">=": lambda: key >= values[0],
+            "BETWEEN": lambda: values[0] <= key <= values[1],
+        }[op]()
+
+    keys = [k for n, k in enumerate(KEYS) if holds(k) and (not only_calls or n % 3 == 0)]
+    return keys if forward else keys[::-1]
+
+
+def query_all(ddb: Any, condition: Any, forward: bool, limit: int, only_calls: bool) -> list[str]:
+    expression, values = "PK = :pk", {":pk": {"S": PARTITION}}
+    if condition is not None:
+        op, *bounds = condition
+        for n, bound in enumerate(bounds):
+            values[f":v{n}"] = {"S": bound}
+        expression += {
+            "begins_with": " AND begins_with(SK, :v0)",
+            "BETWEEN": " AND SK BETWEEN :v0 AND :v1",
+        }.get(op, f" AND SK {op} :v0")
+    params: dict[str, Any] = {
+        "TableName": TABLE,
+        "KeyConditionExpression": expression,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": forward,
+        "Limit": limit,
+    }
+    if only_calls:
+        params["FilterExpression"] = "kind = :call"
+        values[":call"] = {"S": "call"}
+    found: list[str] = []
+    for _ in range(len(KEYS) + 2):
+        page = ddb.query(**params)
+        assert page["ScannedCount"] <= limit
+        found += [item["SK"]["S"] for item in page["Items"]]
+        if "LastEvaluatedKey" not in page:
+            return found
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    raise AssertionError("the pages never ended")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(conditions, st.booleans(), st.integers(min_value=1, max_value=12), st.booleans())
+def test_pages_walk_exactly_the_items_dynamodb_would_return(
+    ddb: Any, condition: Any, forward: bool, limit: int, only_calls: bool
+) -> None:
+    assert query_all(ddb, condition, forward, limit, only_calls) == expected_keys(
+        condition, forward, only_calls
+    )
