@@ -106,8 +106,8 @@ class PartitionQueries:
     def install(self) -> None:
         from moto.dynamodb.models.table import Table as MotoTable
 
-        if self._original is not None:
-            return
+        if self._original is not None or getattr(MotoTable.query, "narrowed", False):
+            return  # already narrowed (by the tests' moto in the same process, say)
         original = self._original = MotoTable.query
 
         def query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
@@ -121,8 +121,9 @@ class PartitionQueries:
             try:
                 return original(table, hash_key, *args, **kwargs)
             finally:
-                del table.all_items
+                table.__dict__.pop("all_items", None)
 
+        query.narrowed = True  # type: ignore[attr-defined]
         MotoTable.query = query  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:

@@ -60,8 +60,10 @@ REDIRECT = keys.REDIRECT_ITEM
 MOVE_BATCH = (MAX_TRANSACTION_ITEMS - 1) // 2
 MOVE_BATCH_BYTES = 3 * 1024 * 1024
 DELETE_BATCH = 25
-# A filtered timeline page reads at most this many activities to fill itself.
-FILTER_READ_LIMIT = 300
+# A filtered timeline page reads up to this many activities per item it returns (at most
+# FILTER_READ_MAX), to fill itself: DynamoDB bills what it reads, not what the filter keeps.
+FILTER_READ_FACTOR = 4
+FILTER_READ_MAX = 400
 _WRITE_ATTEMPTS = 8
 _LOW, _HIGH = "0" * 16, "Z" * 16
 _OWN_FIELDS = {
@@ -419,7 +421,7 @@ class ActivityStore:
                 f"#at IN ({', '.join(placeholders)})",
                 {"#at": "activity_type"},
                 {k[1:]: v for k, v in placeholders.items()},
-                FILTER_READ_LIMIT,
+                min(limit * FILTER_READ_FACTOR, FILTER_READ_MAX),
             )
         return self.table.query(listing, limit, cursor, sort_between=between, where=where)
 
