@@ -19,9 +19,7 @@ import pytest
 
 from crm_core import keys
 from crm_core.activities.models import ActivityType, TaskStatus, validate_fields
-from crm_core.activities.store import MOVE_BATCH, ActivityStore
-from crm_core.contacts.models import ContactCreate
-from crm_core.contacts.store import ContactStore
+from crm_core.activities.store import MOVE_BATCH
 from crm_core.dynamo import Item
 from crm_core.errors import Moved
 from crm_core.events.consumer import EventInProgress, PoisonEvent
@@ -29,6 +27,7 @@ from crm_core.events.envelope import Origin
 from crm_core.pagination import ListQuery
 from crm_core.table import Table
 from tests.conftest import load_function
+from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.events import contact_created
 from tests.support.lambda_pool import LambdaPool, lambda_pool
@@ -71,18 +70,12 @@ def crm(table: Table) -> Crm:
     return Crm(table)
 
 
-class Crm:
+class Crm(Stores):
     """The contacts and activities of the test's table, and the events their changes wrote."""
 
     def __init__(self, table: Table) -> None:
-        self.table = table
-        self.contacts = ContactStore(table)
-        self.activities = ActivityStore(table)
+        super().__init__(table)
         self._clock = START
-
-    def contact(self, tenant: str = TENANT) -> str:
-        email = f"{uuid.uuid4().hex[:12]}@example.com"
-        return self.contacts.create(tenant, ContactCreate(email=email), USER).id
 
     def log(self, contact_id: str, count: int, tenant: str = TENANT) -> list[Item]:
         """`count` activities of every kind in turn, each an hour after the last one."""

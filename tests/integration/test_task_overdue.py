@@ -4,7 +4,6 @@ however often, however concurrently and wherever interrupted the daily check run
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -16,8 +15,6 @@ from crm_core import keys
 from crm_core.activities.models import ActivityType, TaskStatus, validate_fields
 from crm_core.activities.store import ActivityStore, Editor
 from crm_core.clock import format_iso
-from crm_core.contacts.models import ContactCreate
-from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item
 from crm_core.events.activities import TaskOverdue
 from crm_core.events.envelope import ActorType, Origin
@@ -27,6 +24,7 @@ from crm_core.table import Table
 from infra.cfn import REPO_ROOT, load_template
 from infra.schedules import scheduled_event
 from tests.conftest import load_function
+from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.aws_calls import count_calls
 from tests.support.lambda_pool import LambdaPool, lambda_pool
@@ -58,16 +56,7 @@ def crm(table: Table) -> Crm:
     return Crm(table)
 
 
-class Crm:
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.contacts = ContactStore(table)
-        self.activities = ActivityStore(table)
-
-    def contact(self, tenant: str = TENANT) -> str:
-        email = f"{uuid.uuid4().hex[:12]}@example.com"
-        return self.contacts.create(tenant, ContactCreate(email=email), USER).id
-
+class Crm(Stores):
     def task(
         self, contact_id: str, due: datetime, status: str = "open", tenant: str = TENANT
     ) -> Item:

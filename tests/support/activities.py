@@ -94,3 +94,28 @@ def activities_client() -> Any:
 def activity_store() -> Any:
     """The function's store, for what another function does to activities (a merge's move)."""
     return sys.modules["activities_api.context"].activity_store
+
+
+class Stores:
+    """The contacts and activities of a test's table, used directly (no HTTP), as the
+    asynchronous functions use them."""
+
+    def __init__(self, table: Any) -> None:
+        from crm_core.activities.store import ActivityStore
+        from crm_core.contacts.store import ContactStore
+        from crm_core.events.envelope import Origin
+
+        self.table = table
+        self.contacts = ContactStore(table)
+        self.activities = ActivityStore(table)
+        # The user whose changes these are, as the events they write say.
+        self.origin = Origin.user("user-1", "req-1")
+
+    def contact(self, tenant: str = "acme") -> str:
+        """A new contact with a random address; its id."""
+        import uuid
+
+        from crm_core.contacts.models import ContactCreate
+
+        email = f"{uuid.uuid4().hex[:12]}@example.com"
+        return self.contacts.create(tenant, ContactCreate(email=email), self.origin).id
