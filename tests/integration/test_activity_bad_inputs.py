@@ -6,10 +6,6 @@ status it must get; every row also proves that the table is unchanged by the cal
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,7 +13,7 @@ import pytest
 from crm_core.ids import new_ulid
 from tests.support.activities import BODIES, log, new_contact, task
 from tests.support.api import Api, User
-from tests.support.checks import assert_problem, table_items
+from tests.support.bad_inputs import Row, assert_refused, b64, cursor, next_cursor
 
 ADMIN = User("acme", ("admin",), sub="admin-1")
 USERS: dict[str, User | None] = {
@@ -46,29 +42,6 @@ EMAIL = {
 }
 MEET = {"type": "meeting", "starts_at": "2025-06-01T10:00:00Z", "ends_at": "2025-06-01T11:00:00Z"}
 TODO = {"type": "task", "subject": "Call back", "due_at": "2030-01-01T09:00:00Z"}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def cursor(list_name: str, key: Mapping[str, str]) -> str:
-    """A cursor in the server's own format, so only its content is wrong."""
-    return b64(json.dumps({"l": list_name, "k": dict(key)}).encode())
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    method: str
-    path: str
-    status: int
-    body: Any = None
-    raw: str | None = None
-    query: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    user: str = "admin"
-    loc: str | None = None  # the field a 422's `errors` must name
 
 
 def _post(id_: str, body: Any, status: int = 422, loc: str | None = None) -> Row:
@@ -328,24 +301,6 @@ ROWS: list[Row] = [
 ]
 
 
-def fill(value: Any, names: Mapping[str, str]) -> Any:
-    """`value` with each `{name}` replaced by the world's object of that name."""
-    if isinstance(value, str):
-        for name, replacement in names.items():
-            value = value.replace("{" + name + "}", replacement)
-        return value
-    if isinstance(value, dict):
-        return {k: fill(v, names) for k, v in value.items()}
-    return value
-
-
-def _cursor(api: Api, where: str, user: User, query: dict[str, str] | None = None) -> str:
-    reply = api.call("GET", where, user, query={**(query or {}), "limit": "1"})
-    assert reply.status == 200, reply.text
-    assert reply.json["next_cursor"], reply.text
-    return str(reply.json["next_cursor"])
-
-
 @pytest.fixture
 def world(api: Api, activity_api: Api) -> dict[str, str]:
     """Acme: a contact with a note, a meeting and tasks by the admin, another contact with
@@ -372,17 +327,17 @@ def world(api: Api, activity_api: Api) -> dict[str, str]:
         "missing": new_ulid(),
         "globex_contact": globex_contact,
         "globex_note": globex_note["id"],
-        "timeline_cursor": _cursor(activity_api, f"/contacts/{contact}/timeline", ADMIN),
-        "note_timeline_cursor": _cursor(
+        "timeline_cursor": next_cursor(activity_api, f"/contacts/{contact}/timeline", ADMIN),
+        "note_timeline_cursor": next_cursor(
             activity_api, f"/contacts/{contact}/timeline", ADMIN, {"type": "note"}
         ),
-        "other_timeline_cursor": _cursor(activity_api, f"/contacts/{other}/timeline", ADMIN),
-        "globex_timeline_cursor": _cursor(
+        "other_timeline_cursor": next_cursor(activity_api, f"/contacts/{other}/timeline", ADMIN),
+        "globex_timeline_cursor": next_cursor(
             activity_api, f"/contacts/{globex_contact}/timeline", GLOBEX
         ),
-        "tasks_cursor": _cursor(activity_api, "/tasks", ADMIN),
-        "my_tasks_cursor": _cursor(activity_api, "/tasks", ADMIN, {"assignee": "me"}),
-        "globex_tasks_cursor": _cursor(activity_api, "/tasks", GLOBEX),
+        "tasks_cursor": next_cursor(activity_api, "/tasks", ADMIN),
+        "my_tasks_cursor": next_cursor(activity_api, "/tasks", ADMIN, {"assignee": "me"}),
+        "globex_tasks_cursor": next_cursor(activity_api, "/tasks", GLOBEX),
     }
 
 
@@ -390,20 +345,7 @@ def world(api: Api, activity_api: Api) -> dict[str, str]:
 def test_bad_input_is_refused_and_writes_nothing(
     activity_api: Api, table: Any, world: dict[str, str], row: Row
 ) -> None:
-    before = table_items(table)
-
-    reply = activity_api.call(
-        row.method,
-        fill(row.path, world),
-        USERS[row.user],
-        fill(row.body, world),
-        raw_body=row.raw,
-        query=fill(dict(row.query), world) or None,
-        headers=fill(dict(row.headers), world) or None,
-    )
-
-    assert_problem(reply, row.status, field=row.loc)
-    assert table_items(table) == before
+    assert_refused(activity_api, table, USERS, world, row)
 
 
 def test_the_table_is_large_and_its_ids_unique() -> None:

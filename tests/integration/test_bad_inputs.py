@@ -6,17 +6,14 @@ row also proves that the table holds exactly the same items after the call as be
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from crm_core.ids import new_ulid
 from tests.support.api import Api, User
-from tests.support.checks import assert_problem, table_items
+from tests.support.bad_inputs import Row, assert_refused, b64, cursor, next_cursor
 
 USERS: dict[str, User | None] = {
     "admin": User("acme", ("admin",)),
@@ -34,31 +31,6 @@ NEW = {"email": "new@example.com"}
 COMPANY = {"name": "Initech"}
 LONG_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com"
 assert len(LONG_EMAIL) == 255
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def cursor(list_name: str, key: Mapping[str, str]) -> str:
-    """A cursor in the server's own format, so only its content is wrong."""
-    return b64(json.dumps({"l": list_name, "k": dict(key)}).encode())
-
-
-@dataclass(frozen=True)
-class Row:
-    """One bad request. `{name}` in the path, body, query or headers names a world object."""
-
-    id: str
-    method: str
-    path: str
-    status: int
-    body: Any = None
-    raw: str | None = None
-    query: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    user: str = "admin"
-    loc: str | None = None  # the field a 422's `errors` must name
 
 
 SERVER_OWNED = ("id", "tenant_id", "score", "created_at", "updated_at", "version")
@@ -593,30 +565,10 @@ ROWS: list[Row] = [
 ]
 
 
-def fill(value: Any, names: Mapping[str, str]) -> Any:
-    """`value` with each `{name}` replaced by the world's object of that name."""
-    if isinstance(value, str):
-        for name, replacement in names.items():
-            value = value.replace("{" + name + "}", replacement)
-        return value
-    if isinstance(value, list):
-        return [fill(v, names) for v in value]
-    if isinstance(value, dict):
-        return {fill(k, names): fill(v, names) for k, v in value.items()}
-    return value
-
-
 def _created(api: Api, path: str, user: User, body: dict[str, Any], **kw: Any) -> str:
     reply = api.call("POST", path, user, body, **kw)
     assert reply.status == 201, reply.text
     return str(reply.json["id"])
-
-
-def _cursor(api: Api, path: str, user: User, query: dict[str, str]) -> str:
-    reply = api.call("GET", path, user, query={**query, "limit": "1"})
-    assert reply.status == 200, reply.text
-    assert reply.json["next_cursor"], reply.text
-    return str(reply.json["next_cursor"])
 
 
 @pytest.fixture
@@ -648,11 +600,11 @@ def world(api: Api) -> dict[str, str]:
         "company": company,
         "company2": company2,
         "missing": new_ulid(),
-        "contacts_cursor": _cursor(api, "/contacts", admin, {}),
-        "stage_cursor": _cursor(api, "/contacts", admin, {"lifecycle_stage": "lead"}),
-        "tag_cursor": _cursor(api, "/contacts", admin, {"tag": "vip"}),
-        "companies_cursor": _cursor(api, "/companies", admin, {"name_prefix": "acme"}),
-        "globex_cursor": _cursor(api, "/contacts", GLOBEX, {}),
+        "contacts_cursor": next_cursor(api, "/contacts", admin, {}),
+        "stage_cursor": next_cursor(api, "/contacts", admin, {"lifecycle_stage": "lead"}),
+        "tag_cursor": next_cursor(api, "/contacts", admin, {"tag": "vip"}),
+        "companies_cursor": next_cursor(api, "/companies", admin, {"name_prefix": "acme"}),
+        "globex_cursor": next_cursor(api, "/contacts", GLOBEX, {}),
     }
 
 
@@ -660,20 +612,7 @@ def world(api: Api) -> dict[str, str]:
 def test_bad_input_is_refused_and_writes_nothing(
     api: Api, table: Any, world: dict[str, str], row: Row
 ) -> None:
-    before = table_items(table)
-
-    reply = api.call(
-        row.method,
-        fill(row.path, world),
-        USERS[row.user],
-        fill(row.body, world),
-        raw_body=row.raw,
-        query=fill(dict(row.query), world) or None,
-        headers=fill(dict(row.headers), world) or None,
-    )
-
-    assert_problem(reply, row.status, field=row.loc)
-    assert table_items(table) == before
+    assert_refused(api, table, USERS, world, row)
 
 
 def test_the_table_is_large_and_its_ids_unique() -> None:
