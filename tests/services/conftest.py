@@ -4,9 +4,11 @@ built from its context (not from `infra.dev.service_builders()`, which they are 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,20 @@ def take_down_bus(cloud: LocalCloud, bus: str) -> None:
             events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=ids)
         events.delete_rule(Name=rule["Name"], EventBusName=bus)
     events.delete_event_bus(Name=bus)
+
+
+class FakeClock:
+    """The schedules' clock in a test: it moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now

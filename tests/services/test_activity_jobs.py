@@ -5,7 +5,6 @@ events reach the bus the same way."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,26 +26,12 @@ from infra import eventbridge, schedules, streams
 from infra.aws import boto_client
 from infra.dev import LocalCloud
 from tests.delivery.support import Log, wait_until
-from tests.services.conftest import template_cloud, watch_bus
+from tests.services.conftest import FakeClock, template_cloud, watch_bus
 
 TENANT = "acme"
 USER = Origin.user("user-1", "req-1")
 BUS = "crm-local-bus"
 START = datetime(2030, 1, 7, 5, 59, 40, tzinfo=UTC)  # just before the daily check
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, **delta: float) -> None:
-        with self._lock:
-            self._now += timedelta(**delta)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ schedules a function creates at run time (Lambda and SQS targets, NONE and DELET
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,26 +13,11 @@ import pytest
 
 from infra import schedules
 from infra.dev import LocalCloud
-from tests.services.conftest import Inbox, inbox, local_cloud, wait_until
+from tests.services.conftest import FakeClock, Inbox, inbox, local_cloud, wait_until
 
 START = datetime(2030, 1, 7, 6, 58, 30, tzinfo=UTC)  # a Monday, just before 07:00
 REMINDER_ARN = "arn:aws:lambda:us-east-1:123456789012:function:svc-schedules-reminder"
 LANDED_ARN = "arn:aws:sqs:us-east-1:123456789012:svc-schedules-landed"
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, **delta: float) -> datetime:
-        with self._lock:
-            self._now += timedelta(**delta)
-            return self._now
 
 
 @pytest.fixture(scope="module")
