@@ -64,7 +64,8 @@ DELETE_BATCH = 25
 # FILTER_READ_MAX), to fill itself: DynamoDB bills what it reads, not what the filter keeps.
 FILTER_READ_FACTOR = 4
 FILTER_READ_MAX = 400
-_WRITE_ATTEMPTS = 8
+# Cancelled move transactions (a concurrent mover, a task reported meanwhile) before giving up.
+_MOVE_ATTEMPTS = 32
 _LOW, _HIGH = "0" * 16, "Z" * 16
 _OWN_FIELDS = {
     "PK",
@@ -245,7 +246,8 @@ class ActivityStore:
             summary = self._summary_change(contact, {activity_type.value: 1}, stored["occurred_at"])
             self._write([put, summary], contact, event)
 
-        self._retry(attempt)
+        # A later activity logged meanwhile moves the summary: read the contact again.
+        read_modify_write(attempt, "contact")
         return stored
 
     def _summary_change(
@@ -530,7 +532,7 @@ class ActivityStore:
             except TransactionCancelled:
                 # A concurrent mover, an activity changed, or the survivor changed: re-read.
                 attempts += 1
-                if attempts >= _WRITE_ATTEMPTS * 4:
+                if attempts >= _MOVE_ATTEMPTS:
                     raise
                 continue
             moved += len(batch)
@@ -594,18 +596,6 @@ class ActivityStore:
                 raise ConcurrentChange("the activity was changed by someone else") from None
             # The contact's summary: it changed (a later activity), or the contact went away.
             raise _SummaryChanged("the contact changed") from None
-
-    def _retry(self, attempt: Callable[[], None]) -> None:
-        for n in range(1, _WRITE_ATTEMPTS + 1):
-            try:
-                attempt()
-                return
-            except _SummaryChanged:
-                if n == _WRITE_ATTEMPTS:
-                    raise ConcurrentChange("the contact is changing fast; try again") from None
-                from crm_core.table import backoff
-
-                backoff(n)
 
 
 def _key(item: Mapping[str, Any]) -> dict[str, str]:
