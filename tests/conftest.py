@@ -28,6 +28,7 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        "LEAD_SECRETS_KEY_ID": "alias/crm-test-lead-secrets",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -87,6 +88,21 @@ def table(contacts_module: ModuleType) -> Iterator[Any]:
     ddb.create_table(**table_create_kwargs(table_name="crm-test"))
     yield crm_table
     ddb.delete_table(TableName="crm-test")
+
+
+@pytest.fixture
+def lead_secrets_key(aws: None) -> str:
+    """The KMS key that seals lead source secrets, under the alias the functions are given
+    (moto's backends are reset per module, so it is made again whenever it is missing)."""
+    import boto3
+
+    kms = boto3.client("kms")
+    alias = os.environ["LEAD_SECRETS_KEY_ID"]
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    if alias not in aliases:
+        key_id = kms.create_key(Description="lead secrets (tests)")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    return alias
 
 
 @pytest.fixture

@@ -162,6 +162,54 @@ def due_sort_key(due_at: str, task_id: str) -> str:
     return f"{due_at}#{task_id}"
 
 
+# Lead intake -----------------------------------------------------------------------------
+# A webhook names only its source (no token, so no tenant): the source's route item, in the
+# one partition per source that does not start with a tenant, names its tenant and holds its
+# encrypted secrets, so a delivery is verified with one GetItem (decision "Lead sources").
+LEAD_SOURCE_ROUTE = "ROUTE"
+LEAD_ITEM = "LEAD"
+
+
+def lead_source(tenant_id: str, source_id: str) -> dict[str, str]:
+    return {"PK": f"T#{tenant_id}#LS#{source_id}", "SK": PROFILE}
+
+
+def lead_sources_of_tenant(tenant_id: str) -> str:
+    """GSI1 partition: a tenant's lead sources, oldest first (GSI1SK is the id)."""
+    return f"T#{tenant_id}#LEAD_SOURCES"
+
+
+def lead_source_route(source_id: str) -> dict[str, str]:
+    """The webhook's view of a source: its tenant, status and encrypted secrets."""
+    return {"PK": f"SYS#LEAD_SOURCE#{source_id}", "SK": LEAD_SOURCE_ROUTE}
+
+
+def lead(tenant_id: str, lead_id: str) -> dict[str, str]:
+    """A delivery: the raw payload as received, and what became of it."""
+    return {"PK": f"T#{tenant_id}#LEAD#{lead_id}", "SK": LEAD_ITEM}
+
+
+def deliveries_of_source(tenant_id: str, source_id: str) -> str:
+    """GSI1 partition: a source's deliveries, newest first (GSI1SK is the lead id)."""
+    return f"T#{tenant_id}#LS#{source_id}#DELIVERIES"
+
+
+def deliveries_in_status(tenant_id: str, source_id: str, status: str) -> str:
+    """GSI2 partition: a source's deliveries in one status, newest first."""
+    return f"T#{tenant_id}#LS#{source_id}#DELIVERIES#{status}"
+
+
+def lead_delivery_claim(tenant_id: str, source_id: str, digest: str) -> dict[str, str]:
+    """Claims one signed delivery (the SHA-256 of its timestamp and body): a re-sent or
+    replayed delivery finds the claim and gets the first one's lead id."""
+    return {"PK": f"T#{tenant_id}#LS#{source_id}#DELIVERY#{digest}", "SK": UNIQUE}
+
+
+def lead_external_claim(tenant_id: str, source_id: str, external_digest: str) -> dict[str, str]:
+    """Claims a sender's `external_id` within a source (its SHA-256, so any text fits)."""
+    return {"PK": f"T#{tenant_id}#LS#{source_id}#EXT#{external_digest}", "SK": UNIQUE}
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

@@ -77,6 +77,10 @@ class Origin:
     def system(cls, name: str, correlation_id: str | None = None) -> Origin:
         return cls(Actor(type=ActorType.SYSTEM, id=name), correlation_id)
 
+    @classmethod
+    def lead_source(cls, source_id: str, correlation_id: str | None = None) -> Origin:
+        return cls(Actor(type=ActorType.LEAD_SOURCE, id=source_id), correlation_id)
+
 
 class DomainEvent(BaseModel):
     """One event type: its source and detail-type, and the model of its `data`.

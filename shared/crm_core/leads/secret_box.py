@@ -1,0 +1,58 @@
+"""Lead source secrets, encrypted with the stage's KMS key (decision "Lead source secrets").
+
+A secret is encrypted with an encryption context naming its tenant and source, so a
+ciphertext copied onto another source's item does not decrypt. Only ciphertexts are
+stored; the webhook keeps decrypted secrets in memory for a few minutes (keyed by their
+ciphertext, so a rotation is seen at once), which spares a KMS call on most deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from typing import Any
+
+SECRET_PREFIX = "whsec_"
+_CACHE_SECONDS = 300
+_CACHE_ENTRIES = 1024
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe, with a prefix that secret scanners recognise."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+class SecretBox:
+    def __init__(self, kms: Any, key_id: str) -> None:
+        self.kms = kms
+        self.key_id = key_id
+        self._plain: dict[str, tuple[float, str]] = {}
+
+    @staticmethod
+    def _context(tenant_id: str, source_id: str) -> dict[str, str]:
+        return {"tenant_id": tenant_id, "lead_source_id": source_id}
+
+    def seal(self, tenant_id: str, source_id: str, secret: str) -> str:
+        response = self.kms.encrypt(
+            KeyId=self.key_id,
+            Plaintext=secret.encode(),
+            EncryptionContext=self._context(tenant_id, source_id),
+        )
+        return base64.b64encode(response["CiphertextBlob"]).decode()
+
+    def open(self, tenant_id: str, source_id: str, sealed: str) -> str:
+        now = time.monotonic()
+        cached = self._plain.get(sealed)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        response = self.kms.decrypt(
+            CiphertextBlob=base64.b64decode(sealed),
+            EncryptionContext=self._context(tenant_id, source_id),
+            KeyId=self.key_id,
+        )
+        secret: str = response["Plaintext"].decode()
+        if len(self._plain) >= _CACHE_ENTRIES:
+            self._plain.clear()
+        self._plain[sealed] = (now + _CACHE_SECONDS, secret)
+        return secret
