@@ -37,6 +37,8 @@ class Action(StrEnum):
     # Log activities on contacts. Changing or deleting one also takes its author or an admin
     # (a task's assignee may change its status): the activity store checks who.
     ACTIVITY_WRITE = "activities:write"
+    # Lead sources hold the secrets that let anyone post leads: admins only, reads included.
+    LEAD_SOURCE_ADMIN = "lead-sources:admin"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
@@ -61,6 +63,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.CONTACT_DELETE,
             Action.CONTACT_MERGE,
             Action.COMPANY_DELETE,
+            Action.LEAD_SOURCE_ADMIN,
         }
     ),
 }

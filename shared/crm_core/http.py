@@ -192,30 +192,36 @@ def once_per_key(
     table: Table,
     principal: Principal,
     run: Callable[[], Response[str]],
+    redact: Callable[[str], str] | None = None,
 ) -> Response[str]:
-    """Honour `Idempotency-Key` on a POST: replay the first response for the same key and body."""
+    """Honour `Idempotency-Key` on a POST: replay the first response for the same key and body.
+
+    `redact` is applied to the body kept for replays (a secret shown once is not stored)."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
         return run()
     event = app.current_event
     operation = f"{event.request_context.http.method} {event.raw_path}"
 
-    ran = False
+    first: Response[str] | None = None
 
     def outcome() -> dict[str, Any]:
-        nonlocal ran
-        ran = True
-        response = run()
+        nonlocal first
+        first = run()
+        body = str(first.body)
         return {
-            "status": response.status_code,
-            "body": response.body,
-            "headers": dict(response.headers),
+            "status": first.status_code,
+            "body": redact(body) if redact and first.status_code < 300 else body,
+            "headers": dict(first.headers),
         }
 
     stored = idempotency.once(
         table, principal.tenant_id, key, operation, event.body or "", outcome, app.lambda_context
     )
-    headers = {**stored["headers"], "Idempotent-Replayed": "false" if ran else "true"}
+    if first is not None:
+        first.headers["Idempotent-Replayed"] = "false"
+        return first
+    headers = {**stored["headers"], "Idempotent-Replayed": "true"}
     return Response(stored["status"], JSON, stored["body"], headers)
 
 

@@ -43,7 +43,10 @@ class SecretBox:
 
     def open(self, tenant_id: str, source_id: str, sealed: str) -> str:
         now = time.monotonic()
-        cached = self._plain.get(sealed)
+        # Keyed by context too: a ciphertext copied onto another source must not be served
+        # from the cache when KMS would refuse it.
+        slot = f"{tenant_id}\n{source_id}\n{sealed}"
+        cached = self._plain.get(slot)
         if cached is not None and cached[0] > now:
             return cached[1]
         response = self.kms.decrypt(
@@ -54,5 +57,5 @@ class SecretBox:
         secret: str = response["Plaintext"].decode()
         if len(self._plain) >= _CACHE_ENTRIES:
             self._plain.clear()
-        self._plain[sealed] = (now + _CACHE_SECONDS, secret)
+        self._plain[slot] = (now + _CACHE_SECONDS, secret)
         return secret
