@@ -161,4 +161,11 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("crm.activities", "ActivityDeleted"): {"activity": _CALL_FACTS},
     ("crm.activities", "TaskOverdue"): {"task": _TASK_FACTS},
+    ("crm.leads", "LeadReceived"): {
+        "lead_id": "01JD4Q8M2R7K3V5X9Z1B6C8E0F",
+        "source_id": "01JD3ZKQ4W8N2P6R0T5V9X3A7C",
+        "received_at": OCCURRED_AT,
+        "content_type": "application/json",
+        "external_id": "typeform-8f2c1d",
+    },
 }

@@ -7,6 +7,7 @@ crm user add --tenant T --email E --role R [--stage S]
 crm invoke FUNCTION --event FILE          one event through the running cloud's runner
 crm seed --contacts N                     demo data through the API
 crm events tail|replay [--stage S]        watch the bus; re-drive a DLQ or an archive
+crm webhook send --source ID --secret S --file F [--form]   a signed lead delivery
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import events_cli
+from infra import events_cli, webhook_cli
 from infra.cfn import REPO_ROOT
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, IdentityError, role_email
 
@@ -189,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     seed_cmd.set_defaults(run=cmd_seed)
 
     events_cli.register(commands)
+    webhook_cli.register(commands)
     return root
 
 

@@ -25,7 +25,7 @@ from infra.endpoint import LocalEndpoint, check_free
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
 from infra.pages import pages
 from infra.provision import Provisioned, Provisioner
-from infra.state import StateStore, current_users, keep_sub
+from infra.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
 from infra.topology import (
     LOCAL_STAGE,
     FunctionSpec,
@@ -98,6 +98,7 @@ class LocalCloud:
         self.identity: Identity | None = None
         self.running: Running | None = None
         self.restored: dict[str, int] = {}
+        self.kms_keys: dict[str, str] = {}  # logical id -> key id
         self.services: list[Service] = []
         self.async_invoker: AsyncInvoker | None = None
         self.context: CloudContext | None = None
@@ -114,8 +115,17 @@ class LocalCloud:
         check_free(self.config.host, self.config.api_port)  # before creating anything
         self.endpoint.start()
         template = load_template(self.config.template_path)
-        self.provisioned = Provisioner(self.client).provision(template, {"Stage": LOCAL_STAGE})
+        # Saved KMS keys come back with their id and material: sealed secrets still open.
+        keeper = KeyKeeper({} if self.config.fresh else self.state.load_keys())
+        self.provisioned = Provisioner(self.client, adopt_key=keeper).provision(
+            template, {"Stage": LOCAL_STAGE}
+        )
         physical = self.provisioned.physical
+        self.kms_keys = {
+            logical: physical[logical].ref
+            for logical, res in template["Resources"].items()
+            if res["Type"] == "AWS::KMS::Key" and logical in physical
+        }
         skipped = [f"{k} ({why})" for k, why in self.provisioned.skipped.items()]
         if skipped:
             self.config.log(f"[crm] skipped: {'; '.join(sorted(skipped))}")
@@ -220,10 +230,12 @@ class LocalCloud:
 
     # Stop -------------------------------------------------------------------------------
     def snapshot(self) -> None:
-        """Save the tables and users now (the emulator's own Scan, not a request path)."""
+        """Save the keys, tables and users now (the emulator's own Scan, not a request path)."""
         if self.running is None:
             return
         writes = self.endpoint.isolation.writes
+        if self.kms_keys:
+            self.state.save_keys(current_keys(self.kms_keys))
         dynamodb = self.client("dynamodb")
         for table in self.running.tables:
             self.state.save_table(dynamodb, table)

@@ -8,15 +8,20 @@ A crash (kill -9, power loss) loses at most the writes of the last snapshot inte
 Users keep their `sub` (the id the CRM stores as owner_id) across restarts. Passwords are
 not readable from Cognito, so the local cloud keeps the ones it set (`users.json`); this is
 a local development store, ignored by git, never used for a deployed stage.
+
+KMS keys keep their id and key material (`kms-keys.json`): a ciphertext names its key, so
+secrets sealed before a restart (lead sources') only open with the very same key. KMS never
+exports a key's material, so the emulator reads and restores it in moto's own objects.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,12 @@ class SavedUser:
     tenant_id: str
     roles: tuple[str, ...]
     password: str
+
+
+@dataclass(frozen=True)
+class SavedKey:
+    key_id: str
+    material: str  # base64 of moto's key material
 
 
 class StateStore:
@@ -74,6 +85,18 @@ class StateStore:
                 result = dynamodb.batch_write_item(RequestItems={table_name: pending})
                 pending = result.get("UnprocessedItems", {}).get(table_name, [])
         return len(items)
+
+    # KMS keys ---------------------------------------------------------------------------
+    def save_keys(self, keys: Mapping[str, SavedKey]) -> None:
+        """The stage's keys, by logical id (the template's name for a key survives restarts)."""
+        rows = {logical_id: asdict(key) for logical_id, key in sorted(keys.items())}
+        _write_atomically(self.folder / "kms-keys.json", json.dumps(rows, indent=2) + "\n")
+
+    def load_keys(self) -> dict[str, SavedKey]:
+        path = self.folder / "kms-keys.json"
+        if not path.exists():
+            return {}
+        return {k: SavedKey(**row) for k, row in json.loads(path.read_text()).items()}
 
     # Users ------------------------------------------------------------------------------
     def save_users(self, users: Iterable[SavedUser]) -> None:
@@ -140,6 +163,47 @@ def keep_sub(user_pool_id: str, email: str, sub: str) -> None:
             user.update_attributes([{"Name": "sub", "Value": sub}])
             return
     raise KeyError(email)
+
+
+def current_keys(key_ids: Mapping[str, str]) -> dict[str, SavedKey]:
+    """The keys (logical id -> key id) with their material, read from moto in this process."""
+    backend = _kms_backend()
+    return {
+        logical_id: SavedKey(
+            key_id=key_id, material=base64.b64encode(backend.keys[key_id].key_material).decode()
+        )
+        for logical_id, key_id in key_ids.items()
+    }
+
+
+class KeyKeeper:
+    """Gives a key created on start its saved id and material (the provisioner's `adopt_key`),
+    so ciphertexts sealed before the restart still decrypt, with the same key ARN."""
+
+    def __init__(self, saved: Mapping[str, SavedKey]) -> None:
+        self.saved = dict(saved)
+
+    def __call__(self, logical_id: str, key_id: str) -> str:
+        saved = self.saved.get(logical_id)
+        if saved is None or saved.key_id == key_id:
+            return key_id
+        backend = _kms_backend()
+        if saved.key_id in backend.keys:
+            raise ValueError(f"KMS key {saved.key_id} exists already")
+        key = backend.keys.pop(key_id)
+        # Only the id, the ARN and the material depend on the key's identity; a key just
+        # created has no aliases, grants or tags yet (the provisioner adds them after this).
+        key.id = saved.key_id
+        key.arn = key.arn.rsplit("/", 1)[0] + "/" + saved.key_id
+        key.key_material = base64.b64decode(saved.material)
+        backend.keys[saved.key_id] = key
+        return saved.key_id
+
+
+def _kms_backend() -> Any:
+    from moto.kms.models import kms_backends
+
+    return kms_backends[ACCOUNT_ID][REGION]
 
 
 def _ttl_attribute(dynamodb: Any, table_name: str) -> str | None:

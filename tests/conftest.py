@@ -125,3 +125,30 @@ def activity_api(activities_module: ModuleType, table: Any) -> Any:
     from tests.support.api import Api, template_routes
 
     return Api(activities_module.handler, template_routes("ActivitiesFunction"))
+
+
+@pytest.fixture(scope="session")
+def lead_sources_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("lead_sources")
+
+
+@pytest.fixture(scope="session")
+def lead_webhook_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("lead_webhook")
+
+
+@pytest.fixture
+def lead_api(lead_sources_module: ModuleType, table: Any, lead_secrets_key: str) -> Any:
+    """The lead_sources function's routes, on the fresh table."""
+    from tests.support.api import Api, template_routes
+
+    return Api(lead_sources_module.handler, template_routes("LeadSourcesFunction"))
+
+
+@pytest.fixture
+def webhook(lead_webhook_module: ModuleType, table: Any, lead_secrets_key: str) -> Any:
+    """The webhook, called as the HTTP API calls it (no authorizer)."""
+    from tests.support.leads import Webhook
+
+    return Webhook(lead_webhook_module.handler)
+

@@ -63,6 +63,7 @@ NAME_PROPERTIES = {
     "AWS::SecretsManager::Secret": "Name",
     "AWS::SSM::Parameter": "Name",
     "AWS::StepFunctions::StateMachine": "StateMachineName",
+    "AWS::KMS::Alias": "AliasName",
 }
 # Types that have no account-wide physical name (or one scoped to a parent resource, like a
 # Cognito group, whose name is a role: `admin`, `sales`, ...).
@@ -78,6 +79,8 @@ UNNAMED_TYPES = frozenset(
         "AWS::SNS::Subscription",
         "AWS::Events::EventBusPolicy",
         "AWS::IAM::Policy",
+        # A key has only its generated id; its alias carries the stage.
+        "AWS::KMS::Key",
     }
 )
 # Resources that must have an explicit physical name (a missing one would be random).
@@ -158,10 +161,19 @@ EXPECTED_ROUTES = frozenset(
         ("DELETE", "/contacts/{contact_id}/activities/{activity_id}"),
         ("GET", "/contacts/{contact_id}/timeline"),
         ("GET", "/tasks"),
+        ("POST", "/lead-sources"),
+        ("GET", "/lead-sources"),
+        ("GET", "/lead-sources/{source_id}"),
+        ("PATCH", "/lead-sources/{source_id}"),
+        ("DELETE", "/lead-sources/{source_id}"),
+        ("POST", "/lead-sources/{source_id}/rotate-secret"),
+        ("GET", "/lead-sources/{source_id}/deliveries"),
+        ("GET", "/lead-sources/{source_id}/deliveries/{lead_id}"),
+        ("POST", "/webhooks/leads/{source_id}"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset()
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/webhooks/leads/{source_id}")})
 
 ROLES = {"admin", "sales", "marketing", "support", "viewer"}
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from typing import Any
 
 import jwt
 
 from infra.cfn import load_template, table_create_kwargs
 from infra.identity import ROLES, Identity, role_email
-from infra.provision import Provisioned
+from infra.provision import Provisioned, Provisioner
+from infra.state import KeyKeeper, SavedKey
 from infra.topology import http_apis, serverless_functions
 
 
@@ -55,7 +58,9 @@ def test_functions_and_routes_resolve(provisioned: Provisioned) -> None:
     assert api.authorizer.issuer == f"https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"
     assert api.authorizer.audience == (provisioned.physical["UserPoolClient"].ref,)
     assert {r.route_key for r in api.routes} >= {"POST /contacts", "GET /contacts/{contact_id}"}
-    assert all(r.authorized for r in api.routes)
+    # Lead sources have no Cognito token: their webhook alone is open (HMAC-verified).
+    open_routes = {r.route_key for r in api.routes if not r.authorized}
+    assert open_routes == {"POST /webhooks/leads/{source_id}"}
 
 
 def test_a_tenant_gets_one_user_per_role_with_real_tokens(
@@ -75,3 +80,89 @@ def test_a_tenant_gets_one_user_per_role_with_real_tokens(
     assert claims["aud"] == identity.client_id
     assert claims["iss"].endswith(identity.user_pool_id)
     assert claims["token_use"] == "id"
+
+
+# KMS ---------------------------------------------------------------------------------------
+def test_the_lead_secrets_key_and_its_alias(provisioned: Provisioned, clients: Any) -> None:
+    kms = clients("kms")
+    key = provisioned.physical["LeadSecretsKey"]
+    metadata = kms.describe_key(KeyId=key.ref)["KeyMetadata"]
+    assert key.ref == metadata["KeyId"]  # Ref is the key id
+    assert key.attributes == {"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]}
+    assert metadata["Description"] == "Seals the signing secrets of crm-local lead sources"
+    assert (metadata["KeyUsage"], metadata["KeySpec"]) == ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT")
+    assert kms.get_key_rotation_status(KeyId=key.ref)["KeyRotationEnabled"] is True
+    alias = provisioned.physical["LeadSecretsKeyAlias"]
+    assert alias.ref == "alias/crm-local-lead-secrets"  # Ref is the alias name
+    aliases = kms.list_aliases(KeyId=key.ref)["Aliases"]
+    assert [a["AliasName"] for a in aliases] == ["alias/crm-local-lead-secrets"]
+    assert "LeadSecretsKey" not in provisioned.skipped
+
+
+def test_functions_seal_with_the_key_their_environment_names(
+    provisioned: Provisioned, clients: Any
+) -> None:
+    functions = {
+        f.logical_id: f for f in serverless_functions(load_template(), provisioned.resolver)
+    }
+    arn = provisioned.physical["LeadSecretsKey"].attributes["Arn"]
+    for logical_id in ("LeadSourcesFunction", "LeadWebhookFunction"):
+        assert functions[logical_id].environment["LEAD_SECRETS_KEY_ID"] == arn
+    kms = clients("kms")
+    context = {"tenant_id": "acme", "lead_source_id": "s1"}
+    sealed = kms.encrypt(KeyId=arn, Plaintext=b"whsec_x", EncryptionContext=context)
+    opened = kms.decrypt(
+        CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context, KeyId=arn
+    )
+    assert opened["Plaintext"] == b"whsec_x"
+    # The alias names the same key.
+    by_alias = kms.encrypt(
+        KeyId="alias/crm-local-lead-secrets", Plaintext=b"x", EncryptionContext=context
+    )
+    assert by_alias["KeyId"] == arn
+
+
+def test_key_properties_and_adoption(clients: Any) -> None:
+    """KeyUsage, KeySpec, Tags and Enabled are passed on; `adopt_key` renames the key before
+    its alias and tags are made, so they follow it."""
+    template = {
+        "Resources": {
+            "SigningKey": {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "Description": "signs",
+                    "KeyUsage": "SIGN_VERIFY",
+                    "KeySpec": "ECC_NIST_P256",
+                    "Enabled": False,
+                    "Tags": [{"Key": "team", "Value": "crm"}],
+                    "KeyPolicy": {"Version": "2012-10-17", "Statement": []},  # not enforced
+                },
+            },
+            "SigningKeyAlias": {
+                "Type": "AWS::KMS::Alias",
+                "Properties": {
+                    "AliasName": "alias/test-adopted",
+                    "TargetKeyId": {"Fn::GetAtt": ["SigningKey", "Arn"]},
+                },
+            },
+        }
+    }
+    # A restart's keeper gives the key its saved id (infra/state.py).
+    saved_id = str(uuid.uuid4())
+    material = base64.b64encode(bytes(32)).decode()
+    keeper = KeyKeeper({"SigningKey": SavedKey(key_id=saved_id, material=material)})
+    provisioned = Provisioner(clients, adopt_key=keeper).provision(template, {})
+    kms = clients("kms")
+    key_id = provisioned.physical["SigningKey"].ref
+    assert key_id == saved_id
+    metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert (metadata["KeyUsage"], metadata["KeySpec"], metadata["Enabled"]) == (
+        "SIGN_VERIFY",
+        "ECC_NIST_P256",
+        False,
+    )
+    assert kms.list_resource_tags(KeyId=key_id)["Tags"] == [{"TagKey": "team", "TagValue": "crm"}]
+    assert [a["AliasName"] for a in kms.list_aliases(KeyId=key_id)["Aliases"]] == [
+        "alias/test-adopted"
+    ]
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is False

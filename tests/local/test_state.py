@@ -15,8 +15,8 @@ from infra.aws import boto_client
 from infra.cfn import load_template
 from infra.endpoint import LocalEndpoint
 from infra.identity import LOCAL_PASSWORD, Identity, role_email
-from infra.provision import Provisioner
-from infra.state import StateStore, current_users, keep_sub
+from infra.provision import Provisioned, Provisioner
+from infra.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
 from tests.support.local import running_endpoint
 
 
@@ -28,16 +28,21 @@ def endpoint() -> Iterator[LocalEndpoint]:
 
 def restart(endpoint: LocalEndpoint) -> tuple[Any, Identity]:
     """What a new `crm dev` process starts from: nothing, then the template."""
-    request = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()
+    provisioned = _reprovision(endpoint, None)
     clients = lambda service: boto_client(service, endpoint.url)  # noqa: E731
-    provisioned = Provisioner(clients).provision(load_template(), {"Stage": "local"})
     identity = Identity(
         clients("cognito-idp"),
         provisioned.physical["UserPool"].ref,
         provisioned.physical["UserPoolClient"].ref,
     )
     return clients("dynamodb"), identity
+
+
+def _reprovision(endpoint: LocalEndpoint, keeper: KeyKeeper | None) -> Provisioned:
+    request = urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    clients = lambda service: boto_client(service, endpoint.url)  # noqa: E731
+    return Provisioner(clients, adopt_key=keeper).provision(load_template(), {"Stage": "local"})
 
 
 def test_items_and_users_survive_a_restart(endpoint: LocalEndpoint, tmp_path: Path) -> None:
@@ -99,3 +104,41 @@ def test_a_snapshot_is_replaced_whole(tmp_path: Path) -> None:
         store.save_table(FailingScan(), "crm-local")
     assert (tmp_path / "table-crm-local.jsonl").read_text().count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["table-crm-local.jsonl"]
+
+
+def test_secrets_sealed_before_a_restart_still_open(
+    endpoint: LocalEndpoint, tmp_path: Path
+) -> None:
+    """The lead secrets key comes back with its id, ARN and material."""
+    store = StateStore(tmp_path)
+    kms = boto_client("kms", endpoint.url)
+    before = _reprovision(endpoint, None).physical["LeadSecretsKey"]
+    context = {"tenant_id": "acme", "lead_source_id": "01J0000000000000000000000"}
+    sealed = kms.encrypt(
+        KeyId=before.attributes["Arn"], Plaintext=b"whsec_s", EncryptionContext=context
+    )
+    store.save_keys(current_keys({"LeadSecretsKey": before.ref}))
+
+    # Without the saved key, a restart makes another key: the ciphertext no longer opens.
+    other = _reprovision(endpoint, KeyKeeper({})).physical["LeadSecretsKey"]
+    assert other.ref != before.ref
+    with pytest.raises(kms.exceptions.ClientError):
+        kms.decrypt(CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext=context)
+
+    after = _reprovision(endpoint, KeyKeeper(store.load_keys())).physical["LeadSecretsKey"]
+    assert after == before  # the same Ref and Arn, so the functions' environment is unchanged
+    opened = kms.decrypt(
+        CiphertextBlob=sealed["CiphertextBlob"],
+        EncryptionContext=context,
+        KeyId=after.attributes["Arn"],
+    )
+    assert opened["Plaintext"] == b"whsec_s"
+    # Its alias follows it, and new secrets seal and open with it as before.
+    assert (
+        kms.describe_key(KeyId="alias/crm-local-lead-secrets")["KeyMetadata"]["KeyId"] == before.ref
+    )
+    again = kms.encrypt(KeyId=after.ref, Plaintext=b"whsec_t", EncryptionContext=context)
+    assert (
+        kms.decrypt(CiphertextBlob=again["CiphertextBlob"], EncryptionContext=context)["Plaintext"]
+        == b"whsec_t"
+    )

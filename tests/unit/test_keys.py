@@ -29,6 +29,13 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "activities_of_type": lambda t, x: keys.activities_of_type(t, x, "call"),
     "tasks_of_assignee": lambda t, x: keys.tasks_of_assignee(t, x, "open"),
     "tasks_of_tenant": lambda t, x: keys.tasks_of_tenant(t, x),
+    "lead_source": lambda t, x: keys.lead_source(t, x)["PK"],
+    "lead_sources_of_tenant": lambda t, x: keys.lead_sources_of_tenant(t),
+    "lead": lambda t, x: keys.lead(t, x)["PK"],
+    "deliveries_of_source": lambda t, x: keys.deliveries_of_source(t, x),
+    "deliveries_in_status": lambda t, x: keys.deliveries_in_status(t, x, "accepted"),
+    "lead_delivery_claim": lambda t, x: keys.lead_delivery_claim(t, x, "ab" * 32)["PK"],
+    "lead_external_claim": lambda t, x: keys.lead_external_claim(t, x, "cd" * 32)["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 

@@ -25,12 +25,35 @@ def test_document_covers_every_template_route() -> None:
     documented = {
         (method.upper(), path) for path, ops in document["paths"].items() for method in ops
     }
-    for function in ("ContactsFunction", "ActivitiesFunction"):
+    for function in (
+        "ContactsFunction",
+        "ActivitiesFunction",
+        "LeadSourcesFunction",
+        "LeadWebhookFunction",
+    ):
         assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():
         for method, operation in ops.items():
-            problem = operation["responses"]["422"]["content"]["application/problem+json"]
-            assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path)
+            # Every refusal is a problem+json; the webhook has no 422 (a lead is not validated
+            # until it is processed), every other route has.
+            refusals = {s: r for s, r in operation["responses"].items() if s >= "400"}
+            assert refusals, (method, path)
+            if not path.startswith("/webhooks/"):
+                assert "422" in refusals, (method, path)
+            for response in refusals.values():
+                problem = response["content"]["application/problem+json"]
+                assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path)
+
+
+def test_only_the_webhook_goes_without_a_token() -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    public = {
+        (method, path)
+        for path, ops in document["paths"].items()
+        for method, operation in ops.items()
+        if operation.get("security") == []
+    }
+    assert public == {("post", "/webhooks/leads/{source_id}")}
 
 
 def test_every_reference_names_a_component() -> None:
