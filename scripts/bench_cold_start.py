@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FLOOR = "import boto3\nboto3.client('dynamodb')"
 FUNCTION = "import app"
-# Init plus a first request that is answered without AWS (a 422): the models and validation
-# paths a request needs are built on first use, so this shows what a cold request pays.
+# Init plus a first request that is answered without AWS (a 422, or the webhook's 401): the
+# models and validation paths a request needs are built on first use, so this shows what a
+# cold request pays.
 FIRST_REQUEST = """
 import app, json, pathlib
 event = json.loads(pathlib.Path({sample!r}).read_text())
@@ -32,16 +33,25 @@ class Context:
     function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "1"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
     def get_remaining_time_in_millis(self): return 10000
-assert app.handler(event, Context())["statusCode"] == 422
+assert app.handler(event, Context())["statusCode"] == {status}
 """
 SAMPLE = ROOT / "events" / "http" / "authorized-request.json"
-# Per HTTP function: a request its code refuses with 422 before any AWS call.
+# Per HTTP function: a request its code refuses before any AWS call, and the status.
 PROBES = {
-    "contacts": ("POST", "/contacts", '{"first_name": "Ada"}'),
+    "contacts": ("POST", "/contacts", '{"first_name": "Ada"}', 422),
     "activities": (
         "POST",
         "/contacts/01ARZ3NDEKTSV4RRFFQ69G5FAV/activities",
         '{"type": "note", "occurred_at": "10:00"}',
+        422,
+    ),
+    "lead_sources": ("POST", "/lead-sources", '{"name": ""}', 422),
+    # Unsigned: refused on the header, before the route is read.
+    "lead_webhook": (
+        "POST",
+        "/webhooks/leads/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        '{"email": "ada@example.com"}',
+        401,
     ),
 }
 TIMER = """
@@ -121,7 +131,9 @@ def main() -> None:
         sample(FLOOR, env, cwd)
         probe = PROBES.get(function)
         first_request = (
-            FIRST_REQUEST.format(sample=str(SAMPLE), method=probe[0], path=probe[1], body=probe[2])
+            FIRST_REQUEST.format(
+                sample=str(SAMPLE), method=probe[0], path=probe[1], body=probe[2], status=probe[3]
+            )
             if probe
             else None
         )

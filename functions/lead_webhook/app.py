@@ -68,6 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except Exception:
         # A 5xx tells the sender to retry: the lead is not lost, only not yet taken.
         logger.exception("lead delivery failed")
+        metrics.add_metric(name="LeadDeliveryFailed", unit=MetricUnit.Count, value=1)
         return _problem(
             500,
             "Internal error",
