@@ -119,6 +119,13 @@ def activities_module(contacts_module: ModuleType) -> ModuleType:
     return load_function("activities")
 
 
+@pytest.fixture(scope="session")
+def lead_processor_module(contacts_module: ModuleType) -> ModuleType:
+    """The lead processor, loaded after contacts (the `table` fixture uses contacts' client;
+    both talk to the same moto backend)."""
+    return load_function("lead_processor")
+
+
 @pytest.fixture
 def activity_api(activities_module: ModuleType, table: Any) -> Any:
     """The activities function's routes, on the same fresh table as `api`."""
@@ -151,4 +158,3 @@ def webhook(lead_webhook_module: ModuleType, table: Any, lead_secrets_key: str) 
     from tests.support.leads import Webhook
 
     return Webhook(lead_webhook_module.handler)
-

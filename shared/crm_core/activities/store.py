@@ -9,7 +9,7 @@ reported overdue, GSI4 (the overdue check's shards); all ordered by due time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -228,10 +228,15 @@ class ActivityStore:
         fields: Mapping[str, Any],
         occurred_at: datetime | None,
         origin: Origin,
+        *,
+        also: Callable[[Item], Sequence[dict[str, Any]]] | None = None,
     ) -> Item:
         """Record an activity on a contact (any type: the route admits only users' types).
 
-        `fields` are the type's fields in stored form (`validate_fields`)."""
+        `fields` are the type's fields in stored form (`validate_fields`). `also` gives the
+        caller's parts of the same transaction, from the new activity (the lead processor's
+        Update of its lead, naming the activity); if one is refused, nothing is written and
+        the error is a Conflict."""
         now = now_iso()
         stored = new_activity(
             tenant_id, contact_id, activity_type, fields, occurred_at, origin.actor.id, now
@@ -241,10 +246,12 @@ class ActivityStore:
         )
         put = self.op.put(stored, "attribute_not_exists(PK)")
 
+        extra = list(also(stored)) if also else []
+
         def attempt() -> None:
             contact = self._contact_for_write(tenant_id, contact_id)
             summary = self._summary_change(contact, {activity_type.value: 1}, stored["occurred_at"])
-            self._write([put, summary], contact, event)
+            self._write([put, summary, *extra], contact, event, callers=range(2, 2 + len(extra)))
 
         # A later activity logged meanwhile moves the summary: read the contact again.
         read_modify_write(attempt, "contact")
@@ -586,7 +593,11 @@ class ActivityStore:
             deleted += len(page.items)
 
     # Writes -----------------------------------------------------------------------------
-    def _write(self, ops: list[dict[str, Any]], owner: Item, event: DomainEvent) -> None:
+    def _write(
+        self, ops: list[dict[str, Any]], owner: Item, event: DomainEvent, callers: range = range(0)
+    ) -> None:
+        """The operations, then the event's outbox item, as one transaction; `callers` are
+        the indexes of the caller's own parts (`log`'s `also`)."""
         key = keys.contact(owner["tenant_id"], owner.get("contact_id") or owner["id"])
         ops = [*ops, outbox_put(self.op, key, event)]
         try:
@@ -594,6 +605,9 @@ class ActivityStore:
         except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 raise ConcurrentChange("the activity was changed by someone else") from None
+            if any(cancelled.failed(index) for index in callers):
+                # Not ours to retry: the caller's condition no longer holds.
+                raise Conflict("a part the caller added to the transaction was refused") from None
             # The contact's summary: it changed (a later activity), or the contact went away.
             raise _SummaryChanged("the contact changed") from None
 

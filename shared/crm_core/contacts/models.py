@@ -131,6 +131,10 @@ class Contact(BaseModel):
     attributes: dict[str, Any]
     email_consent: EmailConsent
     score: float
+    attribution: dict[str, Any] | None = Field(
+        default=None,
+        description="First- and last-touch attribution: lead source and UTM fields",
+    )
     last_activity_at: str | None = Field(
         default=None, description="When the latest activity on the contact happened."
     )

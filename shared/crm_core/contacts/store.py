@@ -6,7 +6,7 @@ one TransactWriteItems, so a crash can never leave half of a change behind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from crm_core import keys, normalize
@@ -47,6 +47,11 @@ _FILLABLE = (
     "country",
 )
 _API_FIELDS = tuple(Contact.model_fields)
+# Redirects followed from a merged id to its survivor before giving up (a merge chain).
+_MAX_REDIRECTS = 20
+# The parts a caller writes in the same transaction as a contact, given the contact's item
+# (a lead's claim on the contact it became, say).
+Also = Callable[[Item], Sequence[dict[str, Any]]]
 
 
 # The contact's own writes change only what they change (`Op.update_changed`), so they
@@ -117,7 +122,17 @@ class ContactStore:
         return item
 
     # Create -----------------------------------------------------------------------------
-    def create(self, tenant_id: str, data: ContactCreate, origin: Origin) -> Contact:
+    def create(
+        self,
+        tenant_id: str,
+        data: ContactCreate,
+        origin: Origin,
+        *,
+        attribution: dict[str, Any] | None = None,
+        also: Also | None = None,
+    ) -> Contact:
+        """A new contact. `attribution` is the CRM's own (the lead processor's); `also`
+        adds the caller's parts to the transaction."""
         now = now_iso()
         item: dict[str, Any] = {
             "type": CONTACT,
@@ -131,6 +146,8 @@ class ContactStore:
             "created_by": origin.actor.id,
             "version": 1,
         }
+        if attribution:
+            item["attribution"] = attribution
         ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
         ops += self._email_claims(item, [item.get("email")])
         ops += self._tag_changes(item, set(), set(item["tags"]))
@@ -139,7 +156,7 @@ class ContactStore:
         event = events.ContactCreated.create(
             tenant_id, origin, events.ContactData(contact=contact), now
         )
-        self._write(ops, item, event)
+        self._write(ops, item, event, also(item) if also else ())
         return contact
 
     # Update -----------------------------------------------------------------------------
@@ -186,6 +203,32 @@ class ContactStore:
             return after
 
         return read_modify_write(attempt, "contact")
+
+    def absorb(
+        self,
+        tenant_id: str,
+        old: Item,
+        new: dict[str, Any],
+        origin: Origin,
+        *,
+        also: Also | None = None,
+    ) -> Contact:
+        """Write `new`, a revision of `old` (the contact as just read, strongly consistent)
+        that keeps its email: one attempt, for a caller that reads, decides and retries
+        itself (the lead processor filling blanks from a lead). ConcurrentChange when the
+        contact changed since it was read; Unprocessable when its new company is gone."""
+        if new.get("email") != old.get("email"):
+            raise ValueError("absorb keeps the contact's email")
+        new = {**new, "updated_at": now_iso(), "version": old["version"] + 1}
+        ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
+        ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
+        ops += self._company_counts(
+            tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
+        )
+        after = to_contact(new)
+        event = events.contact_updated(tenant_id, origin, to_contact(old), after)
+        self._write(ops, new, event, also(new) if also else ())
+        return after
 
     # Delete -----------------------------------------------------------------------------
     def delete(self, tenant_id: str, contact_id: str, expected: int | None, origin: Origin) -> None:
@@ -324,6 +367,22 @@ class ContactStore:
         items = [i for i in self.table.batch_get(contact_keys) if i.get("type") == CONTACT]
         return Page(items=items, next_cursor=members.next_cursor)
 
+    def owner_of(self, tenant_id: str, email: str) -> Item | None:
+        """The contact that owns `email` (its own or a merged contact's), read strongly
+        consistent for a write that follows; None when no contact has it."""
+        owner = self.table.get(keys.contact_email(tenant_id, email))
+        return None if owner is None else self.survivor(tenant_id, owner["contact_id"])
+
+    def survivor(self, tenant_id: str, contact_id: str) -> Item | None:
+        """The contact item of `contact_id`, or of the contact it was merged into (in
+        turn, through a chain of merges); None when it is gone. Strongly consistent."""
+        for _ in range(_MAX_REDIRECTS):
+            item = self.table.get(keys.contact(tenant_id, contact_id))
+            if item is None or item.get("type") != REDIRECT:
+                return item
+            contact_id = item["merged_into"]
+        raise RuntimeError(f"contact {contact_id}: a chain of over {_MAX_REDIRECTS} merges")
+
     def find_by_email(self, tenant_id: str, email: str) -> list[Item]:
         owner = self.table.get(keys.contact_email(tenant_id, email), consistent=False)
         if owner is None:
@@ -382,9 +441,17 @@ class ContactStore:
             if company_id and delta
         ]
 
-    def _write(self, ops: list[dict[str, Any]], item: Item, event: DomainEvent | None) -> None:
-        """Run the change and its event (the outbox item) as one transaction, and turn a
-        refusal into the error that names its cause."""
+    def _write(
+        self,
+        ops: list[dict[str, Any]],
+        item: Item,
+        event: DomainEvent | None,
+        also: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Run the change, the caller's parts (`also`) and its event (the outbox item) as
+        one transaction, and turn a refusal into the error that names its cause (a refused
+        part of the caller's is a ConcurrentChange: the caller reads again)."""
+        ops = [*ops, *also]
         if event is not None:
             ops = [*ops, outbox_put(self.op, keys.contact(item["tenant_id"], item["id"]), event)]
         try:
@@ -441,6 +508,9 @@ def _merged(target: Item, loser: Item) -> dict[str, Any]:
     elif target.get("email_consent") == EmailConsent.UNKNOWN:
         survivor["email_consent"] = loser.get("email_consent", EmailConsent.UNKNOWN.value)
     survivor["score"] = max(target.get("score", 0), loser.get("score", 0))
+    attribution = combined_attribution(target.get("attribution"), loser.get("attribution"))
+    if attribution:
+        survivor["attribution"] = attribution
     others = [
         e
         for e in dict.fromkeys(
@@ -452,3 +522,22 @@ def _merged(target: Item, loser: Item) -> dict[str, Any]:
         raise Unprocessable(f"a contact keeps at most {MAX_OTHER_EMAILS} merged addresses")
     survivor["other_emails"] = others
     return survivor
+
+
+def combined_attribution(*records: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The attribution of a person known by several records (a contact and a new lead, or
+    two merged contacts): the earliest first touch and the latest last touch, by the
+    touch's time (`at`) then its lead's id. Whatever order leads are processed or contacts
+    merged in, the result is the same."""
+    firsts = [r["first_touch"] for r in records if r and r.get("first_touch")]
+    lasts = [r["last_touch"] for r in records if r and r.get("last_touch")]
+    combined: dict[str, Any] = {}
+    if firsts:
+        combined["first_touch"] = min(firsts, key=_touch_order)
+    if lasts:
+        combined["last_touch"] = max(lasts, key=_touch_order)
+    return combined or None
+
+
+def _touch_order(touch: Mapping[str, Any]) -> tuple[str, str]:
+    return str(touch.get("at") or ""), str(touch.get("lead_id") or "")

@@ -1,7 +1,7 @@
 """A lead's fields, found in its payload and normalized as a contact's fields are.
 
 Each lead field comes from the path its source maps it to (`field_map`), or, when the
-source maps it not, from the first of its common names that holds a value (`DEFAULT_NAMES`,
+source maps it not, from the first of its common names holding text (`DEFAULT_NAMES`,
 then the same names in any letter case among the payload's top-level keys). A mapped field
 is looked up at its path only: the admin said where it is, and a common name elsewhere in
 the payload may mean something else.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ MAX_FORM_DEPTH = 8
 # the tenant's admins in the deliveries log, never logged).
 _SHOWN_CHARS = 60
 # A phone kept as typed (not parseable without a country) must still look like one.
-_PHONE_CHARS = re.compile(r"^[0-9+()\-./ x#*]+$")
+_PHONE_CHARS = re.compile(r"^[0-9+()\-./ ]+((ext\.?|x|#) ?[0-9]+)?$", re.IGNORECASE)
 _MIN_PHONE_DIGITS = 6
 _URL = re.compile(r"^https?://\S+$")
 _UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -61,10 +61,7 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     "title": ("title", "job_title", "jobTitle"),
     "country": ("country", "country_code"),
     "tags": ("tags",),
-    **{
-        name: (name, "utm" + name[4:].capitalize(), f"utm.{name[4:]}")
-        for name in _UTM_FIELDS
-    },
+    **{name: (name, "utm" + name[4:].capitalize(), f"utm.{name[4:]}") for name in _UTM_FIELDS},
     "page_url": ("page_url", "pageUrl", "url"),
     "referrer": ("referrer", "referer"),
 }
@@ -93,6 +90,8 @@ class MappedLead:
     first_name: str | None = None
     last_name: str | None = None
     phone: str | None = None
+    # The company's name as the lead gives it. A contact links to a company by its email's
+    # domain (a name is no key); the name stays in the submission's fields.
     company: str | None = None
     title: str | None = None
     country: str | None = None
@@ -101,9 +100,8 @@ class MappedLead:
     utm: Mapping[str, str] = field(default_factory=dict)
     page_url: str | None = None
     referrer: str | None = None
-    form_fields: Mapping[str, str] = field(
-        default_factory=dict, metadata={"doc": "The payload's scalar fields, for the activity."}
-    )
+    # The payload's scalar fields as text, for the form_submission activity.
+    form_fields: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     rejection: str | None = None
 
@@ -128,39 +126,47 @@ class _Finder:
         # Why a field found nothing usable, for a rejection's reason.
         self.missing: dict[str, str] = {}
 
-    def raw(self, name: str) -> tuple[Any, str | None]:
-        """The value for lead field `name` and where it was found (None: nowhere)."""
+    def raw(
+        self, name: str, fits: Callable[[Any], bool], expected: str = "text"
+    ) -> tuple[Any, str | None]:
+        """The value for lead field `name` and where it was found (None: nowhere): at its
+        mapped path, else the first common name holding a value that `fits`. A value that
+        does not fit is ignored, with a warning."""
         if name in self.field_map:
-            path = self.field_map[name]
-            value = lookup(self.payload, path)
-            if _blank(value):
-                self.missing[name] = f"{name}: nothing at {path!r}"
+            candidates: list[tuple[Any, str]] = [
+                (lookup(self.payload, self.field_map[name]), self.field_map[name])
+            ]
+            if _blank(candidates[0][0]):
+                self.missing[name] = f"{name}: nothing at {candidates[0][1]!r}"
                 return None, None
-            return value, path
-        for candidate in DEFAULT_NAMES.get(name, ()):
-            value = lookup(self.payload, candidate)
-            if not _blank(value):
-                return value, candidate
-        for candidate in DEFAULT_NAMES.get(name, ()):
-            key = self.folded.get(candidate.casefold())
-            if key is not None and not _blank(self.payload[key]):
-                return self.payload[key], key
+        else:
+            names = DEFAULT_NAMES.get(name, ())
+            candidates = [(lookup(self.payload, n), n) for n in names]
+            candidates += [
+                (self.payload[key], key)
+                for n in names
+                if (key := self.folded.get(n.casefold())) is not None and key != n
+            ]
+        unfit = None
+        for value, path in candidates:
+            if _blank(value):
+                continue
+            if fits(value):
+                return value, path
+            unfit = unfit or (value, path)
+        if unfit is not None:
+            kind = _kind(unfit[0])
+            self.missing[name] = f"{name}: {unfit[1]!r} holds {kind}, not {expected}"
+            self.warnings.append(f"{self.missing[name]}; ignored")
         return None, None
 
     def text(self, name: str, limit: int) -> str | None:
-        value, path = self.raw(name)
+        value, path = self.raw(name, lambda v: _text(v) is not None)
         if path is None:
             return None
         text = _text(value)
-        if text is None:
-            self._ignored(name, path, value)
-            return None
+        assert text is not None
         return text[:limit].rstrip()
-
-    def _ignored(self, name: str, path: str, value: Any) -> None:
-        kind = _kind(value)
-        self.warnings.append(f"{name}: {path!r} holds {kind}, not text; ignored")
-        self.missing[name] = f"{name}: {path!r} holds {kind}, not text"
 
     def refused(self, name: str, message: str) -> None:
         self.warnings.append(f"{message}; dropped")
@@ -246,26 +252,22 @@ def _country(find: _Finder) -> str | None:
 
 
 def _tags(find: _Finder) -> tuple[str, ...]:
-    value, path = find.raw("tags")
+    value, path = find.raw("tags", lambda v: isinstance(v, str | list), "a list or text")
     if path is None:
         return ()
-    if isinstance(value, str):
-        values: list[Any] = value.split(",")
-    elif isinstance(value, list):
-        values = value
-    else:
-        find.warnings.append(f"tags: {path!r} holds {_kind(value)}, not a list; ignored")
-        return ()
+    values: list[Any] = value.split(",") if isinstance(value, str) else value
     tags: dict[str, None] = {}
     skipped = 0
     for raw in values:
+        if _blank(raw):
+            continue  # "a,,b" or a trailing comma
         text = _text(raw)
         try:
             tag = normalize.tag(text) if text is not None else None
         except ValueError:
             tag = None
         if tag is None or len(tag) > MAX_TAG_CHARS:
-            skipped += text is not None or not isinstance(raw, str)
+            skipped += 1
             continue
         tags.setdefault(tag, None)
     if skipped:
