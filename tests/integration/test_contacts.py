@@ -539,6 +539,8 @@ def test_promoting_a_merged_address_to_primary(api: Api) -> None:
 
     assert done["email"] == "b@example.com"
     assert done["other_emails"] == []
+    # What is stored agrees with the answer (the list used to keep the promoted address).
+    assert get(api, f"/contacts/{keep['id']}", ADMIN)["other_emails"] == []
     assert ids(get(api, "/contacts", ADMIN, query={"email": "b@example.com"})["items"]) == [
         keep["id"]
     ]

@@ -184,15 +184,18 @@ class ContactStore:
                     "a contact needs an email or a phone",
                     errors=[{"loc": ["body", "email"], "msg": "cannot clear both email and phone"}],
                 )
-            ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
+            email_ops: list[dict[str, Any]] = []
             if new.get("email") != old.get("email"):
-                ops += self._email_releases(old, [old.get("email")])
+                email_ops += self._email_releases(old, [old.get("email")])
                 others = old.get("other_emails", [])
                 if new.get("email") in others:
-                    # Promoting a merged address: this contact already owns it.
+                    # Promoting a merged address: this contact already owns it. (Decided
+                    # before the item's write is built, so the stored list loses it too.)
                     new["other_emails"] = [e for e in others if e != new["email"]]
                 else:
-                    ops += self._email_claims(new, [new.get("email")])
+                    email_ops += self._email_claims(new, [new.get("email")])
+            ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
+            ops += email_ops
             ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
             ops += self._company_counts(
                 tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
