@@ -40,6 +40,17 @@ _COMPANY: dict[str, Any] = {
     "version": 1,
 }
 
+# Ada came in through the website's demo form, from a paid search ad.
+_TOUCH = {
+    "source_id": "01JVQ93Z1T8M4K6P2R0W5X7Y9B",
+    "source_name": "Website demo form",
+    "lead_id": "01JVQ94DSX3B7N9Q1T5V8W2Z4C",
+    "at": "2025-05-20T16:41:22.611Z",
+    "utm_source": "google",
+    "utm_medium": "cpc",
+    "utm_campaign": "spring-demo",
+}
+
 _CONTACT: dict[str, Any] = {
     "id": _CONTACT_ID,
     "email": "ada.lovelace@globex.example",
@@ -58,6 +69,10 @@ _CONTACT: dict[str, Any] = {
     "score": 0.0,
     "last_activity_at": None,
     "activity_counts": {},
+    "attribution": {
+        "first_touch": _TOUCH,
+        "last_touch": _TOUCH,
+    },
     "created_at": "2025-05-20T16:41:22.940Z",
     "updated_at": "2025-05-20T16:41:22.940Z",
     "version": 1,
@@ -162,8 +177,8 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("crm.activities", "ActivityDeleted"): {"activity": _CALL_FACTS},
     ("crm.activities", "TaskOverdue"): {"task": _TASK_FACTS},
     ("crm.leads", "LeadReceived"): {
-        "lead_id": "01JD4Q8M2R7K3V5X9Z1B6C8E0F",
-        "source_id": "01JD3ZKQ4W8N2P6R0T5V9X3A7C",
+        "lead_id": "01JWTHC2R7K3V5X9Z1B6C8E0FA",
+        "source_id": "01JVQ93Z1T8M4K6P2R0W5X7Y9B",
         "received_at": OCCURRED_AT,
         "content_type": "application/json",
         "external_id": "typeform-8f2c1d",

@@ -162,7 +162,10 @@ class Delivery(BaseModel):
     source_id: str
     received_at: str
     status: LeadStatus
-    reason: str | None = Field(default=None, description="Why it was rejected or failed.")
+    reason: str | None = Field(
+        default=None,
+        description="Why it was rejected or failed; for a processed lead, what was dropped.",
+    )
     contact_id: str | None = None
     activity_id: str | None = Field(default=None, description="Its form_submission activity.")
     external_id: str | None = None
