@@ -52,6 +52,7 @@ bench: venv
 	$(BIN)/python scripts/bench_local_cloud.py
 	$(BIN)/python scripts/bench_outbox.py
 	$(BIN)/python scripts/bench_timeline.py
+	$(BIN)/python scripts/bench_leads.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

@@ -1,0 +1,90 @@
+"""The local endpoint's transactions: a refused one leaves every item as it was, and none
+copies the table (moto's own backup did, so each transaction grew with the table)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from infra.cfn import table_create_kwargs
+from infra.endpoint import quick_transactions
+
+TABLE = "crm-transactions"
+
+
+@pytest.fixture
+def ddb() -> Iterator[Any]:
+    with mock_aws(), quick_transactions():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(**table_create_kwargs(table_name=TABLE))
+        yield client
+        # Another module's mock may be active around this one: leave its backend as found.
+        client.delete_table(TableName=TABLE)
+
+
+def item(pk: str, sk: str = "X", **values: str) -> dict[str, Any]:
+    return {"PK": {"S": pk}, "SK": {"S": sk}, **{k: {"S": v} for k, v in values.items()}}
+
+
+def everything(ddb: Any) -> list[dict[str, Any]]:
+    return sorted(ddb.scan(TableName=TABLE)["Items"], key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+
+
+def test_a_refused_transaction_restores_every_item_it_touched(ddb: Any) -> None:
+    for n in range(50):
+        ddb.put_item(TableName=TABLE, Item=item(f"P{n}", v="old"))
+    ddb.put_item(TableName=TABLE, Item=item("P1", "Y", v="other sort key"))
+    before = everything(ddb)
+    with pytest.raises(ClientError) as refused:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": item("P1", v="new")}},  # overwrite
+                {"Put": {"TableName": TABLE, "Item": item("NEW")}},  # a new partition
+                {"Put": {"TableName": TABLE, "Item": item("P2", "Z")}},  # a new sort key
+                {"Delete": {"TableName": TABLE, "Key": item("P3")}},
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": item("P4"),
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "changed"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": TABLE,
+                        "Item": item("P5"),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
+    assert refused.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert everything(ddb) == before
+
+
+def test_a_transaction_copies_only_the_items_it_names(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(200):
+        ddb.put_item(TableName=TABLE, Item=item(f"P{n}"))
+    copied: list[Any] = []
+    real = copy.deepcopy
+
+    def counting(value: Any, memo: Any = None) -> Any:
+        copied.append(value)
+        return real(value, memo)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    ddb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": TABLE, "Item": item(f"Q{n}")}} for n in range(3)]
+    )
+    from moto.dynamodb.models.table import Table as MotoTable
+
+    assert not any(isinstance(value, MotoTable) for value in copied)
