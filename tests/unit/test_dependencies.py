@@ -35,3 +35,18 @@ def test_layer_requirements_match_pyproject() -> None:
 def test_virtualenv_runs_the_pinned_versions() -> None:
     for name, pinned in layer_pins().items():
         assert version(name) == pinned, name
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject lists its packages by hand (crm_core lives in shared/): each folder of
+    Python modules must be there, or a non-editable install (a wheel) would lack it."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(folder.relative_to(base).parts)
+        for base, top in ((ROOT / "shared", "crm_core"), (ROOT, "infra"))
+        for folder in [base / top, *(base / top).rglob("*")]
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))
+    }
+    assert found == listed
