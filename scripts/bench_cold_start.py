@@ -29,6 +29,7 @@ import app, json, pathlib
 event = json.loads(pathlib.Path({sample!r}).read_text())
 event.update(routeKey="{method} {path}", rawPath="{path}", body={body!r})
 event["requestContext"]["http"].update(method="{method}", path="{path}")
+event["headers"]["content-type"] = "application/json"
 class Context:
     function_name = "bench"; memory_limit_in_mb = 512; aws_request_id = "1"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"

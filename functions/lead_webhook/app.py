@@ -40,7 +40,7 @@ tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 settings = FunctionSettings.from_env()
 table = Table(dynamodb_client(), settings.table_name)
-intake = LeadIntake(table, SecretBox(client("kms"), os.environ["LEAD_SECRETS_KEY_ID"]))
+intake = LeadIntake(table, SecretBox(lambda: client("kms"), os.environ["LEAD_SECRETS_KEY_ID"]))
 
 gc.enable()
 gc.freeze()

@@ -66,7 +66,7 @@ class Crm(Stores):
     def __init__(self, table: Table, key_alias: str) -> None:
         super().__init__(table)
         self.leads = LeadStore(table)
-        self.sources = LeadSourceStore(table, SecretBox(boto3.client("kms"), key_alias))
+        self.sources = LeadSourceStore(table, SecretBox(lambda: boto3.client("kms"), key_alias))
         self.companies = CompanyStore(table)
 
     def source(self, **fields: Any) -> str:

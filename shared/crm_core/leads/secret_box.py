@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 SECRET_PREFIX = "whsec_"
@@ -24,10 +25,19 @@ def new_secret() -> str:
 
 
 class SecretBox:
-    def __init__(self, kms: Any, key_id: str) -> None:
-        self.kms = kms
+    def __init__(self, kms: Callable[[], Any], key_id: str) -> None:
+        """`kms` makes the KMS client, on first use: most of the lead_sources function's
+        requests (reads) never need it, and loading its service model costs cold-start time."""
+        self._make_kms = kms
+        self._kms: Any = None
         self.key_id = key_id
         self._plain: dict[str, tuple[float, str]] = {}
+
+    @property
+    def kms(self) -> Any:
+        if self._kms is None:
+            self._kms = self._make_kms()
+        return self._kms
 
     @staticmethod
     def _context(tenant_id: str, source_id: str) -> dict[str, str]:
