@@ -30,6 +30,7 @@ from tests.conftest import load_function
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.events import contact_created
+from tests.support.faults import Crashing
 from tests.support.lambda_pool import LambdaPool, lambda_pool
 
 TENANT = "acme"
@@ -418,20 +419,3 @@ def test_concurrent_moves_of_one_merge_move_each_activity_once(crm: Crm, pool: L
 
     assert sum(moved) == 150, moved
     assert_moved(crm, survivor, [merged], own, theirs)
-
-
-class Crashing:
-    """A DynamoDB client whose process dies (a timeout, say) after `after` transactions."""
-
-    def __init__(self, client: Any, after: int) -> None:
-        self._client = client
-        self._left = after
-
-    def transact_write_items(self, **params: Any) -> Any:
-        if self._left == 0:
-            raise TimeoutError("Task timed out")
-        self._left -= 1
-        return self._client.transact_write_items(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)

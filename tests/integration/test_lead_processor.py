@@ -41,6 +41,7 @@ from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.aws_calls import count_calls
 from tests.support.checks import tenant_items
+from tests.support.faults import Crashing
 from tests.support.lambda_pool import LambdaPool, lambda_pool
 
 TENANT = "acme"
@@ -783,23 +784,6 @@ def test_leads_of_one_person_at_once_make_one_contact_with_every_submission(
 
 
 # Faults at the AWS boundary -----------------------------------------------------------------------
-class Crashing:
-    """A DynamoDB client whose process dies (a timeout, say) after `after` transactions."""
-
-    def __init__(self, client: Any, after: int) -> None:
-        self._client = client
-        self._left = after
-
-    def transact_write_items(self, **params: Any) -> Any:
-        if self._left == 0:
-            raise TimeoutError("Task timed out")
-        self._left -= 1
-        return self._client.transact_write_items(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 class Failing:
     """A DynamoDB client whose `call`-th transaction fails with an internal error."""
 
