@@ -11,7 +11,7 @@ from tests.iac.test_template import (
     Template,
     _props,
     function_dynamodb_actions,
-    iam_statements,
+    function_statements,
 )
 
 TABLE = {"Fn::GetAtt": ["Table", "Arn"]}
@@ -20,12 +20,6 @@ TABLE = {"Fn::GetAtt": ["Table", "Arn"]}
 @pytest.fixture(scope="module")
 def template() -> Template:
     return load_template()
-
-
-def _statements(template: Template, function: str) -> dict[str, dict[str, object]]:
-    return {
-        s["Sid"]: s for where, s in iam_statements(template) if where.startswith(f"{function}.")
-    }
 
 
 def test_activity_events_subscribes_to_merges_and_deletes_of_contacts(template: Template) -> None:
@@ -52,7 +46,7 @@ def test_activity_events_reads_and_writes_only_table_items(template: Template) -
         "dynamodb:Query",
         "dynamodb:BatchWriteItem",
     }
-    statements = _statements(template, "ActivityEventsFunction")
+    statements = function_statements(template, "ActivityEventsFunction")
     assert statements["TableItems"]["Resource"] == TABLE  # no index
     assert statements["OnFailureDestination"]["Resource"] == {
         "Fn::GetAtt": ["ActivityEventsDlq", "Arn"]
@@ -75,7 +69,7 @@ def test_task_overdue_runs_daily_and_is_retried_when_it_stops(template: Template
 def test_task_overdue_queries_only_the_overdue_watch_and_writes_its_reports(
     template: Template,
 ) -> None:
-    statements = _statements(template, "TaskOverdueFunction")
+    statements = function_statements(template, "TaskOverdueFunction")
     assert statements["OverdueWatch"]["Action"] == ["dynamodb:Query"]
     assert statements["OverdueWatch"]["Resource"] == {"Fn::Sub": "${Table.Arn}/index/GSI4"}
     assert statements["Reports"]["Action"] == ["dynamodb:UpdateItem", "dynamodb:PutItem"]

@@ -7,7 +7,13 @@ import pytest
 
 from crm_core.events.leads import LeadReceived
 from infra.cfn import load_template, resources
-from tests.iac.test_template import Template, _props, function_dynamodb_actions, iam_statements
+from tests.iac.test_template import (
+    Template,
+    _props,
+    function_dynamodb_actions,
+    function_statements,
+    iam_statements,
+)
 
 TABLE = {"Fn::GetAtt": ["Table", "Arn"]}
 KEY = {"Fn::GetAtt": ["LeadSecretsKey", "Arn"]}
@@ -16,12 +22,6 @@ KEY = {"Fn::GetAtt": ["LeadSecretsKey", "Arn"]}
 @pytest.fixture(scope="module")
 def template() -> Template:
     return load_template()
-
-
-def _statements(template: Template, function: str) -> dict[str, dict[str, object]]:
-    return {
-        s["Sid"]: s for where, s in iam_statements(template) if where.startswith(f"{function}.")
-    }
 
 
 def _kms_actions(template: Template, function: str) -> set[str]:
@@ -49,8 +49,8 @@ def test_only_the_api_seals_and_only_the_webhook_opens(template: Template) -> No
     for function in ("LeadSourcesFunction", "LeadWebhookFunction"):
         env = _props(resources(template)[function])["Environment"]["Variables"]
         assert env["LEAD_SECRETS_KEY_ID"] == KEY
-    assert _statements(template, "LeadSourcesFunction")["SealSecrets"]["Resource"] == KEY
-    assert _statements(template, "LeadWebhookFunction")["OpenSecrets"]["Resource"] == KEY
+    assert function_statements(template, "LeadSourcesFunction")["SealSecrets"]["Resource"] == KEY
+    assert function_statements(template, "LeadWebhookFunction")["OpenSecrets"]["Resource"] == KEY
 
 
 def test_the_webhook_is_public_reads_one_item_and_writes_one_transaction(
@@ -65,14 +65,14 @@ def test_the_webhook_is_public_reads_one_item_and_writes_one_transaction(
         "dynamodb:GetItem",
         "dynamodb:PutItem",
     }
-    assert _statements(template, "LeadWebhookFunction")["TableItems"]["Resource"] == TABLE
+    assert function_statements(template, "LeadWebhookFunction")["TableItems"]["Resource"] == TABLE
 
 
 def test_the_admin_api_uses_the_authorizer_and_two_indexes(template: Template) -> None:
     fn = _props(resources(template)["LeadSourcesFunction"])
     for event in fn["Events"].values():
         assert "Auth" not in event["Properties"]  # the API's default: the Cognito JWT
-    resources_ = _statements(template, "LeadSourcesFunction")["TableItems"]["Resource"]
+    resources_ = function_statements(template, "LeadSourcesFunction")["TableItems"]["Resource"]
     assert resources_ == [
         TABLE,
         {"Fn::Sub": "${Table.Arn}/index/GSI1"},
@@ -96,7 +96,7 @@ def test_the_processor_takes_lead_received_with_retries_and_a_dlq(template: Temp
     actions = function_dynamodb_actions(template, "LeadProcessorFunction")
     assert "dynamodb:Query" not in actions
     assert "dynamodb:Scan" not in actions
-    assert _statements(template, "LeadProcessorFunction")["TableItems"]["Resource"] == TABLE
+    assert function_statements(template, "LeadProcessorFunction")["TableItems"]["Resource"] == TABLE
 
 
 def test_the_webhook_failures_are_alarmed(template: Template) -> None:

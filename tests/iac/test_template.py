@@ -279,6 +279,13 @@ def naming_problems(template: Template) -> list[str]:
     return problems
 
 
+def function_statements(template: Template, function: str) -> dict[str, dict[str, Any]]:
+    """A function's own policy statements, by Sid."""
+    return {
+        s["Sid"]: s for where, s in iam_statements(template) if where.startswith(f"{function}.")
+    }
+
+
 def iam_statements(template: Template) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every IAM policy statement in the template, with where it was found."""
     documents: list[tuple[str, Any]] = []
