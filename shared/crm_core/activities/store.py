@@ -26,6 +26,7 @@ from crm_core.activities.models import (
     validate_fields,
 )
 from crm_core.clock import format_iso, now_iso
+from crm_core.contacts.items import load_contact, load_contact_for_write
 from crm_core.dynamo import Item
 from crm_core.errors import (
     BadRequest,
@@ -201,23 +202,10 @@ class ActivityStore:
     ) -> Item:
         """The contact an activity belongs to: NotFound, or Moved (its survivor's `then`
         path) when it was merged."""
-        item = self.table.get(keys.contact(tenant_id, contact_id), consistent)
-        if item is None:
-            raise NotFound("no such contact")
-        if item.get("type") == REDIRECT:
-            survivor = item["merged_into"]
-            raise Moved(
-                f"contact {contact_id} was merged into {survivor}",
-                location=f"/contacts/{survivor}{then}",
-                merged_into=survivor,
-            )
-        return item
+        return load_contact(self.table, tenant_id, contact_id, then=then, consistent=consistent)
 
     def _contact_for_write(self, tenant_id: str, contact_id: str) -> Item:
-        try:
-            return self.contact(tenant_id, contact_id)
-        except Moved as moved:
-            raise Conflict(moved.detail, merged_into=moved.extra["merged_into"]) from None
+        return load_contact_for_write(self.table, tenant_id, contact_id)
 
     # Log --------------------------------------------------------------------------------
     def log(

@@ -11,12 +11,12 @@ from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
+from crm_core.contacts.items import load_contact, load_contact_for_write
 from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
 from crm_core.dynamo import Item
 from crm_core.errors import (
     ConcurrentChange,
     Conflict,
-    Moved,
     NotFound,
     PreconditionFailed,
     Unprocessable,
@@ -97,26 +97,13 @@ class ContactStore:
     # Reads ------------------------------------------------------------------------------
     def load(self, tenant_id: str, contact_id: str) -> Item:
         """The stored contact item; NotFound, or Moved when it was merged into another."""
-        item = self.table.get(keys.contact(tenant_id, contact_id))
-        if item is None:
-            raise NotFound("no such contact")
-        if item.get("type") == REDIRECT:
-            survivor = item["merged_into"]
-            raise Moved(
-                f"contact {contact_id} was merged into {survivor}",
-                location=f"/contacts/{survivor}",
-                merged_into=survivor,
-            )
-        return item
+        return load_contact(self.table, tenant_id, contact_id)
 
     def get(self, tenant_id: str, contact_id: str) -> Contact:
         return to_contact(self.load(tenant_id, contact_id))
 
     def _load_for_write(self, tenant_id: str, contact_id: str, expected: int | None) -> Item:
-        try:
-            item = self.load(tenant_id, contact_id)
-        except Moved as moved:
-            raise Conflict(moved.detail, merged_into=moved.extra["merged_into"]) from None
+        item = load_contact_for_write(self.table, tenant_id, contact_id)
         if expected is not None and item["version"] != expected:
             raise PreconditionFailed(f"the contact is at version {item['version']}, not {expected}")
         return item
