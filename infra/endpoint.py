@@ -349,6 +349,32 @@ def isolated_dynamodb() -> Iterator[DynamoDbIsolation]:
         isolation.uninstall()
 
 
+class ServiceFolders:
+    """moto's server lists and stats its ~170 service folders on every request, to see
+    whether the Host names a service: the largest CPU cost of a busy local cloud once
+    transactions stopped copying tables. The folders do not change while it runs: list them
+    once."""
+
+    def __init__(self) -> None:
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        import moto.backends
+
+        if self._original is not None:
+            return
+        self._original = moto.backends.list_of_moto_modules
+        folders = tuple(self._original())
+        moto.backends.list_of_moto_modules = lambda: folders
+
+    def uninstall(self) -> None:
+        import moto.backends
+
+        if self._original is not None:
+            moto.backends.list_of_moto_modules = self._original
+            self._original = None
+
+
 class LocalEndpoint:
     """moto's server on host:port, serving every AWS service the CRM uses."""
 
@@ -358,6 +384,7 @@ class LocalEndpoint:
         self.isolation = DynamoDbIsolation()
         self.partition_queries = PartitionQueries()
         self.replay_window = ReplayWindow()
+        self.service_folders = ServiceFolders()
         self._server: Any = None
 
     @property
@@ -373,6 +400,7 @@ class LocalEndpoint:
         self.isolation.install()
         self.partition_queries.install()
         self.replay_window.install()
+        self.service_folders.install()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
@@ -384,6 +412,7 @@ class LocalEndpoint:
         self.isolation.uninstall()
         self.partition_queries.uninstall()
         self.replay_window.uninstall()
+        self.service_folders.uninstall()
 
 
 class PortInUseError(OSError):

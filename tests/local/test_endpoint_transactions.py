@@ -88,3 +88,31 @@ def test_a_transaction_copies_only_the_items_it_names(
     from moto.dynamodb.models.table import Table as MotoTable
 
     assert not any(isinstance(value, MotoTable) for value in copied)
+
+
+def test_the_service_folders_are_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import moto.backends
+
+    from infra.endpoint import ServiceFolders
+
+    expected = list(moto.backends.list_of_moto_modules())
+    listings: list[str] = []
+    real = os.listdir
+
+    def counting(path: Any) -> list[str]:
+        listings.append(str(path))
+        return real(path)
+
+    folders = ServiceFolders()
+    folders.install()
+    try:
+        monkeypatch.setattr(os, "listdir", counting)
+        for _ in range(3):
+            assert list(moto.backends.list_of_moto_modules()) == expected
+        assert listings == []
+    finally:
+        folders.uninstall()
+    assert list(moto.backends.list_of_moto_modules()) == expected
+    assert listings  # moto's own function lists the folder again
