@@ -1,0 +1,1 @@
+"""Lead scoring: a per-tenant model, and scores that decay with time without any job."""
