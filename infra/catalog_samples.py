@@ -183,4 +183,13 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "content_type": "application/json",
         "external_id": "typeform-8f2c1d",
     },
+    ("crm.scoring", "ScoringModelChanged"): {
+        "version": 3,
+        "previous_version": 2,
+        "half_life_days": 21.0,
+        "mql_threshold": 40,
+        "sql_threshold": 90,
+        "behaviour_rules": 9,
+        "fit_rules": 4,
+    },
 }

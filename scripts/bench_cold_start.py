@@ -47,6 +47,7 @@ PROBES = {
         422,
     ),
     "lead_sources": ("POST", "/lead-sources", '{"name": ""}', 422),
+    "scoring": ("PUT", "/scoring/model", '{"half_life_days": 0}', 422),
     # Unsigned: refused on the header, before the route is read.
     "lead_webhook": (
         "POST",

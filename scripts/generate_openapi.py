@@ -114,7 +114,7 @@ _HEADERS = {
         "schema": {"type": "string"},
     },
 }
-_HEADERS["delete"] = _HEADERS["patch"]
+_HEADERS["delete"] = _HEADERS["put"] = _HEADERS["patch"]
 
 
 def with_problems(operation: dict[str, Any], method: str) -> None:

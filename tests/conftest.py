@@ -158,3 +158,16 @@ def webhook(lead_webhook_module: ModuleType, table: Any, lead_secrets_key: str) 
     from tests.support.leads import Webhook
 
     return Webhook(lead_webhook_module.handler)
+
+
+@pytest.fixture(scope="session")
+def scoring_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("scoring")
+
+
+@pytest.fixture
+def scoring_api(scoring_module: ModuleType, table: Any) -> Any:
+    """The scoring function's routes, on the fresh table."""
+    from tests.support.api import Api, template_routes
+
+    return Api(scoring_module.handler, template_routes("ScoringFunction"))

@@ -39,11 +39,14 @@ class Action(StrEnum):
     ACTIVITY_WRITE = "activities:write"
     # Lead sources hold the secrets that let anyone post leads: admins only, reads included.
     LEAD_SOURCE_ADMIN = "lead-sources:admin"
+    SCORING_READ = "scoring:read"
+    # The scoring model decides whom sales calls first: admins and marketing set it.
+    SCORING_WRITE = "scoring:write"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
 
-_READ = {Action.CONTACT_READ, Action.COMPANY_READ, Action.ACTIVITY_READ}
+_READ = {Action.CONTACT_READ, Action.COMPANY_READ, Action.ACTIVITY_READ, Action.SCORING_READ}
 _WRITE = {
     Action.CONTACT_CREATE,
     Action.CONTACT_UPDATE,
@@ -53,7 +56,9 @@ _WRITE = {
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset(_READ),
     Role.SUPPORT: frozenset(_READ | {Action.ACTIVITY_WRITE}),
-    Role.MARKETING: frozenset(_READ | {Action.CONTACT_UPDATE_MARKETING, Action.ACTIVITY_WRITE}),
+    Role.MARKETING: frozenset(
+        _READ | {Action.CONTACT_UPDATE_MARKETING, Action.ACTIVITY_WRITE, Action.SCORING_WRITE}
+    ),
     Role.SALES: frozenset(_READ | _WRITE | {Action.ACTIVITY_WRITE}),
     Role.ADMIN: frozenset(
         _READ
@@ -64,6 +69,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.CONTACT_MERGE,
             Action.COMPANY_DELETE,
             Action.LEAD_SOURCE_ADMIN,
+            Action.SCORING_WRITE,
         }
     ),
 }

@@ -210,6 +210,17 @@ def lead_external_claim(tenant_id: str, source_id: str, external_digest: str) ->
     return {"PK": f"T#{tenant_id}#LS#{source_id}#EXT#{external_digest}", "SK": UNIQUE}
 
 
+# Scoring --------------------------------------------------------------------------------
+def scoring_model(tenant_id: str) -> dict[str, str]:
+    """The tenant's current scoring model (absent: the default model, version 0)."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": "MODEL"}
+
+
+def scoring_model_version(tenant_id: str, version: int) -> dict[str, str]:
+    """One version of the model, kept unchanged: a score names the version behind it."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"MODEL#{version:010d}"}
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

@@ -170,6 +170,8 @@ EXPECTED_ROUTES = frozenset(
         ("GET", "/lead-sources/{source_id}/deliveries"),
         ("GET", "/lead-sources/{source_id}/deliveries/{lead_id}"),
         ("POST", "/webhooks/leads/{source_id}"),
+        ("GET", "/scoring/model"),
+        ("PUT", "/scoring/model"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).
@@ -782,7 +784,7 @@ def test_http_api_auth_cors_throttling_logs(template: Template) -> None:
     assert set(cors["AllowHeaders"]) >= {"Authorization", "Content-Type", "If-Match"}
     assert "Idempotency-Key" in cors["AllowHeaders"]
     assert set(cors["ExposeHeaders"]) >= {"ETag", "Location"}
-    assert set(cors["AllowMethods"]) == {"GET", "POST", "PATCH", "DELETE", "OPTIONS"}
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
     assert api["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
     destination = _ref_target(api["AccessLogSettings"]["DestinationArn"])
     assert resources(template)[destination or ""]["Type"] == "AWS::Logs::LogGroup"

@@ -134,6 +134,23 @@ def lead_scenario(lead_api: Api, webhook: Webhook, pattern: str) -> Callable[[],
     raise AssertionError(f"no scenario for {pattern!r}")
 
 
+def scoring_client() -> Any:
+    return sys.modules["scoring_api.context"].table.client
+
+
+def scoring_scenario(scoring: Api, pattern: str) -> Callable[[], Any]:
+    from crm_core.scoring.models import DEFAULT_MODEL
+
+    if pattern == "read-scoring-model":
+        scoring.call("PUT", "/scoring/model", ADMIN, DEFAULT_MODEL)
+        return lambda: scoring.call("GET", "/scoring/model", ADMIN)
+    if pattern == "put-scoring-model":
+        scoring.call("PUT", "/scoring/model", ADMIN, DEFAULT_MODEL)
+        return lambda: scoring.call("PUT", "/scoring/model", ADMIN, DEFAULT_MODEL)
+    raise AssertionError(f"no scenario for {pattern!r}")
+
+
+SCORING_PATTERNS = {"read-scoring-model", "put-scoring-model"}
 # The rows of docs/data-model.md served by the lead functions.
 LEAD_PATTERNS = {
     "create-lead-source",
@@ -235,7 +252,7 @@ def scenario(api: Api, activities: Api, pattern: str) -> Callable[[], Any]:
 
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
-    assert set(documented_counts()) >= ACTIVITY_PATTERNS | LEAD_PATTERNS
+    assert set(documented_counts()) >= ACTIVITY_PATTERNS | LEAD_PATTERNS | SCORING_PATTERNS
 
 
 @pytest.mark.parametrize(("pattern", "expected"), sorted(documented_counts().items()))
@@ -245,15 +262,20 @@ def test_calls_per_operation(
     lead_api: Api,
     webhook: Webhook,
     lead_webhook_module: Any,
+    scoring_api: Api,
     table: Any,
     pattern: str,
     expected: int,
 ) -> None:
     if pattern in LEAD_PATTERNS:
         request = lead_scenario(lead_api, webhook, pattern)
+    elif pattern in SCORING_PATTERNS:
+        request = scoring_scenario(scoring_api, pattern)
     else:
         request = scenario(api, activity_api, pattern)
-    with count_calls(table.client, activities_client(), *lead_clients(lead_webhook_module)) as log:
+    with count_calls(
+        table.client, activities_client(), *lead_clients(lead_webhook_module), scoring_client()
+    ) as log:
         reply = request()
     redirects = ("read-merged-contact", "read-moved-activity")
     assert reply.status < 400 or pattern in redirects, reply.text

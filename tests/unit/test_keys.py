@@ -36,6 +36,8 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "deliveries_in_status": lambda t, x: keys.deliveries_in_status(t, x, "accepted"),
     "lead_delivery_claim": lambda t, x: keys.lead_delivery_claim(t, x, "ab" * 32)["PK"],
     "lead_external_claim": lambda t, x: keys.lead_external_claim(t, x, "cd" * 32)["PK"],
+    "scoring_model": lambda t, x: keys.scoring_model(t)["PK"],
+    "scoring_model_version": lambda t, x: keys.scoring_model_version(t, 3)["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 

@@ -30,6 +30,7 @@ def test_document_covers_every_template_route() -> None:
         "ActivitiesFunction",
         "LeadSourcesFunction",
         "LeadWebhookFunction",
+        "ScoringFunction",
     ):
         assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():

@@ -7,7 +7,7 @@ Producers import only their own event modules (cold start); tools and tests impo
 
 from __future__ import annotations
 
-from crm_core.events import activities, contacts, leads
+from crm_core.events import activities, contacts, leads, scoring
 from crm_core.events.envelope import DomainEvent
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -23,6 +23,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     activities.ActivityDeleted,
     activities.TaskOverdue,
     leads.LeadReceived,
+    scoring.ScoringModelChanged,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -20,7 +20,7 @@ from crm_core.activities.models import (
     MeetingOutcome,
     TaskStatus,
 )
-from crm_core.fields import INPUT_MODEL
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
 
 MAX_RULES = 100
 MAX_POINTS = 1000
@@ -192,6 +192,17 @@ class ScoringModelInput(BaseModel):
         if repeated:
             raise ValueError(f"rule ids must be unique; repeated: {', '.join(repeated)}")
         return self
+
+
+class ScoringModel(ScoringModelInput):
+    """A version of a tenant's model, as the API returns it."""
+
+    model_config = OUTPUT_MODEL
+
+    version: int = Field(description="0 is the default model, before any PUT.")
+    is_default: bool
+    updated_at: str | None = None
+    updated_by: str | None = None
 
 
 # What a tenant scores with until an admin or marketer says otherwise: engagement that
