@@ -15,28 +15,17 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
-import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 
-from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.activities.store import ActivityStore  # noqa: E402
-from crm_core.dynamo import dynamodb_client  # noqa: E402
 from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.events.contacts import ContactDeleted, ContactMerged  # noqa: E402
-from crm_core.settings import FunctionSettings  # noqa: E402
-from crm_core.table import Table  # noqa: E402
+from crm_core.runtime import function_runtime  # noqa: E402
 
-# A duplicate delivery runs no handler, so it has no metric: not worth a warning each time.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
-settings = FunctionSettings.from_env()
-table = Table(dynamodb_client(), settings.table_name)
+logger, tracer, metrics, settings, table = function_runtime()
 store = ActivityStore(table)
 consumer = EventConsumer("activity_events", table, logger)
 

@@ -17,29 +17,19 @@ import base64  # noqa: E402
 import binascii  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 
-from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
 from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.clients import client  # noqa: E402
-from crm_core.dynamo import dynamodb_client  # noqa: E402
 from crm_core.errors import BadRequest, CrmError  # noqa: E402
 from crm_core.leads.intake import LeadIntake  # noqa: E402
 from crm_core.leads.secret_box import SecretBox  # noqa: E402
-from crm_core.settings import FunctionSettings  # noqa: E402
-from crm_core.table import Table  # noqa: E402
+from crm_core.runtime import function_runtime  # noqa: E402
 
-warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
-settings = FunctionSettings.from_env()
-table = Table(dynamodb_client(), settings.table_name)
+logger, tracer, metrics, settings, table = function_runtime()
 intake = LeadIntake(table, SecretBox(lambda: client("kms"), os.environ["LEAD_SECRETS_KEY_ID"]))
 
 gc.enable()

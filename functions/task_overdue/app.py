@@ -17,25 +17,18 @@ gc.disable()
 
 from typing import Any  # noqa: E402
 
-from aws_lambda_powertools import Logger, Metrics, Tracer  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.activities.store import ActivityStore  # noqa: E402
 from crm_core.clock import now_iso  # noqa: E402
-from crm_core.dynamo import dynamodb_client  # noqa: E402
-from crm_core.settings import FunctionSettings  # noqa: E402
-from crm_core.table import Table  # noqa: E402
+from crm_core.runtime import function_runtime  # noqa: E402
 
 # Stop reporting while this much time is left: enough to finish the task at hand (one
 # transaction) and flush logs and metrics, far from the function's timeout.
 TIME_RESERVE_MS = 15_000
 
-logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
-settings = FunctionSettings.from_env()
-table = Table(dynamodb_client(), settings.table_name)
+logger, tracer, metrics, settings, table = function_runtime()
 store = ActivityStore(table)
 
 gc.enable()

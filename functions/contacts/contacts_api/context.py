@@ -3,26 +3,13 @@ and the Powertools logger, tracer and metrics."""
 
 from __future__ import annotations
 
-import warnings
-
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from crm_core.companies.store import CompanyStore
 from crm_core.contacts.store import ContactStore
-from crm_core.dynamo import dynamodb_client
-from crm_core.settings import FunctionSettings
-from crm_core.table import Table
+from crm_core.runtime import function_runtime
 
-# A read emits no metric, and Powertools would warn about it on every such request.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-logger = Logger()
-# Only botocore is patched: patching every library X-Ray knows costs cold-start time.
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
-settings = FunctionSettings.from_env()
-table = Table(dynamodb_client(), settings.table_name)
+logger, tracer, metrics, settings, table = function_runtime()
 contact_store = ContactStore(table)
 company_store = CompanyStore(table)
 app = APIGatewayHttpResolver(enable_validation=True)

@@ -4,27 +4,16 @@ seals secrets, the resolver, and the Powertools logger, tracer and metrics."""
 from __future__ import annotations
 
 import os
-import warnings
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from crm_core.clients import client
-from crm_core.dynamo import dynamodb_client
 from crm_core.leads.secret_box import SecretBox
 from crm_core.leads.sources import LeadSourceStore
 from crm_core.leads.store import LeadStore
-from crm_core.settings import FunctionSettings
-from crm_core.table import Table
+from crm_core.runtime import function_runtime
 
-# A read emits no metric, and Powertools would warn about it on every such request.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
-metrics = Metrics()
-settings = FunctionSettings.from_env()
-table = Table(dynamodb_client(), settings.table_name)
+logger, tracer, metrics, settings, table = function_runtime()
 box = SecretBox(lambda: client("kms"), os.environ["LEAD_SECRETS_KEY_ID"])
 sources = LeadSourceStore(table, box)
 leads = LeadStore(table)
