@@ -192,4 +192,28 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "behaviour_rules": 9,
         "fit_rules": 4,
     },
+    ("crm.scoring", "LeadScoreChanged"): {
+        "contact_id": "01JWTHC9M2Q4S6U8W0Y2A4C6E8",
+        "old_score": 36.4,
+        "new_score": 46.4,
+        "fit": 7,
+        "engagement": 39.4,
+        "model_version": 3,
+        "reasons": [{"rule_id": "pricing-clicked", "points": 10}],
+        "cause": {
+            "detail_type": "ActivityLogged",
+            "event_id": "01JWTHCB5N7Q9S1U3W5Y7A9C1E",
+            "activity_id": "01JWTHCA4M6P8R0T2V4X6Z8B0D",
+            "activity_type": "email_clicked",
+        },
+    },
+    ("crm.scoring", "LeadQualified"): {
+        "contact_id": "01JWTHC9M2Q4S6U8W0Y2A4C6E8",
+        "threshold": "mql",
+        "threshold_score": 40,
+        "score": 46.4,
+        "model_version": 3,
+        "lifecycle_stage_before": "lead",
+        "lifecycle_stage_after": "mql",
+    },
 }

@@ -18,10 +18,6 @@ INDEX_KEYS: dict[str | None, tuple[str, str]] = {
     "GSI4": ("GSI4PK", "GSI4SK"),
 }
 
-# Scores sort as fixed-width text in GSI2; the offset keeps negative scores in order.
-_SCORE_OFFSET = 10**9
-_SCORE_SCALE = 1000
-
 
 def tenant(tenant_id: str) -> str:
     return f"T#{tenant_id}"
@@ -59,9 +55,11 @@ def contacts_by_updated(tenant_id: str) -> str:
     return f"T#{tenant_id}#CONTACTS"
 
 
-def contacts_by_stage(tenant_id: str, stage: str) -> str:
-    """GSI2 partition: contacts in one lifecycle stage, ordered by score."""
-    return f"T#{tenant_id}#STAGE#{stage}"
+def contacts_by_stage(tenant_id: str, stage: str, rank: str = "0:0") -> str:
+    """GSI2 partition: contacts of one lifecycle stage in one scoring rank (`<half-life>:<fit>`,
+    see `crm_core.scoring.state`), ordered by engagement. A stage's contacts are the union
+    of its ranks; the ranks a tenant has are kept in `scoring_ranks`."""
+    return f"T#{tenant_id}#STAGE#{stage}#R#{rank}"
 
 
 def contacts_by_owner(tenant_id: str, owner_id: str) -> str:
@@ -72,11 +70,6 @@ def contacts_by_owner(tenant_id: str, owner_id: str) -> str:
 def contacts_by_company(tenant_id: str, company_id: str) -> str:
     """GSI4 partition: contacts of one company, newest update first."""
     return f"T#{tenant_id}#CO#{company_id}#CONTACTS"
-
-
-def score_sort_key(score: float, contact_id: str) -> str:
-    scaled = round(score * _SCORE_SCALE) + _SCORE_OFFSET * _SCORE_SCALE
-    return f"{max(scaled, 0):016d}#{contact_id}"
 
 
 def time_sort_key(iso_time: str, item_id: str) -> str:
@@ -219,6 +212,31 @@ def scoring_model(tenant_id: str) -> dict[str, str]:
 def scoring_model_version(tenant_id: str, version: int) -> dict[str, str]:
     """One version of the model, kept unchanged: a score names the version behind it."""
     return {"PK": f"T#{tenant_id}#SCORING", "SK": f"MODEL#{version:010d}"}
+
+
+def scoring_ranks(tenant_id: str) -> dict[str, str]:
+    """The scoring ranks (half-life and fit) any contact of the tenant was ever put in: the
+    GSI2 partitions a stage's list merges. Added to before a contact moves into a new one."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": "RANKS"}
+
+
+def score_change(tenant_id: str, contact_id: str, event_id: str) -> dict[str, str]:
+    """One change of a contact's score, in the contact's partition, keyed by the event that
+    caused it (written once: a second delivery of the event finds it)."""
+    return {"PK": contact(tenant_id, contact_id)["PK"], "SK": f"{SCORE_CHANGE_PREFIX}{event_id}"}
+
+
+SCORE_CHANGE_PREFIX = "SCORE#"
+
+
+def scoring_job(tenant_id: str, job_id: str) -> dict[str, str]:
+    """A re-score job: its progress and the cursor it resumes from."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOB#{job_id}"}
+
+
+def scoring_job_of_version(tenant_id: str, version: int) -> dict[str, str]:
+    """The claim that makes one job per model version, however often its event arrives."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBV#{version:010d}"}
 
 
 # Outbox ---------------------------------------------------------------------------------

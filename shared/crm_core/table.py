@@ -296,6 +296,10 @@ class Table:
                 if pending:
                     backoff(attempt)
 
+    def update(self, operation: dict[str, Any]) -> None:
+        """One Update built by `op.update`, on its own (outside a transaction)."""
+        self._call("update_item", **operation["Update"])
+
     def transact(self, operations: Sequence[dict[str, Any]]) -> None:
         if not operations:
             return

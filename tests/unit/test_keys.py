@@ -18,7 +18,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "tag_member": lambda t, x: keys.tag_member(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
     "tag_partition": lambda t, x: keys.tag_partition(t, x),
     "contacts_by_updated": lambda t, x: keys.contacts_by_updated(t),
-    "contacts_by_stage": lambda t, x: keys.contacts_by_stage(t, x),
+    "contacts_by_stage": lambda t, x: keys.contacts_by_stage(t, x, "30:5"),
     "contacts_by_owner": lambda t, x: keys.contacts_by_owner(t, x),
     "contacts_by_company": lambda t, x: keys.contacts_by_company(t, x),
     "company": lambda t, x: keys.company(t, x)["PK"],
@@ -38,6 +38,10 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "lead_external_claim": lambda t, x: keys.lead_external_claim(t, x, "cd" * 32)["PK"],
     "scoring_model": lambda t, x: keys.scoring_model(t)["PK"],
     "scoring_model_version": lambda t, x: keys.scoring_model_version(t, 3)["PK"],
+    "scoring_ranks": lambda t, x: keys.scoring_ranks(t)["PK"],
+    "score_change": lambda t, x: keys.score_change(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "scoring_job": lambda t, x: keys.scoring_job(t, x)["PK"],
+    "scoring_job_of_version": lambda t, x: keys.scoring_job_of_version(t, 4)["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 
@@ -63,25 +67,6 @@ def test_no_partition_of_one_tenant_is_inside_another(a: str, b: str, value: str
     assume(a != b)
     for name, build in PARTITIONS.items():
         assert not build(a, value).startswith(f"T#{b}#"), name
-
-
-scores = st.floats(min_value=-1e9, max_value=1e12, allow_nan=False)
-
-
-@given(scores, scores, ulids, ulids)
-def test_score_sort_key_orders_like_the_scores(a: float, b: float, id_a: str, id_b: str) -> None:
-    key_a, key_b = keys.score_sort_key(a, id_a), keys.score_sort_key(b, id_b)
-    assert len(key_a.split("#")[0]) == 16
-    if round(a * 1000) < round(b * 1000):
-        assert key_a < key_b
-    elif round(a * 1000) == round(b * 1000):
-        assert (key_a < key_b) == (id_a < id_b)
-
-
-def test_score_sort_key_examples() -> None:
-    ordered = [-5.5, -1, -0.001, 0, 0.001, 1, 2.5, 10, 99.999, 1000]
-    sort_keys = [keys.score_sort_key(s, "01ARZ3NDEKTSV4RRFFQ69G5FAV") for s in ordered]
-    assert sort_keys == sorted(sort_keys)
 
 
 times = st.datetimes().map(

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_core import keys
 from crm_core.dynamo import Item
 from crm_core.errors import Conflict, Moved, NotFound
+from crm_core.scoring import state as scoring
 from crm_core.table import Table
 
 
@@ -34,3 +37,36 @@ def load_contact_for_write(table: Table, tenant_id: str, contact_id: str) -> Ite
         return load_contact(table, tenant_id, contact_id)
     except Moved as moved:
         raise Conflict(moved.detail, merged_into=moved.extra["merged_into"]) from None
+
+
+def index_keys(item: Item) -> dict[str, Any]:
+    """The GSI attributes that follow from a contact's fields (absent ones keep indexes
+    sparse). GSI2 ranks it within its stage by its score (`crm_core.scoring.state`)."""
+    tenant, cid = item["tenant_id"], item["id"]
+    owner, company = item.get("owner_id"), item.get("company_id")
+    return {
+        "GSI1PK": keys.contacts_by_updated(tenant),
+        "GSI1SK": keys.time_sort_key(item["updated_at"], cid),
+        "GSI2PK": keys.contacts_by_stage(tenant, item["lifecycle_stage"], scoring.rank(item)),
+        "GSI2SK": scoring.sort_key(item),
+        "GSI3PK": keys.contacts_by_owner(tenant, owner) if owner else None,
+        "GSI3SK": keys.time_sort_key(item["updated_at"], cid) if owner else None,
+        "GSI4PK": keys.contacts_by_company(tenant, company) if company else None,
+        "GSI4SK": keys.time_sort_key(item["updated_at"], cid) if company else None,
+    }
+
+
+def stored(item: Item) -> dict[str, Any]:
+    """The whole item of a contact: its key, its fields and its index keys."""
+    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    return {**keys.contact(item["tenant_id"], item["id"]), **body, **index_keys(item)}
+
+
+def write_guard(item: Item) -> tuple[str, dict[str, Any]]:
+    """The condition of a write of a contact read as `item`: the same version, and the same
+    score (scoring moves the score and its index keys without a new version, and a write
+    built on an older score would put the contact back in its old rank)."""
+    seq = (item.get(scoring.ATTRIBUTE) or {}).get("seq")
+    if seq is None:
+        return f"version = :v AND attribute_not_exists({scoring.ATTRIBUTE})", {"v": item["version"]}
+    return f"version = :v AND {scoring.ATTRIBUTE}.seq = :s", {"v": item["version"], "s": seq}

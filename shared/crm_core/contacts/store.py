@@ -11,7 +11,7 @@ from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
-from crm_core.contacts.items import load_contact, load_contact_for_write
+from crm_core.contacts.items import load_contact, load_contact_for_write, stored, write_guard
 from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
 from crm_core.dynamo import Item
 from crm_core.errors import (
@@ -28,6 +28,7 @@ from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
+from crm_core.scoring.state import score_now
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 CONTACT = keys.CONTACT_ITEM
@@ -60,33 +61,13 @@ Also = Callable[[Item], Sequence[dict[str, Any]]]
 
 def to_contact(item: Mapping[str, Any]) -> Contact:
     values = {k: item[k] for k in _API_FIELDS if k in item}
+    values["score"] = score_now(item)
     values["activity_counts"] = {
         k.removeprefix(keys.ACTIVITY_COUNT_PREFIX): v
         for k, v in sorted(item.items())
         if k.startswith(keys.ACTIVITY_COUNT_PREFIX) and v
     }
     return Contact.model_validate(values)
-
-
-def _index_keys(item: dict[str, Any]) -> dict[str, Any]:
-    """The GSI attributes that follow from a contact's fields (absent ones keep indexes sparse)."""
-    tenant, cid = item["tenant_id"], item["id"]
-    owner, company = item.get("owner_id"), item.get("company_id")
-    return {
-        "GSI1PK": keys.contacts_by_updated(tenant),
-        "GSI1SK": keys.time_sort_key(item["updated_at"], cid),
-        "GSI2PK": keys.contacts_by_stage(tenant, item["lifecycle_stage"]),
-        "GSI2SK": keys.score_sort_key(item.get("score", 0), cid),
-        "GSI3PK": keys.contacts_by_owner(tenant, owner) if owner else None,
-        "GSI3SK": keys.time_sort_key(item["updated_at"], cid) if owner else None,
-        "GSI4PK": keys.contacts_by_company(tenant, company) if company else None,
-        "GSI4SK": keys.time_sort_key(item["updated_at"], cid) if company else None,
-    }
-
-
-def _stored(item: dict[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
-    return {**keys.contact(item["tenant_id"], item["id"]), **body, **_index_keys(item)}
 
 
 class ContactStore:
@@ -127,7 +108,6 @@ class ContactStore:
             "tenant_id": tenant_id,
             **apply_patch({}, data.model_dump(mode="json", exclude_none=True)),
             "other_emails": [],
-            "score": 0,
             "created_at": now,
             "updated_at": now,
             "created_by": origin.actor.id,
@@ -135,7 +115,7 @@ class ContactStore:
         }
         if attribution:
             item["attribution"] = attribution
-        ops = [self.op.put(_stored(item), "attribute_not_exists(PK)")]
+        ops = [self.op.put(stored(item), "attribute_not_exists(PK)")]
         ops += self._email_claims(item, [item.get("email")])
         ops += self._tag_changes(item, set(), set(item["tags"]))
         ops += self._company_counts(tenant_id, {item.get("company_id"): 1})
@@ -181,7 +161,11 @@ class ContactStore:
                     new["other_emails"] = [e for e in others if e != new["email"]]
                 else:
                     email_ops += self._email_claims(new, [new.get("email")])
-            ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
+            if new.get("lifecycle_stage") != old.get("lifecycle_stage"):
+                # A person's choice of stage: scoring does not undo it (decision 42).
+                new["stage_changed_at"] = new["updated_at"]
+            condition, values = write_guard(old)
+            ops = [self.op.update_changed(old, stored(new), condition, **values)]
             ops += email_ops
             ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
             ops += self._company_counts(
@@ -210,7 +194,8 @@ class ContactStore:
         if new.get("email") != old.get("email"):
             raise ValueError("absorb keeps the contact's email")
         new = {**new, "updated_at": now_iso(), "version": old["version"] + 1}
-        ops = [self.op.update_changed(old, _stored(new), "version = :v", v=old["version"])]
+        condition, values = write_guard(old)
+        ops = [self.op.update_changed(old, stored(new), condition, **values)]
         ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
         ops += self._company_counts(
             tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
@@ -296,8 +281,9 @@ class ContactStore:
             "version": loser["version"] + 1,
         }
         moved_emails = [e for e in [loser.get("email"), *loser.get("other_emails", [])] if e]
+        condition, values = write_guard(target)
         ops = [
-            self.op.update_changed(target, _stored(survivor), "version = :v", v=target["version"]),
+            self.op.update_changed(target, stored(survivor), condition, **values),
             self.op.put(redirect, "version = :v", v=loser["version"]),
         ]
         ops += [
@@ -497,7 +483,6 @@ def _merged(target: Item, loser: Item) -> dict[str, Any]:
         survivor["email_consent"] = EmailConsent.UNSUBSCRIBED.value
     elif target.get("email_consent") == EmailConsent.UNKNOWN:
         survivor["email_consent"] = loser.get("email_consent", EmailConsent.UNKNOWN.value)
-    survivor["score"] = max(target.get("score", 0), loser.get("score", 0))
     attribution = combined_attribution(target.get("attribution"), loser.get("attribution"))
     if attribution:
         survivor["attribution"] = attribution

@@ -24,6 +24,8 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     activities.TaskOverdue,
     leads.LeadReceived,
     scoring.ScoringModelChanged,
+    scoring.LeadScoreChanged,
+    scoring.LeadQualified,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -120,7 +120,8 @@ def contact_updated(
     tenant_id: str, origin: Origin, before: Contact, after: Contact
 ) -> ContactUpdated | None:
     """The event of an update, or None when it set every field to its current value."""
-    changed, previous = _changes(before, after, ignore=("updated_at", "version"))
+    # The score is not a change of the contact's: it moves with time and with scoring.
+    changed, previous = _changes(before, after, ignore=("updated_at", "version", "score"))
     if not changed:
         return None
     data = ContactChangeData(contact=after, changed=changed, previous=previous)

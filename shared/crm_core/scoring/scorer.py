@@ -1,0 +1,330 @@
+"""Scoring a contact: on an event, in constant time; after a model change, from its history.
+
+Every change is one read (BatchGetItem: the contact, the tenant's model, its ranks) and one
+TransactWriteItems: the contact's `scoring` map and index keys on the score's sequence
+number and the contact's version (so concurrent events lose no points and a person's
+concurrent edit is never overwritten), a change record keyed by the causing event
+(`attribute_not_exists`: a second delivery finds it and changes nothing), LeadScoreChanged
+and, on an upward crossing of a threshold, LeadQualified. No history is read, except when a
+contact's score was made with another model version than the current one: then it is
+rebuilt from its activities, which is what the re-score job does for every contact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from crm_core import keys
+from crm_core.clock import now_iso
+from crm_core.contacts.items import stored, write_guard
+from crm_core.dynamo import Item
+from crm_core.errors import ConcurrentChange
+from crm_core.events.envelope import DomainEvent, Origin
+from crm_core.events.outbox import outbox_put
+from crm_core.events.scoring import (
+    LeadQualified,
+    LeadQualifiedData,
+    LeadScoreChanged,
+    LeadScoreChangedData,
+    RulePoints,
+    ScoreCause,
+)
+from crm_core.ids import new_ulid
+from crm_core.scoring.models import ScoringModel
+from crm_core.scoring.rules import Activity, Earned, earn, epoch_of, fit_of
+from crm_core.scoring.state import REBUILD_WINDOW_SECONDS, ScoreState, ranks_in
+from crm_core.scoring.store import default_model, to_model
+from crm_core.table import Table, TransactionCancelled, read_modify_write
+
+PRODUCER = "lead_scoring"
+SCORE_CHANGE_ITEM = "score_change"
+# Stages scoring may move a contact out of, and the order it moves them in.
+_FORWARD = {"subscriber": 0, "lead": 1, "mql": 2, "sql": 3}
+# A score change smaller than this is not a change (float noise of the decay arithmetic).
+_EPSILON = 1e-6
+
+Change = Callable[[ScoreState, Item, ScoringModel, float], tuple[ScoreState, list[Earned]]]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one scoring did: the score before and after (at the same moment), the rules
+    behind the change, the threshold crossed and the stage it moved the contact to."""
+
+    contact_id: str
+    old_score: float
+    new_score: float
+    reasons: list[Earned]
+    qualified: str | None = None
+    stage_after: str | None = None
+
+
+class Scorer:
+    def __init__(self, table: Table, clock: Callable[[], float] = time.time) -> None:
+        self.table = table
+        self.op = table.op
+        self.clock = clock
+
+    # Events ----------------------------------------------------------------------------
+    def on_activity(self, event: DomainEvent, activity: Activity) -> Scored | None:
+        """An activity was logged: what its rules earn, added to the engagement."""
+        cause = ScoreCause(
+            detail_type=event.DETAIL_TYPE,
+            event_id=event.event_id,
+            activity_id=activity.id,
+            activity_type=activity.type,
+        )
+        logged_at = epoch_of(event.metadata.occurred_at)
+
+        def change(
+            state: ScoreState, item: Item, model: ScoringModel, now: float
+        ) -> tuple[ScoreState, list[Earned]]:
+            if state.counted_already(activity.id, logged_at):
+                return state, []
+            return earn(state, model, activity, now)
+
+        return self._score(event.tenant_id, activity.contact_id, cause, change, event)
+
+    def on_contact(self, event: DomainEvent, contact_id: str) -> Scored | None:
+        """A contact was created or changed: its fit, evaluated again on what it is now."""
+        cause = ScoreCause(detail_type=event.DETAIL_TYPE, event_id=event.event_id)
+        return self._score(event.tenant_id, contact_id, cause, refit, event)
+
+    def rebuild(
+        self, tenant_id: str, contact_id: str, cause: ScoreCause, origin: Origin
+    ) -> Scored | None:
+        """The contact's score computed anew from its activities with the current model
+        (after a merge, or by the re-score job)."""
+        return self._score(tenant_id, contact_id, cause, None, None, origin=origin, force=True)
+
+    # The one write -----------------------------------------------------------------------
+    def _score(
+        self,
+        tenant_id: str,
+        contact_id: str,
+        cause: ScoreCause,
+        change: Change | None,
+        event: DomainEvent | None,
+        *,
+        origin: Origin | None = None,
+        force: bool = False,
+    ) -> Scored | None:
+        if origin is None:
+            assert event is not None
+            origin = Origin.system(PRODUCER, event.metadata.correlation_id)
+        event_time = event.metadata.occurred_at if event is not None else None
+
+        def attempt() -> Scored | None:
+            item, model, ranks = self._read(tenant_id, contact_id)
+            if item is None:
+                return None  # deleted, or merged: the survivor is rebuilt on ContactMerged
+            state = ScoreState.of(item)
+            now = self.clock()
+            if force or (state.model_version != model.version and not _first_fit(state, event)):
+                new_state, reasons = self._rebuilt(tenant_id, item, model, now)
+            else:
+                assert change is not None
+                new_state, reasons = change(state, item, model, now)
+            if new_state == state:
+                return None
+            return self._write(
+                item, state, new_state, model, reasons, cause, origin, ranks, now, event_time
+            )
+
+        return read_modify_write(attempt, "score")
+
+    def _read(self, tenant_id: str, contact_id: str) -> tuple[Item | None, ScoringModel, set[str]]:
+        contact_key = keys.contact(tenant_id, contact_id)
+        model_key, ranks_key = keys.scoring_model(tenant_id), keys.scoring_ranks(tenant_id)
+        found = {
+            (i["PK"], i["SK"]): i
+            for i in self.table.batch_get([contact_key, model_key, ranks_key], consistent=True)
+        }
+        item = found.get((contact_key["PK"], contact_key["SK"]))
+        model_item = found.get((model_key["PK"], model_key["SK"]))
+        ranks_item = found.get((ranks_key["PK"], ranks_key["SK"])) or {}
+        model = to_model(model_item) if model_item else default_model()
+        if item is not None and item.get("type") != keys.CONTACT_ITEM:
+            item = None
+        return item, model, ranks_in(ranks_item)
+
+    def _write(
+        self,
+        item: Item,
+        state: ScoreState,
+        new_state: ScoreState,
+        model: ScoringModel,
+        reasons: list[Earned],
+        cause: ScoreCause,
+        origin: Origin,
+        ranks: set[str],
+        now: float,
+        event_time: str | None,
+    ) -> Scored | None:
+        tenant_id, contact_id = item["tenant_id"], item["id"]
+        old_score, new_score = state.total_at(now), new_state.total_at(now)
+        at = now_iso()
+        new_state = new_state.next(model_version=model.version, updated_at=at)
+        new_item = {**item, "scoring": new_state.attribute()}
+        qualified = crossed(model, old_score, new_score)
+        stage = item["lifecycle_stage"]
+        stage_after = stage
+        if qualified and _may_promote(item, qualified, event_time):
+            stage_after = qualified
+            new_item.update(lifecycle_stage=qualified, updated_at=at, version=item["version"] + 1)
+        if new_state.rank not in ranks:
+            # Before the contact moves there, so a list never misses a rank (never removed).
+            self.table.update(
+                self.op.update(
+                    keys.scoring_ranks(tenant_id),
+                    "SET #rank = :t",
+                    None,
+                    {"#rank": new_state.rank},
+                    t=True,
+                )
+            )
+        condition, values = write_guard(item)
+        engagement_now = new_state.engagement_at(now)
+        change_id = cause.event_id or new_ulid()
+        ops = [
+            self.op.update_changed(item, stored(new_item), condition, **values),
+            self.op.put(
+                {
+                    **keys.score_change(tenant_id, contact_id, change_id),
+                    "type": SCORE_CHANGE_ITEM,
+                    "at": at,
+                    "old_score": round(old_score, 4),
+                    "new_score": round(new_score, 4),
+                    "fit": new_state.fit,
+                    "engagement": round(engagement_now, 4),
+                    "model_version": model.version,
+                    "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in reasons],
+                    "cause": cause.model_dump(exclude_none=True),
+                    "lifecycle_stage": stage_after if stage_after != stage else None,
+                },
+                "attribute_not_exists(PK)",
+            ),
+        ]
+        events: list[DomainEvent] = []
+        if abs(new_score - old_score) > _EPSILON:
+            events.append(
+                LeadScoreChanged.create(
+                    tenant_id,
+                    origin,
+                    LeadScoreChangedData(
+                        contact_id=contact_id,
+                        old_score=round(old_score, 2),
+                        new_score=round(new_score, 2),
+                        fit=new_state.fit,
+                        engagement=round(engagement_now, 2),
+                        model_version=model.version,
+                        reasons=[RulePoints(rule_id=e.rule_id, points=e.points) for e in reasons],
+                        cause=cause,
+                    ),
+                    at,
+                )
+            )
+        if qualified:
+            events.append(
+                LeadQualified.create(
+                    tenant_id,
+                    origin,
+                    LeadQualifiedData(
+                        contact_id=contact_id,
+                        threshold=qualified,
+                        threshold_score=getattr(model.thresholds, qualified),
+                        score=round(new_score, 2),
+                        model_version=model.version,
+                        lifecycle_stage_before=stage,
+                        lifecycle_stage_after=stage_after,
+                    ),
+                    at,
+                )
+            )
+        ops += [outbox_put(self.op, keys.contact(tenant_id, contact_id), e) for e in events]
+        try:
+            self.table.transact(ops)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(1) and not cancelled.failed(0):
+                return None  # this event changed the score already
+            raise ConcurrentChange("the contact changed meanwhile") from None
+        return Scored(contact_id, old_score, new_score, reasons, qualified, stage_after)
+
+    # From history --------------------------------------------------------------------
+    def _rebuilt(
+        self, tenant_id: str, item: Item, model: ScoringModel, now: float
+    ) -> tuple[ScoreState, list[Earned]]:
+        """The score from every activity of the contact, oldest first (caps as they were)."""
+        activities = sorted(
+            (Activity.of(a) for a in self._activities(tenant_id, item["id"])),
+            key=lambda a: (a.occurred_at, a.id),
+        )
+        state = ScoreState(seq=ScoreState.of(item).seq)
+        earned: dict[str, int] = {}
+        for activity in activities:
+            state, gained = earn(state, model, activity, now)
+            for e in gained:
+                earned[e.rule_id] = earned.get(e.rule_id, 0) + e.points
+        fit_rules = fit_of(model, item)
+        recent = now - REBUILD_WINDOW_SECONDS
+        state = ScoreState(
+            fit=sum(fit_rules.values()),
+            engagement=state.engagement,
+            half_life_days=model.half_life_days,
+            model_version=model.version,
+            seq=state.seq,
+            behaviour=state.behaviour,
+            fit_rules=fit_rules,
+            caps=state.caps,
+            rebuilt_before=recent,
+            rebuilt_ids=tuple(a.id for a in activities if a.created_epoch >= recent),
+        )
+        reasons = [Earned(k, v) for k, v in earned.items()]
+        reasons += [Earned(k, v) for k, v in fit_rules.items()]
+        return state, reasons
+
+    def _activities(self, tenant_id: str, contact_id: str) -> Iterable[Item]:
+        partition = keys.contact(tenant_id, contact_id)["PK"]
+        below = keys.ACTIVITY_PREFIX[:-1] + chr(ord(keys.ACTIVITY_PREFIX[-1]) + 1)
+        for item in self.table.query_all(None, partition, sort_below=below, consistent=True):
+            if item.get("type") == "activity":
+                yield item
+
+
+def refit(
+    state: ScoreState, item: Item, model: ScoringModel, now: float
+) -> tuple[ScoreState, list[Earned]]:
+    """The fit rules evaluated on the contact as it is now."""
+    fit_rules = fit_of(model, item)
+    if fit_rules == dict(state.fit_rules) and state.scored:
+        return state, []
+    old = dict(state.fit_rules)
+    reasons = [Earned(k, v) for k, v in fit_rules.items() if old.get(k) != v]
+    reasons += [Earned(k, -v) for k, v in old.items() if k not in fit_rules]
+    return state.next(fit=sum(fit_rules.values()), fit_rules=fit_rules), reasons
+
+
+def crossed(model: ScoringModel, old: float, new: float) -> str | None:
+    """The highest threshold the score rose across (reaching it counts), if any."""
+    for name in ("sql", "mql"):
+        threshold = getattr(model.thresholds, name)
+        if old < threshold <= new:
+            return name
+    return None
+
+
+def _may_promote(item: Item, target: str, event_time: str | None) -> bool:
+    """Forward only, from subscriber, lead or mql; never over a person's change of stage
+    made after the event (a person's choice wins)."""
+    stage = item["lifecycle_stage"]
+    if stage not in _FORWARD or _FORWARD[stage] >= _FORWARD[target]:
+        return False
+    changed_by_person = item.get("stage_changed_at")
+    return not (changed_by_person and event_time and changed_by_person > event_time)
+
+
+def _first_fit(state: ScoreState, event: DomainEvent | None) -> bool:
+    """A contact never scored, on its ContactCreated: nothing to rebuild, its fit is all."""
+    return not state.scored and event is not None and event.DETAIL_TYPE == "ContactCreated"
