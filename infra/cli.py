@@ -13,6 +13,7 @@ crm webhook send --source ID --secret S --file F [--form]   a signed lead delive
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -74,6 +75,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    # `kill -USR1` prints every thread's stack: how to see what a stuck stop waits for.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         cloud.start()
         print(banner(cloud), flush=True)

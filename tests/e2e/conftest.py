@@ -86,13 +86,16 @@ class CloudProcess:
         try:
             return process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # crm dev prints every thread's stack
+            time.sleep(1.0)
             process.kill()
             process.wait()
+            print(f"crm dev did not stop in {timeout} s:\n{self.log_tail(20000)}")
             return -9
 
-    def log_tail(self) -> str:
+    def log_tail(self, size: int = 3000) -> str:
         path = self.state_dir / "crm-dev.log"
-        return path.read_text()[-3000:] if path.exists() else ""
+        return path.read_text()[-size:] if path.exists() else ""
 
     @property
     def running(self) -> dict[str, Any]:
