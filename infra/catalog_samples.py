@@ -216,4 +216,11 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "lifecycle_stage_before": "lead",
         "lifecycle_stage_after": "mql",
     },
+    ("crm.scoring", "ScoringJobProgressed"): {
+        "job_id": "01JWTHD0A2C4E6G8J0K2M4P6R8",
+        "model_version": 3,
+        "status": "running",
+        "contacts_seen": 1250,
+        "contacts_rescored": 1174,
+    },
 }

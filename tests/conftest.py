@@ -171,3 +171,8 @@ def scoring_api(scoring_module: ModuleType, table: Any) -> Any:
     from tests.support.api import Api, template_routes
 
     return Api(scoring_module.handler, template_routes("ScoringFunction"))
+
+
+@pytest.fixture(scope="session")
+def lead_scoring_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("lead_scoring")

@@ -1,4 +1,5 @@
-"""The scoring function: the tenant's scoring model over the HTTP API."""
+"""The scoring function over the HTTP API: the tenant's scoring model, a contact's score
+explained, and the progress of re-score jobs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import gc
 gc.disable()
 
 from crm_core import http  # noqa: E402
-from scoring_api import model  # noqa: E402
+from scoring_api import model, scores  # noqa: E402
 from scoring_api.context import app, logger, metrics, tracer  # noqa: E402
 
 http.install(app, logger)
 app.include_router(model.router)
+app.include_router(scores.router)
 
 handler = http.api_handler(app, logger, tracer, metrics)
 

@@ -172,6 +172,9 @@ EXPECTED_ROUTES = frozenset(
         ("POST", "/webhooks/leads/{source_id}"),
         ("GET", "/scoring/model"),
         ("PUT", "/scoring/model"),
+        ("GET", "/contacts/{contact_id}/score"),
+        ("GET", "/scoring/jobs"),
+        ("GET", "/scoring/jobs/{job_id}"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).

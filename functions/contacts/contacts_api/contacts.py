@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -54,6 +54,11 @@ def create_contact(body: ContactCreate) -> Response[str]:
 @router.get(
     "/contacts",
     summary="List contacts (one filter at a time)",
+    description=(
+        "With `lifecycle_stage`, the stage's contacts come highest score first (the score "
+        "now, decayed), and `min_score` keeps those at or above it. `sort=-score` says so "
+        "explicitly; it needs `lifecycle_stage`. Other filters list newest update first."
+    ),
     responses=http.returns(200, "A page", ContactPage),
 )
 def list_contacts(
@@ -64,9 +69,18 @@ def list_contacts(
     owner_id: Annotated[UserId | None, Query()] = None,
     company_id: Annotated[Ulid | None, Query()] = None,
     email: Annotated[Email | None, Query()] = None,
+    min_score: Annotated[
+        float | None, Query(ge=-1e9, le=1e9, description="With lifecycle_stage: at least this")
+    ] = None,
+    sort: Annotated[
+        Literal["-score"] | None, Query(description="-score: highest score first")
+    ] = None,
 ) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CONTACT_READ)
+    if (min_score is not None or sort) and not lifecycle_stage:
+        what = "min_score" if min_score is not None else "sort=-score"
+        raise BadRequest(f"{what} needs lifecycle_stage: scores are ranked within a stage")
     filters = {
         k: v
         for k, v in {
@@ -87,7 +101,9 @@ def list_contacts(
         items, next_cursor = contact_store.find_by_email(tenant, email), None
     else:
         if lifecycle_stage:
-            page = contact_store.list_by_stage(tenant, lifecycle_stage.value, limit, cursor)
+            page = contact_store.list_by_stage(
+                tenant, lifecycle_stage.value, limit, cursor, min_score
+            )
         elif tag:
             page = contact_store.list_by_tag(tenant, _tag(tag), limit, cursor)
         elif owner_id:

@@ -6,6 +6,7 @@ one TransactWriteItems, so a crash can never leave half of a change behind.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
+from crm_core.scoring.ranking import contacts_by_score
 from crm_core.scoring.state import score_now
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
@@ -317,9 +319,19 @@ class ContactStore:
         listing = ListQuery("contacts", keys.contacts_by_updated(tenant_id), "GSI1")
         return self.table.query(listing, limit, cursor)
 
-    def list_by_stage(self, tenant_id: str, stage: str, limit: int, cursor: str | None) -> Page:
-        listing = ListQuery("contacts-by-stage", keys.contacts_by_stage(tenant_id, stage), "GSI2")
-        return self.table.query(listing, limit, cursor)
+    def list_by_stage(
+        self,
+        tenant_id: str,
+        stage: str,
+        limit: int,
+        cursor: str | None,
+        min_score: float | None = None,
+    ) -> Page:
+        """The stage's contacts, highest score first (and at least `min_score`): one GetItem
+        and a Query per score rank (crm_core/scoring/ranking.py)."""
+        return contacts_by_score(
+            self.table, tenant_id, stage, limit, cursor, min_score, clock=time.time
+        )
 
     def list_by_owner(self, tenant_id: str, owner_id: str, limit: int, cursor: str | None) -> Page:
         listing = ListQuery(

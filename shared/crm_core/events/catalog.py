@@ -26,6 +26,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     scoring.ScoringModelChanged,
     scoring.LeadScoreChanged,
     scoring.LeadQualified,
+    scoring.ScoringJobProgressed,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -95,3 +95,24 @@ class LeadQualified(DomainEvent):
     PRODUCER: ClassVar[str] = "lead_scoring"
 
     data: LeadQualifiedData
+
+
+class ScoringJobProgressedData(BaseModel):
+    model_config = EVENT_MODEL
+
+    job_id: str
+    model_version: int
+    status: str = Field(description="running (the next run picks it up), done or superseded.")
+    contacts_seen: int
+    contacts_rescored: int
+
+
+class ScoringJobProgressed(DomainEvent):
+    """A re-score job ended a run: finished, superseded by a newer model, or paused with
+    its cursor saved (`running`), for the next run to resume it."""
+
+    SOURCE: ClassVar[str] = "crm.scoring"
+    DETAIL_TYPE: ClassVar[str] = "ScoringJobProgressed"
+    PRODUCER: ClassVar[str] = "lead_scoring"
+
+    data: ScoringJobProgressedData

@@ -187,28 +187,31 @@ class Scorer:
             )
         condition, values = write_guard(item)
         engagement_now = new_state.engagement_at(now)
-        change_id = cause.event_id or new_ulid()
-        ops = [
-            self.op.update_changed(item, stored(new_item), condition, **values),
-            self.op.put(
-                {
-                    **keys.score_change(tenant_id, contact_id, change_id),
-                    "type": SCORE_CHANGE_ITEM,
-                    "at": at,
-                    "old_score": round(old_score, 4),
-                    "new_score": round(new_score, 4),
-                    "fit": new_state.fit,
-                    "engagement": round(engagement_now, 4),
-                    "model_version": model.version,
-                    "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in reasons],
-                    "cause": cause.model_dump(exclude_none=True),
-                    "lifecycle_stage": stage_after if stage_after != stage else None,
-                },
-                "attribute_not_exists(PK)",
-            ),
-        ]
+        moved = abs(new_score - old_score) > _EPSILON
+        ops = [self.op.update_changed(item, stored(new_item), condition, **values)]
+        if moved or stage_after != stage:
+            # The change record; a score that did not move (a first fit of 0, a rule
+            # rebuilt to the same points) changes the state alone.
+            ops.append(
+                self.op.put(
+                    {
+                        **keys.score_change(tenant_id, contact_id, cause.event_id or new_ulid()),
+                        "type": SCORE_CHANGE_ITEM,
+                        "at": at,
+                        "old_score": round(old_score, 4),
+                        "new_score": round(new_score, 4),
+                        "fit": new_state.fit,
+                        "engagement": round(engagement_now, 4),
+                        "model_version": model.version,
+                        "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in reasons],
+                        "cause": cause.model_dump(exclude_none=True),
+                        "lifecycle_stage": stage_after if stage_after != stage else None,
+                    },
+                    "attribute_not_exists(PK)",
+                )
+            )
         events: list[DomainEvent] = []
-        if abs(new_score - old_score) > _EPSILON:
+        if moved:
             events.append(
                 LeadScoreChanged.create(
                     tenant_id,
@@ -247,7 +250,7 @@ class Scorer:
         try:
             self.table.transact(ops)
         except TransactionCancelled as cancelled:
-            if cancelled.failed(1) and not cancelled.failed(0):
+            if len(ops) > 1 and cancelled.failed(1) and not cancelled.failed(0):
                 return None  # this event changed the score already
             raise ConcurrentChange("the contact changed meanwhile") from None
         return Scored(contact_id, old_score, new_score, reasons, qualified, stage_after)

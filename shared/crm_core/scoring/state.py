@@ -126,7 +126,8 @@ def ranks_in(registry: Mapping[str, Any]) -> set[str]:
 
 
 def rank_of(half_life_days: float, fit: int) -> str:
-    return f"{half_life_days:g}:{fit}"
+    # repr: the half-life exactly as the decay uses it.
+    return f"{float(half_life_days)!r}:{int(fit)}"
 
 
 def parse_rank(rank: str) -> tuple[float, int]:

@@ -1,0 +1,59 @@
+"""/contacts/{id}/score: a contact's score explained; /scoring/jobs: re-score jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from crm_core import http
+from crm_core.auth import Action
+from crm_core.fields import Ulid
+from crm_core.pagination import DEFAULT_LIMIT
+from crm_core.scoring.explain import ContactScore, explain
+from crm_core.scoring.jobs import JobPage, ScoringJob, to_job
+from scoring_api.context import app, jobs, table
+
+router = Router()
+ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
+JobId = Annotated[Ulid, Path(description="The job's id (a ULID).")]
+
+
+@router.get(
+    "/contacts/<contact_id>/score",
+    summary="A contact's score now: its parts, the rules behind it, its last 50 changes",
+    responses={
+        **http.returns(200, "The score", ContactScore),
+        308: {"description": "Merged into the contact named by Location"},
+    },
+)
+def get_score(contact_id: ContactId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.CONTACT_READ)
+    return http.json_response(200, explain(table, caller.tenant_id, contact_id))
+
+
+@router.get(
+    "/scoring/jobs",
+    summary="Re-score jobs, newest first (one per model version)",
+    responses=http.returns(200, "A page", JobPage),
+)
+def list_jobs(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.SCORING_READ)
+    page = jobs.list(caller.tenant_id, limit, cursor)
+    result = JobPage(items=[to_job(i) for i in page.items], next_cursor=page.next_cursor)
+    return http.json_response(200, result)
+
+
+@router.get(
+    "/scoring/jobs/<job_id>",
+    summary="A re-score job's progress",
+    responses=http.returns(200, "The job", ScoringJob),
+)
+def get_job(job_id: JobId) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.SCORING_READ)
+    return http.json_response(200, jobs.get(caller.tenant_id, job_id))
