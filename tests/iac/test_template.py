@@ -174,6 +174,7 @@ EXPECTED_ROUTES = frozenset(
         ("PUT", "/scoring/model"),
         ("GET", "/contacts/{contact_id}/score"),
         ("GET", "/scoring/jobs"),
+        ("POST", "/scoring/jobs"),
         ("GET", "/scoring/jobs/{job_id}"),
     }
 )

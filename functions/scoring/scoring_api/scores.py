@@ -13,8 +13,8 @@ from crm_core.auth import Action
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
 from crm_core.scoring.explain import ContactScore, explain
-from crm_core.scoring.jobs import JobPage, ScoringJob, to_job
-from scoring_api.context import app, jobs, table
+from crm_core.scoring.jobs import JobPage, JobRequest, ScoringJob, to_job
+from scoring_api.context import app, jobs, logger, models, table
 
 router = Router()
 ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
@@ -46,6 +46,24 @@ def list_jobs(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> 
     page = jobs.list(caller.tenant_id, limit, cursor)
     result = JobPage(items=[to_job(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
+
+
+@router.post(
+    "/scoring/jobs",
+    summary="Re-score contacts with the current model now (admin, marketing)",
+    responses=http.returns(202, "The job, started", ScoringJob),
+)
+def post_job(body: JobRequest) -> Response[str]:
+    caller = http.caller(app)
+    caller.require(Action.SCORING_WRITE)
+
+    def run() -> Response[str]:
+        version = models.current(caller.tenant_id).version
+        job = jobs.request(caller.tenant_id, version, body.scope, http.origin(app, caller))
+        logger.info("re-score job requested", extra={"job_id": job.id, "scope": job.scope})
+        return http.json_response(202, job, location=f"/scoring/jobs/{job.id}")
+
+    return http.once_per_key(app, table, caller, run)
 
 
 @router.get(

@@ -29,12 +29,12 @@ from crm_core.errors import NotFound
 from crm_core.events.envelope import Origin
 from crm_core.events.outbox import outbox_put
 from crm_core.events.scoring import ScoreCause, ScoringJobProgressed, ScoringJobProgressedData
-from crm_core.fields import OUTPUT_MODEL
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.scoring.scorer import Scorer
 from crm_core.scoring.state import ScoreState
-from crm_core.table import Page, Table, TransactionCancelled
+from crm_core.table import Op, Page, Table, TransactionCancelled
 
 JOB_ITEM = "scoring_job"
 JOB_CLAIM_ITEM = "scoring_job_claim"
@@ -49,13 +49,31 @@ class JobStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
+class JobScope(StrEnum):
+    STALE = "stale"  # contacts scored with another version, or never
+    ALL = "all"  # every contact, rebuilt from its history
+
+
+class JobRequest(BaseModel):
+    """POST /scoring/jobs: re-score with the current model now."""
+
+    model_config = INPUT_MODEL
+
+    scope: JobScope = Field(
+        default=JobScope.STALE,
+        description="stale: contacts not scored with the current model version (after an "
+        "upgrade, say); all: every contact, rebuilt from its activities.",
+    )
+
+
 class ScoringJob(BaseModel):
-    """A re-score of every contact of the tenant with one model version."""
+    """A re-score of the tenant's contacts with one model version."""
 
     model_config = OUTPUT_MODEL
 
     id: str
     model_version: int
+    scope: JobScope
     status: JobStatus
     contacts_seen: int = Field(description="Contacts the job has looked at so far.")
     contacts_rescored: int = Field(description="Of those, the ones whose score it rebuilt.")
@@ -113,27 +131,12 @@ class JobStore:
     def start(self, tenant_id: str, version: int, origin: Origin) -> str:
         """The job of model `version`: a new one, or the one a first delivery started."""
         claim = keys.scoring_job_of_version(tenant_id, version)
-        job_id, now = new_ulid(), now_iso()
-        job = {
-            **keys.scoring_job(tenant_id, job_id),
-            "type": JOB_ITEM,
-            "id": job_id,
-            "tenant_id": tenant_id,
-            "model_version": version,
-            _STATUS: JobStatus.RUNNING.value,
-            "contacts_seen": 0,
-            "contacts_rescored": 0,
-            "runs": 0,
-            _RESUME: _START,
-            "started_at": now,
-            "updated_at": now,
-            "started_by": origin.actor.id,
-        }
+        job = self._new(tenant_id, version, JobScope.STALE, origin)
         try:
             self.table.transact(
                 [
                     self.op.put(
-                        {**claim, "type": JOB_CLAIM_ITEM, "job_id": job_id},
+                        {**claim, "type": JOB_CLAIM_ITEM, "job_id": job["id"]},
                         "attribute_not_exists(PK)",
                     ),
                     self.op.put(job, "attribute_not_exists(PK)"),
@@ -144,7 +147,34 @@ class JobStore:
             if existing is None:
                 raise
             return str(existing["job_id"])
-        return job_id
+        return str(job["id"])
+
+    def request(self, tenant_id: str, version: int, scope: JobScope, origin: Origin) -> ScoringJob:
+        """A job asked for by a person: written with the event that starts its first run."""
+        job = self._new(tenant_id, version, scope, origin)
+        self.table.transact(
+            [self.op.put(job, "attribute_not_exists(PK)"), announcement(self.op, job, origin)]
+        )
+        return to_job(job)
+
+    def _new(self, tenant_id: str, version: int, scope: JobScope, origin: Origin) -> Item:
+        job_id, now = new_ulid(), now_iso()
+        return {
+            **keys.scoring_job(tenant_id, job_id),
+            "type": JOB_ITEM,
+            "id": job_id,
+            "tenant_id": tenant_id,
+            "model_version": version,
+            "scope": scope.value,
+            _STATUS: JobStatus.RUNNING.value,
+            "contacts_seen": 0,
+            "contacts_rescored": 0,
+            "runs": 0,
+            _RESUME: _START,
+            "started_at": now,
+            "updated_at": now,
+            "started_by": origin.actor.id,
+        }
 
 
 class Rescorer:
@@ -172,8 +202,9 @@ class Rescorer:
             resume = job[_RESUME]
             page = self._page(tenant_id, None if resume == _START else resume)
             page_rescored = 0
+            everyone = job.get("scope") == JobScope.ALL
             for item in page.items:
-                if ScoreState.of(item).model_version == job["model_version"]:
+                if not everyone and ScoreState.of(item).model_version == job["model_version"]:
                     continue
                 cause = ScoreCause(detail_type="Rescored", event_id=None)
                 if self.scorer.rebuild(tenant_id, item["id"], cause, origin) is not None:
@@ -263,19 +294,24 @@ class Rescorer:
             self.table.transact([self.op.put(new, condition, **values), self._event(new, origin)])
 
     def _event(self, job: Item, origin: Origin) -> dict[str, Any]:
-        event = ScoringJobProgressed.create(
-            job["tenant_id"],
-            origin,
-            ScoringJobProgressedData(
-                job_id=job["id"],
-                model_version=job["model_version"],
-                status=job[_STATUS],
-                contacts_seen=job["contacts_seen"],
-                contacts_rescored=job["contacts_rescored"],
-            ),
-            job["updated_at"],
-        )
-        return outbox_put(self.op, keys.scoring_job(job["tenant_id"], job["id"]), event)
+        return announcement(self.op, job, origin)
+
+
+def announcement(op: Op, job: Item, origin: Origin) -> dict[str, Any]:
+    """ScoringJobProgressed for the job as it is, in the job's partition's outbox."""
+    event = ScoringJobProgressed.create(
+        job["tenant_id"],
+        origin,
+        ScoringJobProgressedData(
+            job_id=job["id"],
+            model_version=job["model_version"],
+            status=job[_STATUS],
+            contacts_seen=job["contacts_seen"],
+            contacts_rescored=job["contacts_rescored"],
+        ),
+        job["updated_at"],
+    )
+    return outbox_put(op, keys.scoring_job(job["tenant_id"], job["id"]), event)
 
 
 def _unmoved(job: Item) -> tuple[str, dict[str, Any]]:

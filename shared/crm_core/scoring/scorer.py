@@ -34,12 +34,21 @@ from crm_core.events.scoring import (
 from crm_core.ids import new_ulid
 from crm_core.scoring.models import ScoringModel
 from crm_core.scoring.rules import Activity, Earned, earn, epoch_of, fit_of
-from crm_core.scoring.state import REBUILD_WINDOW_SECONDS, ScoreState, ranks_in
+from crm_core.scoring.state import (
+    MAX_REBUILT_IDS,
+    REBUILD_WINDOW_SECONDS,
+    ScoreState,
+    ranks_in,
+)
 from crm_core.scoring.store import default_model, to_model
 from crm_core.table import Table, TransactionCancelled, read_modify_write
 
 PRODUCER = "lead_scoring"
 SCORE_CHANGE_ITEM = "score_change"
+# Change records outlive every way an event can come back (the archive keeps 90 days at
+# most), so a replay always finds the one its event wrote; then they expire, also those of
+# a deleted contact.
+CHANGE_RECORD_DAYS = 400
 # Stages scoring may move a contact out of, and the order it moves them in.
 _FORWARD = {"subscriber": 0, "lead": 1, "mql": 2, "sql": 3}
 # A score change smaller than this is not a change (float noise of the decay arithmetic).
@@ -206,6 +215,7 @@ class Scorer:
                         "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in reasons],
                         "cause": cause.model_dump(exclude_none=True),
                         "lifecycle_stage": stage_after if stage_after != stage else None,
+                        "ttl": int(now) + CHANGE_RECORD_DAYS * 86_400,
                     },
                     "attribute_not_exists(PK)",
                 )
@@ -282,7 +292,7 @@ class Scorer:
             fit_rules=fit_rules,
             caps=state.caps,
             rebuilt_before=recent,
-            rebuilt_ids=tuple(a.id for a in activities if a.created_epoch >= recent),
+            rebuilt_ids=_newest_ids(activities, recent),
         )
         reasons = [Earned(k, v) for k, v in earned.items()]
         reasons += [Earned(k, v) for k, v in fit_rules.items()]
@@ -294,6 +304,13 @@ class Scorer:
         for item in self.table.query_all(None, partition, sort_below=below, consistent=True):
             if item.get("type") == "activity":
                 yield item
+
+
+def _newest_ids(activities: list[Activity], since: float) -> tuple[str, ...]:
+    recent = sorted(
+        (a for a in activities if a.created_epoch >= since), key=lambda a: a.created_epoch
+    )
+    return tuple(a.id for a in recent[-MAX_REBUILT_IDS:])
 
 
 def refit(

@@ -23,8 +23,11 @@ ATTRIBUTE = "scoring"
 # Days of per-day cap counts kept per rule: an activity logged later for an older day
 # counts as a day of its own.
 CAP_DAYS_KEPT = 7
-# Activities a rebuild counted that could still reach the scorer as events afterwards.
-REBUILD_WINDOW_SECONDS = 15 * 60
+# A rebuild counts every activity it reads; the events of those written in its last minute
+# may still be on their way, so it keeps their ids (at most MAX_REBUILT_IDS, the newest: a
+# contact item must stay far below DynamoDB's 400 KB).
+REBUILD_WINDOW_SECONDS = 60
+MAX_REBUILT_IDS = 1000
 
 
 @dataclass(frozen=True)
