@@ -53,6 +53,7 @@ bench: venv
 	$(BIN)/python scripts/bench_outbox.py
 	$(BIN)/python scripts/bench_timeline.py
 	$(BIN)/python scripts/bench_leads.py
+	$(BIN)/python scripts/bench_scoring.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

@@ -94,7 +94,13 @@ def contact_updated(event: ContactUpdated) -> dict[str, Any]:
 @consumer.on(ContactMerged)
 def contact_merged(event: ContactMerged) -> dict[str, Any]:
     cause = ScoreCause(detail_type=event.DETAIL_TYPE, event_id=event.event_id)
-    scored = scorer.rebuild(event.tenant_id, event.data.survivor_id, cause, _origin(event))
+    scored = scorer.rebuild(
+        event.tenant_id,
+        event.data.survivor_id,
+        cause,
+        _origin(event),
+        merged_from=event.data.merged_id,
+    )
     return _report(scored, "merge")
 
 

@@ -106,7 +106,9 @@ def explain(
         + f".{int(now % 1 * 1000):03d}Z",
         updated_at=state.updated_at,
         top_rules=contributions[:TOP_RULES],
-        changes=[_change(i) for i in page.items],
+        # Keyed by the event that caused them (a replay finds its record): the 50 newest
+        # causes, shown in the order they were applied.
+        changes=sorted((_change(i) for i in page.items), key=lambda c: c.at, reverse=True),
     )
 
 

@@ -38,6 +38,8 @@ _RANK = re.compile(r"^[0-9.e+-]{1,24}:-?[0-9]{1,7}$")
 # A listing over more ranks than this is refused rather than answered slowly.
 MAX_RANKS = 200
 _MAX_CURSOR_CHARS = 16_384
+# Scores are shown to 2 decimals: one shown as 40.0 is at least 40.
+_SHOWN = 0.005
 
 
 @dataclass
@@ -89,7 +91,7 @@ def contacts_by_score(
     shown = candidates[:limit]
     if min_score is not None:
         # The key range is exact to the 9th decimal of a logarithm; the score decides.
-        shown = [c for c in shown if c[0] >= min_score - 1e-9]
+        shown = [c for c in shown if c[0] >= min_score - _SHOWN]
     taken: dict[str, str] = {}
     for _, _, rank, item in candidates[:limit]:
         taken[rank] = item["GSI2SK"]
@@ -108,9 +110,11 @@ def _lowest_key(min_score: float | None, half_life: float, fit: int, at: float) 
     """The lowest sort key of the rank that can reach `min_score` at `at` (None: none can)."""
     if min_score is None:
         return "A"  # below every key
+    floor = min_score - _SHOWN
     if half_life == 0:  # no engagement: the score is the fit
-        return "A" if fit >= min_score - 1e-9 else None
-    return decay.threshold_key(min_score - fit, at, half_life)
+        return "A" if fit >= floor else None
+    # A shade lower than the floor: the filter above settles the last digits.
+    return decay.threshold_key(floor - 1e-6 * max(1.0, abs(floor)), at, half_life)
 
 
 # The cursor --------------------------------------------------------------------------------

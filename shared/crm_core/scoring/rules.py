@@ -39,7 +39,8 @@ class Activity:
             id=str(values["id"]),
             contact_id=str(values["contact_id"]),
             created_at=values.get("created_at"),
-            type=str(values.get("type") or values.get("activity_type")),
+            # An item's `type` is its kind ("activity"); its activity's type is activity_type.
+            type=str(values.get("activity_type") or values["type"]),
             occurred_at=str(values["occurred_at"]),
             direction=values.get("direction"),
             outcome=values.get("outcome"),

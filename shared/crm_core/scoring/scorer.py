@@ -13,8 +13,8 @@ rebuilt from its activities, which is what the re-score job does for every conta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from crm_core import keys
 from crm_core.clock import now_iso
@@ -102,11 +102,26 @@ class Scorer:
         return self._score(event.tenant_id, contact_id, cause, refit, event)
 
     def rebuild(
-        self, tenant_id: str, contact_id: str, cause: ScoreCause, origin: Origin
+        self,
+        tenant_id: str,
+        contact_id: str,
+        cause: ScoreCause,
+        origin: Origin,
+        merged_from: str | None = None,
     ) -> Scored | None:
         """The contact's score computed anew from its activities with the current model
-        (after a merge, or by the re-score job)."""
-        return self._score(tenant_id, contact_id, cause, None, None, origin=origin, force=True)
+        (by the re-score job, or after a merge: `merged_from`'s activities count too, also
+        those not moved to the survivor yet)."""
+        return self._score(
+            tenant_id,
+            contact_id,
+            cause,
+            None,
+            None,
+            origin=origin,
+            force=True,
+            merged_from=merged_from,
+        )
 
     # The one write -----------------------------------------------------------------------
     def _score(
@@ -119,6 +134,7 @@ class Scorer:
         *,
         origin: Origin | None = None,
         force: bool = False,
+        merged_from: str | None = None,
     ) -> Scored | None:
         if origin is None:
             assert event is not None
@@ -132,7 +148,7 @@ class Scorer:
             state = ScoreState.of(item)
             now = self.clock()
             if force or (state.model_version != model.version and not _first_fit(state, event)):
-                new_state, reasons = self._rebuilt(tenant_id, item, model, now)
+                new_state, reasons = self._rebuilt(tenant_id, item, model, now, merged_from)
             else:
                 assert change is not None
                 new_state, reasons = change(state, item, model, now)
@@ -175,14 +191,27 @@ class Scorer:
         tenant_id, contact_id = item["tenant_id"], item["id"]
         old_score, new_score = state.total_at(now), new_state.total_at(now)
         at = now_iso()
-        new_state = new_state.next(model_version=model.version, updated_at=at)
-        new_item = {**item, "scoring": new_state.attribute()}
-        qualified = crossed(model, old_score, new_score)
         stage = item["lifecycle_stage"]
-        stage_after = stage
-        if qualified and _may_promote(item, qualified, event_time):
-            stage_after = qualified
-            new_item.update(lifecycle_stage=qualified, updated_at=at, version=item["version"] + 1)
+        new_item, qualified = dict(item), None
+        # A move of stage can change the fit (a rule on lifecycle_stage), hence the score,
+        # which can cross the next threshold: at most mql, then sql.
+        for _ in range(2):
+            crossing = crossed(model, old_score, new_score)
+            if crossing is None or crossing == qualified:
+                break
+            qualified = crossing
+            if not _may_promote(new_item, crossing, event_time):
+                break
+            new_item.update(lifecycle_stage=crossing, updated_at=at, version=item["version"] + 1)
+            fit_rules = fit_of(model, new_item)
+            if fit_rules == dict(new_state.fit_rules):
+                break
+            reasons = reasons + _fit_changes(new_state.fit_rules, fit_rules)
+            new_state = replace(new_state, fit=sum(fit_rules.values()), fit_rules=fit_rules)
+            new_score = new_state.total_at(now)
+        stage_after = new_item["lifecycle_stage"]
+        new_state = new_state.next(model_version=model.version, updated_at=at)
+        new_item["scoring"] = new_state.attribute()
         if new_state.rank not in ranks:
             # Before the contact moves there, so a list never misses a rank (never removed).
             self.table.update(
@@ -267,13 +296,24 @@ class Scorer:
 
     # From history --------------------------------------------------------------------
     def _rebuilt(
-        self, tenant_id: str, item: Item, model: ScoringModel, now: float
+        self,
+        tenant_id: str,
+        item: Item,
+        model: ScoringModel,
+        now: float,
+        merged_from: str | None = None,
     ) -> tuple[ScoreState, list[Earned]]:
-        """The score from every activity of the contact, oldest first (caps as they were)."""
-        activities = sorted(
-            (Activity.of(a) for a in self._activities(tenant_id, item["id"])),
-            key=lambda a: (a.occurred_at, a.id),
-        )
+        """The score from every activity of the contact, oldest first (caps as they were).
+
+        After a merge, the merged contact's partition is read first, then the survivor's:
+        an activity moved between the two reads is seen twice and counted once (by id), and
+        none can be missed, as a move takes it out of one and into the other at once."""
+        found: dict[str, Activity] = {}
+        for contact_id in (merged_from, item["id"]):
+            if contact_id:
+                for raw in self._activities(tenant_id, contact_id):
+                    found[raw["id"]] = Activity.of(raw)
+        activities = sorted(found.values(), key=lambda a: (a.occurred_at, a.id))
         state = ScoreState(seq=ScoreState.of(item).seq)
         earned: dict[str, int] = {}
         for activity in activities:
@@ -320,14 +360,20 @@ def refit(
     fit_rules = fit_of(model, item)
     if fit_rules == dict(state.fit_rules) and state.scored:
         return state, []
-    old = dict(state.fit_rules)
-    reasons = [Earned(k, v) for k, v in fit_rules.items() if old.get(k) != v]
-    reasons += [Earned(k, -v) for k, v in old.items() if k not in fit_rules]
+    reasons = _fit_changes(state.fit_rules, fit_rules)
     return state.next(fit=sum(fit_rules.values()), fit_rules=fit_rules), reasons
 
 
+def _fit_changes(before: Mapping[str, int], after: Mapping[str, int]) -> list[Earned]:
+    """The fit rules that started or stopped holding, with the points they add or take."""
+    changes = [Earned(k, v) for k, v in after.items() if before.get(k) != v]
+    return changes + [Earned(k, -v) for k, v in before.items() if k not in after]
+
+
 def crossed(model: ScoringModel, old: float, new: float) -> str | None:
-    """The highest threshold the score rose across (reaching it counts), if any."""
+    """The highest threshold the score rose across (reaching it counts), if any. Scores
+    are compared as people see them, to 2 decimals: a 39.9999 shown as 40 has reached 40."""
+    old, new = round(old, 2), round(new, 2)
     for name in ("sql", "mql"):
         threshold = getattr(model.thresholds, name)
         if old < threshold <= new:
