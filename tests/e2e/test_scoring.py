@@ -19,8 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import pytest
-
 from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.activities.store import ActivityStore
 from crm_core.events.envelope import Origin
