@@ -109,7 +109,10 @@ def earn(
             if points <= 0:
                 continue
             days[day] = int(days.get(day, 0)) + points
-            kept = dict(sorted(days.items())[-CAP_DAYS_KEPT:])
+            # The newest days, and always the day just counted: late activities of an old
+            # day (a provider's backlog) are then capped together, as a rebuild caps them.
+            others = sorted(d for d in days if d != day)[-(CAP_DAYS_KEPT - 1) :]
+            kept = {d: days[d] for d in sorted([*others, day])}
             caps[rule.id] = {"total": int(cap.get("total", 0)) + points, "days": kept}
         half_life = model.half_life_days
         engagement = decay.add(engagement, points, at, half_life)

@@ -383,12 +383,13 @@ def crossed(model: ScoringModel, old: float, new: float) -> str | None:
 
 def _may_promote(item: Item, target: str, event_time: str | None) -> bool:
     """Forward only, from subscriber, lead or mql; never over a person's change of stage
-    made after the event (a person's choice wins)."""
+    made with or after the event (a person's choice wins)."""
     stage = item["lifecycle_stage"]
     if stage not in _FORWARD or _FORWARD[stage] >= _FORWARD[target]:
         return False
     changed_by_person = item.get("stage_changed_at")
-    return not (changed_by_person and event_time and changed_by_person > event_time)
+    # At the event's own time too: the edit that set the stage is the one being scored.
+    return not (changed_by_person and event_time and changed_by_person >= event_time)
 
 
 def _first_fit(state: ScoreState, event: DomainEvent | None) -> bool:
