@@ -32,7 +32,7 @@ from crm_core.table import Table
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
 # No max_length here: an over-long cursor is malformed, and a malformed cursor is a 400
 # (crm_core.pagination refuses it), not a 422.
-Cursor = Annotated[str | None, Query(description="From `next_cursor` (at most 2048 characters).")]
+Cursor = Annotated[str | None, Query(description="From `next_cursor`, exactly as given.")]
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"

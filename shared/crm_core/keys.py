@@ -55,7 +55,7 @@ def contacts_by_updated(tenant_id: str) -> str:
     return f"T#{tenant_id}#CONTACTS"
 
 
-def contacts_by_stage(tenant_id: str, stage: str, rank: str = "0:0") -> str:
+def contacts_by_stage(tenant_id: str, stage: str, rank: str = "0.0:0") -> str:
     """GSI2 partition: contacts of one lifecycle stage in one scoring rank (`<half-life>:<fit>`,
     see `crm_core.scoring.state`), ordered by engagement. A stage's contacts are the union
     of its ranks; the ranks a tenant has are kept in `scoring_ranks`."""

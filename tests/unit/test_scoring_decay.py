@@ -99,3 +99,15 @@ def test_points_taken_away_can_make_it_negative_or_nothing() -> None:
     keys = [decay.sort_key(e) for e in (minus_five, NONE, plus_ten)]
     assert keys == sorted(keys)
     assert decay.sort_key(decay.add(NONE, -20, at, 30)) < keys[0]
+
+
+@given(events, half_lives)
+def test_a_sort_key_gives_back_its_engagement(
+    history: list[tuple[float, float]], hl: float
+) -> None:
+    engagement = built(history, hl)
+    back = decay.from_sort_key(decay.sort_key(engagement))
+    assert back.sign == engagement.sign
+    if not engagement.is_zero:
+        assert abs(back.log2 - engagement.log2) <= 1e-8  # the key keeps about 9 decimals
+        assert decay.sort_key(back) == decay.sort_key(engagement)

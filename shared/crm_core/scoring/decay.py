@@ -96,6 +96,15 @@ def sort_key(engagement: Engagement) -> str:
     return f"N{_MAX_FIELD - field:0{_WIDTH}d}"
 
 
+def from_sort_key(key: str) -> Engagement:
+    """The engagement a `sort_key` stands for (its logarithm to the key's 9 decimals)."""
+    kind, digits = key[:1], key[1 : 1 + _WIDTH]
+    if kind == "O":
+        return NONE
+    field = int(digits) if kind == "P" else _MAX_FIELD - int(digits)
+    return Engagement(1 if kind == "P" else -1, field / _DECIMALS - _OFFSET)
+
+
 def threshold_key(points: float, now: float, half_life_days: float) -> str:
     """The key of an engagement worth exactly `points` at `now`: stored engagements whose
     key is at least this one are worth at least `points` now."""

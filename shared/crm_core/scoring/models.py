@@ -25,6 +25,7 @@ from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
 MAX_RULES = 100
 MAX_POINTS = 1000
 MAX_IN_VALUES = 100
+MIN_HALF_LIFE, MAX_HALF_LIFE = 1, 3650  # days
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Points = Annotated[int, Field(ge=-MAX_POINTS, le=MAX_POINTS, strict=True)]
 Scalar = (
@@ -182,7 +183,7 @@ class ScoringModelInput(BaseModel):
 
     behaviour: list[BehaviourRule] = Field(default_factory=list, max_length=MAX_RULES)
     fit: list[FitRule] = Field(default_factory=list, max_length=MAX_RULES)
-    half_life_days: Annotated[float, Field(ge=1, le=3650, allow_inf_nan=False)]
+    half_life_days: Annotated[float, Field(ge=MIN_HALF_LIFE, le=MAX_HALF_LIFE, allow_inf_nan=False)]
     thresholds: Thresholds
 
     @model_validator(mode="after")

@@ -27,7 +27,8 @@ from crm_core.dynamo import Item
 from crm_core.errors import BadRequest
 from crm_core.pagination import ListQuery
 from crm_core.scoring import decay
-from crm_core.scoring.state import ScoreState, parse_rank, ranks_in
+from crm_core.scoring.models import MAX_HALF_LIFE, MIN_HALF_LIFE
+from crm_core.scoring.state import parse_rank, ranks_in
 from crm_core.table import Page, Table
 
 LIST_NAME = "contacts-by-score"
@@ -38,6 +39,8 @@ _RANK = re.compile(r"^[0-9.e+-]{1,24}:-?[0-9]{1,7}$")
 # A listing over more ranks than this is refused rather than answered slowly.
 MAX_RANKS = 200
 _MAX_CURSOR_CHARS = 16_384
+# The moments a cursor may carry (2001 to 2286): anything else was not made by us.
+_EARLIEST, _LATEST = 1e9, 1e10
 # Scores are shown to 2 decimals: one shown as 40.0 is at least 40.
 _SHOWN = 0.005
 
@@ -65,8 +68,8 @@ def contacts_by_score(
             raise BadRequest(f"the model has made {len(ranks)} score ranks; at most {MAX_RANKS}")
         state = _Cursor(at=clock(), positions=dict.fromkeys(ranks), done=set())
     else:
-        state = _decode(cursor, stage, min_score)
-    candidates: list[tuple[float, str, str, Item]] = []
+        state = _decode(cursor, tenant_id, stage, min_score)
+    candidates: list[tuple[float, str, Item]] = []
     complete: dict[str, bool] = {}
     for rank, position in state.positions.items():
         if rank in state.done:
@@ -85,25 +88,34 @@ def contacts_by_score(
         items = [i for i in page.items if i.get("GSI2SK") != position]
         complete[rank] = page.next_cursor is None
         for item in items:
-            total = ScoreState.of(item).total_at(state.at)
-            candidates.append((total, item["id"], rank, item))
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+            candidates.append((_score_by_key(item, half_life, fit, state.at), rank, item))
+    # Within a rank this is the index's order exactly (equal keys, equal scores; then the
+    # key itself), so the next page's bound, the last key shown, never skips a contact.
+    candidates.sort(key=lambda c: (c[0], c[2]["GSI2SK"]), reverse=True)
     shown = candidates[:limit]
     if min_score is not None:
         # The key range is exact to the 9th decimal of a logarithm; the score decides.
         shown = [c for c in shown if c[0] >= min_score - _SHOWN]
     taken: dict[str, str] = {}
-    for _, _, rank, item in candidates[:limit]:
+    for _, rank, item in candidates[:limit]:
         taken[rank] = item["GSI2SK"]
     for rank, was_complete in complete.items():
-        left = [c for c in candidates[limit:] if c[2] == rank]
+        left = [c for c in candidates[limit:] if c[1] == rank]
         if was_complete and not left:
             state.done.add(rank)
         elif rank in taken:
             state.positions[rank] = taken[rank]
     more = any(rank not in state.done for rank in state.positions)
-    next_cursor = _encode(state, stage, min_score) if more else None
-    return Page(items=[c[3] for c in shown], next_cursor=next_cursor)
+    next_cursor = _encode(state, tenant_id, stage, min_score) if more else None
+    return Page(items=[c[2] for c in shown], next_cursor=next_cursor)
+
+
+def _score_by_key(item: Item, half_life: float, fit: int, at: float) -> float:
+    """The contact's score at `at` as its rank and sort key say (the key's engagement)."""
+    engagement = decay.from_sort_key(item["GSI2SK"])
+    if engagement.is_zero:
+        return float(fit)
+    return fit + decay.value_at(engagement, at, half_life)
 
 
 def _lowest_key(min_score: float | None, half_life: float, fit: int, at: float) -> str | None:
@@ -113,14 +125,17 @@ def _lowest_key(min_score: float | None, half_life: float, fit: int, at: float) 
     floor = min_score - _SHOWN
     if half_life == 0:  # no engagement: the score is the fit
         return "A" if fit >= floor else None
-    # A shade lower than the floor: the filter above settles the last digits.
-    return decay.threshold_key(floor - 1e-6 * max(1.0, abs(floor)), at, half_life)
+    # The engagement that reaches the floor with this fit, less a shade: the filter above
+    # settles the last digits.
+    points = floor - fit
+    return decay.threshold_key(points - 1e-6 * max(1.0, abs(points)), at, half_life)
 
 
 # The cursor --------------------------------------------------------------------------------
-def _encode(state: _Cursor, stage: str, min_score: float | None) -> str:
+def _encode(state: _Cursor, tenant_id: str, stage: str, min_score: float | None) -> str:
     payload = {
         "l": LIST_NAME,
+        "t": tenant_id,
         "s": stage,
         "m": min_score,
         "at": state.at,
@@ -130,7 +145,7 @@ def _encode(state: _Cursor, stage: str, min_score: float | None) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, stage: str, min_score: float | None) -> _Cursor:
+def _decode(cursor: str, tenant_id: str, stage: str, min_score: float | None) -> _Cursor:
     invalid = BadRequest("the cursor is not valid for this list")
     if not cursor or len(cursor) > _MAX_CURSOR_CHARS:
         raise invalid
@@ -141,10 +156,12 @@ def _decode(cursor: str, stage: str, min_score: float | None) -> _Cursor:
     if (
         not isinstance(payload, dict)
         or payload.get("l") != LIST_NAME
+        or payload.get("t") != tenant_id
         or payload.get("s") != stage
         or payload.get("m") != min_score
         or not isinstance(payload.get("at"), int | float)
         or isinstance(payload.get("at"), bool)
+        or not _EARLIEST <= payload["at"] <= _LATEST
         or not isinstance(payload.get("r"), dict)
         or len(payload["r"]) > MAX_RANKS
     ):
@@ -154,9 +171,11 @@ def _decode(cursor: str, stage: str, min_score: float | None) -> _Cursor:
         if not isinstance(rank, str) or not _RANK.match(rank):
             raise invalid
         try:
-            parse_rank(rank)
+            half_life, _ = parse_rank(rank)
         except ValueError:
             raise invalid from None
+        if half_life != 0 and not MIN_HALF_LIFE <= half_life <= MAX_HALF_LIFE:
+            raise invalid
         if position is not None and (
             not isinstance(position, str) or not _POSITION.match(position)
         ):
