@@ -31,7 +31,8 @@ from crm_core.events.scoring import (  # noqa: E402
     ScoringModelChanged,
 )
 from crm_core.runtime import function_runtime  # noqa: E402
-from crm_core.scoring.jobs import JobStatus, JobStore, Rescorer, RunResult  # noqa: E402
+from crm_core.scoring.jobs import JobStatus, JobStore  # noqa: E402
+from crm_core.scoring.rescore import Rescorer, RunResult  # noqa: E402
 from crm_core.scoring.rules import Activity  # noqa: E402
 from crm_core.scoring.scorer import PRODUCER, Scored, Scorer  # noqa: E402
 

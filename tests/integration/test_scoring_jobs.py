@@ -25,7 +25,7 @@ from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item, key_attrs
 from crm_core.pagination import ListQuery
 from crm_core.scoring.decay import DAY
-from crm_core.scoring.jobs import STOP_MARGIN_MS
+from crm_core.scoring.rescore import STOP_MARGIN_MS
 from crm_core.scoring.state import ScoreState
 from crm_core.table import Table
 from tests.support.activities import Stores

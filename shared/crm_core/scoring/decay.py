@@ -22,6 +22,8 @@ from dataclasses import dataclass
 # 2026-01-01T00:00:00Z: the reference time of every stored engagement.
 EPOCH = 1_767_225_600.0
 DAY = 86_400.0
+# The half-lives a model may have, in days.
+MIN_HALF_LIFE, MAX_HALF_LIFE = 1, 3650
 # Logarithms (base 2) of stored values are written with 9 decimals, shifted by OFFSET so
 # that every one this CRM can hold is positive: a century of a one-hour half-life is about
 # 877,000, and a single rule's points at most 2 ** 40.

@@ -21,11 +21,11 @@ from crm_core.activities.models import (
     TaskStatus,
 )
 from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
+from crm_core.scoring.decay import MAX_HALF_LIFE, MIN_HALF_LIFE
 
 MAX_RULES = 100
 MAX_POINTS = 1000
 MAX_IN_VALUES = 100
-MIN_HALF_LIFE, MAX_HALF_LIFE = 1, 3650  # days
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 Points = Annotated[int, Field(ge=-MAX_POINTS, le=MAX_POINTS, strict=True)]
 Scalar = (

@@ -27,7 +27,6 @@ from crm_core.dynamo import Item
 from crm_core.errors import BadRequest
 from crm_core.pagination import ListQuery
 from crm_core.scoring import decay
-from crm_core.scoring.models import MAX_HALF_LIFE, MIN_HALF_LIFE
 from crm_core.scoring.state import parse_rank, ranks_in
 from crm_core.table import Page, Table
 
@@ -174,7 +173,7 @@ def _decode(cursor: str, tenant_id: str, stage: str, min_score: float | None) ->
             half_life, _ = parse_rank(rank)
         except ValueError:
             raise invalid from None
-        if half_life != 0 and not MIN_HALF_LIFE <= half_life <= MAX_HALF_LIFE:
+        if half_life != 0 and not decay.MIN_HALF_LIFE <= half_life <= decay.MAX_HALF_LIFE:
             raise invalid
         if position is not None and (
             not isinstance(position, str) or not _POSITION.match(position)
