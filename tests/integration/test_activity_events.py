@@ -8,7 +8,6 @@ wrote to the outbox, and hands it to the function's handler as EventBridge deliv
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from crm_core.table import Table
 from tests.conftest import load_function
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext
-from tests.support.events import contact_created
+from tests.support.events import contact_created, delivered, redelivered
 from tests.support.faults import Crashing
 from tests.support.lambda_pool import LambdaPool, lambda_pool
 
@@ -130,25 +129,6 @@ class Crm(Stores):
         page = self.activities.tasks(tenant, None, TaskStatus.OPEN, 100, None)
         assert page.next_cursor is None
         return page.items
-
-
-def delivered(outbox_item: Item) -> dict[str, Any]:
-    """An outbox item's event as an EventBridge rule delivers it to its Lambda target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),  # EventBridge's id is new on every delivery
-        "detail-type": outbox_item["detail_type"],
-        "source": outbox_item["source"],
-        "account": "123456789012",
-        "time": outbox_item["occurred_at"][:19] + "Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": json.loads(outbox_item["detail"]),
-    }
-
-
-def redelivered(event: dict[str, Any]) -> dict[str, Any]:
-    return {**event, "id": str(uuid.uuid4())}
 
 
 def counts_of(*groups: list[Item]) -> dict[str, int]:

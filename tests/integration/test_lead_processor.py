@@ -41,8 +41,9 @@ from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.aws_calls import count_calls
 from tests.support.checks import tenant_items
+from tests.support.events import delivered
 from tests.support.faults import Crashing
-from tests.support.lambda_pool import LambdaPool, lambda_pool
+from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
 
 TENANT = "acme"
 USER = Origin.user("user-1", "req-1")
@@ -140,21 +141,6 @@ class Event:
 
     def typed(self) -> LeadReceived:
         return LeadReceived.model_validate(self.body["detail"])
-
-
-def delivered(outbox_item: Item) -> dict[str, Any]:
-    """An outbox item's event as an EventBridge rule delivers it to its Lambda target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": outbox_item["detail_type"],
-        "source": outbox_item["source"],
-        "account": "123456789012",
-        "time": outbox_item["occurred_at"][:19] + "Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": json.loads(outbox_item["detail"]),
-    }
 
 
 def handle(function: ModuleType, event: Event | dict[str, Any]) -> Any:
@@ -745,14 +731,6 @@ def pool(lead_processor_module: ModuleType) -> Iterator[LambdaPool]:
         yield running
 
 
-def _deliver(event: dict[str, Any], barrier: Any) -> str:
-    """In a worker: one delivery of `event` to its warm handler."""
-    from tests.support import lambda_pool as environment
-
-    barrier.wait(60)
-    return json.dumps(environment._handler(event, LambdaContext()))
-
-
 def test_leads_of_one_person_at_once_make_one_contact_with_every_submission(
     crm: Crm, pool: LambdaPool
 ) -> None:
@@ -765,7 +743,7 @@ def test_leads_of_one_person_at_once_make_one_contact_with_every_submission(
     batch = [e for pair in events.values() for e in pair]
     barrier = pool.manager.Barrier(len(batch))
 
-    futures = [pool.executor.submit(_deliver, e.body, barrier) for e in batch]
+    futures = [pool.executor.submit(deliver, e.body, barrier) for e in batch]
     results = [json.loads(f.result(timeout=120)) for f in futures]
 
     assert {r["status"] for r in results} == {"processed"}

@@ -36,7 +36,8 @@ from crm_core.table import Table
 from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User
 from tests.support.aws_calls import count_calls
-from tests.support.lambda_pool import LambdaPool, lambda_pool
+from tests.support.events import delivered, redelivered
+from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
 
 TENANT = "acme"
 ADMIN = User(TENANT, ("admin",), sub="admin-1")
@@ -195,25 +196,6 @@ class Crm(Stores):
 
     def stage(self, contact_id: str) -> str:
         return str(self.item(contact_id)["lifecycle_stage"])
-
-
-def delivered(outbox_item: Item) -> dict[str, Any]:
-    """An outbox item's event as an EventBridge rule delivers it to its Lambda target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),  # EventBridge's id is new on every delivery
-        "detail-type": outbox_item["detail_type"],
-        "source": outbox_item["source"],
-        "account": "123456789012",
-        "time": outbox_item["occurred_at"][:19] + "Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": json.loads(outbox_item["detail"]),
-    }
-
-
-def redelivered(event: dict[str, Any]) -> dict[str, Any]:
-    return {**event, "id": str(uuid.uuid4())}
 
 
 def decayed(points: float, at: datetime, now: float, half_life_days: float = HALF_LIFE) -> float:
@@ -451,14 +433,6 @@ def pool(lead_scoring_module: ModuleType) -> Iterator[LambdaPool]:
         yield running
 
 
-def _deliver(event: dict[str, Any], barrier: Any) -> str:
-    """In a worker: one delivery of `event` to its warm handler."""
-    from tests.support import lambda_pool as environment
-
-    barrier.wait(60)
-    return json.dumps(environment._handler(event, LambdaContext()))
-
-
 def test_events_of_one_contact_at_once_lose_no_points(crm: Crm, pool: LambdaPool) -> None:
     contact_id = crm.person()
     kinds = {
@@ -472,7 +446,7 @@ def test_events_of_one_contact_at_once_lose_no_points(crm: Crm, pool: LambdaPool
     events = [crm.event_of(crm.log(contact_id, kind)) for kind in kinds]
     barrier = pool.manager.Barrier(len(events))
 
-    futures = [pool.executor.submit(_deliver, event, barrier) for event in events]
+    futures = [pool.executor.submit(deliver, event, barrier) for event in events]
     results = [json.loads(f.result(timeout=120)) for f in futures]
 
     assert all(r["changed"] for r in results)

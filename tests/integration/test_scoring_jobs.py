@@ -30,6 +30,7 @@ from crm_core.scoring.state import ScoreState
 from crm_core.table import Table
 from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User
+from tests.support.events import delivered
 from tests.support.faults import Crashing
 
 TENANT = "acme"
@@ -224,21 +225,6 @@ class Crm(Stores):
 
     def versions(self, contacts: list[str]) -> list[int]:
         return [self.state(c).model_version for c in contacts]
-
-
-def delivered(outbox_item: Item) -> dict[str, Any]:
-    """An outbox item's event as an EventBridge rule delivers it to its Lambda target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),  # EventBridge's id is new on every delivery
-        "detail-type": outbox_item["detail_type"],
-        "source": outbox_item["source"],
-        "account": "123456789012",
-        "time": outbox_item["occurred_at"][:19] + "Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": json.loads(outbox_item["detail"]),
-    }
 
 
 def expected_fit(item: Item) -> dict[str, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from crm_core.events import contacts as events
@@ -32,3 +34,23 @@ def contact_created(
     )
     detail: dict[str, Any] = json.loads(event.detail_json())
     return detail
+
+
+def delivered(outbox_item: Mapping[str, Any]) -> dict[str, Any]:
+    """An outbox item's event as an EventBridge rule delivers it to its Lambda target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),  # EventBridge's id is new on every delivery
+        "detail-type": outbox_item["detail_type"],
+        "source": outbox_item["source"],
+        "account": "123456789012",
+        "time": outbox_item["occurred_at"][:19] + "Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": json.loads(outbox_item["detail"]),
+    }
+
+
+def redelivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The same event sent again (EventBridge gives each delivery a new id)."""
+    return {**event, "id": str(uuid.uuid4())}
