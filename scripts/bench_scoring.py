@@ -21,7 +21,6 @@ whatever the contact's history.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared"))
 
 from tests.e2e.conftest import CloudProcess  # noqa: E402
+from tests.support.events import delivered  # noqa: E402
 
 # Each poll reads one contact's score (GetItem, GetItem, Query): polled faster, the bench
 # would slow down what it measures.
@@ -410,19 +410,9 @@ class InProcess:
         listing = ListQuery("outbox", keys.contact(tenant, contact_id)["PK"])
         page = self.table.query(listing, 100, None, sort_prefix=keys.OUTBOX_PREFIX)
         for outbox in page.items:
-            detail = json.loads(outbox["detail"])
-            if detail["data"].get("activity", {}).get("id") == item["id"]:
-                return {
-                    "version": "0",
-                    "id": str(uuid.uuid4()),
-                    "detail-type": outbox["detail_type"],
-                    "source": outbox["source"],
-                    "account": "123456789012",
-                    "time": outbox["occurred_at"][:19] + "Z",
-                    "region": "us-east-1",
-                    "resources": [],
-                    "detail": detail,
-                }
+            event = delivered(outbox)
+            if event["detail"]["data"].get("activity", {}).get("id") == item["id"]:
+                return event
         raise BenchError(f"no ActivityLogged in the outbox for {item['id']}")
 
     def deliver(self, event: dict[str, Any]) -> tuple[Counter[str], float, int, Any]:

@@ -10,7 +10,6 @@ import json
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from tests.support.activities import activities_client, activity_store
 from tests.support.api import ROOT, Api, LambdaContext, Reply, User
 from tests.support.aws_calls import count_calls
+from tests.support.events import delivered
 from tests.support.leads import Webhook, create_source
 
 ADMIN = User("acme", ("admin",))
@@ -172,18 +172,7 @@ class Scoring:
 
         listing = ListQuery("outbox", keys.contact("acme", contact_id)["PK"])
         page = self.table.query(listing, 100, None, sort_prefix=keys.OUTBOX_PREFIX)
-        item = next(i for i in page.items if i["detail_type"] == detail_type)
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": item["detail_type"],
-            "source": item["source"],
-            "account": "123456789012",
-            "time": item["occurred_at"][:19] + "Z",
-            "region": "us-east-1",
-            "resources": [],
-            "detail": json.loads(item["detail"]),
-        }
+        return delivered(next(i for i in page.items if i["detail_type"] == detail_type))
 
     def handle(self, event: dict[str, Any]) -> Reply:
         """lead_scoring handles the event; it must have changed a score."""

@@ -42,7 +42,7 @@ from tests.support.api import LambdaContext
 from tests.support.aws_calls import count_calls
 from tests.support.checks import tenant_items
 from tests.support.events import delivered
-from tests.support.faults import Crashing
+from tests.support.faults import Crashing, Meddling
 from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
 
 TENANT = "acme"
@@ -775,24 +775,6 @@ class Failing:
         if self._count == self._call:
             error = {"Error": {"Code": "InternalServerError", "Message": "try again"}}
             raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
-        return self._client.transact_write_items(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
-class Meddling:
-    """A DynamoDB client before whose first transaction someone else changes the table (a
-    person's edit, another request), as if it happened just between a read and a write."""
-
-    def __init__(self, client: Any, meddle: Callable[[], None]) -> None:
-        self._client = client
-        self._meddle: Callable[[], None] | None = meddle
-
-    def transact_write_items(self, **params: Any) -> Any:
-        if self._meddle is not None:
-            meddle, self._meddle = self._meddle, None
-            meddle()
         return self._client.transact_write_items(**params)
 
     def __getattr__(self, name: str) -> Any:

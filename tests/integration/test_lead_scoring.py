@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -37,6 +37,7 @@ from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User
 from tests.support.aws_calls import count_calls
 from tests.support.events import delivered, redelivered
+from tests.support.faults import Meddling
 from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
 
 TENANT = "acme"
@@ -1048,19 +1049,3 @@ def test_an_event_costs_the_same_calls_however_long_the_history(
 
 
 # Faults at the AWS boundary --------------------------------------------------------------------
-class Meddling:
-    """A DynamoDB client before whose first transaction someone else changes the table (a
-    person's edit), as if it happened just between a read and a write."""
-
-    def __init__(self, client: Any, meddle: Callable[[], None]) -> None:
-        self._client = client
-        self._meddle: Callable[[], None] | None = meddle
-
-    def transact_write_items(self, **params: Any) -> Any:
-        if self._meddle is not None:
-            meddle, self._meddle = self._meddle, None
-            meddle()
-        return self._client.transact_write_items(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -16,6 +17,24 @@ class Crashing:
         if self._left == 0:
             raise TimeoutError("Task timed out")
         self._left -= 1
+        return self._client.transact_write_items(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+class Meddling:
+    """A DynamoDB client before whose first transaction someone else changes the table (a
+    person's edit, another request), as if it happened just between a read and a write."""
+
+    def __init__(self, client: Any, meddle: Callable[[], None]) -> None:
+        self._client = client
+        self._meddle: Callable[[], None] | None = meddle
+
+    def transact_write_items(self, **params: Any) -> Any:
+        if self._meddle is not None:
+            meddle, self._meddle = self._meddle, None
+            meddle()
         return self._client.transact_write_items(**params)
 
     def __getattr__(self, name: str) -> Any:
