@@ -212,6 +212,8 @@ def lead_scoring_scenario(s: Scoring, pattern: str) -> Callable[[], Any]:
         cid = _contact(s.api)["id"]
         s.handle(s.call_connected(cid))
         return lambda: s.scoring.call("GET", f"/contacts/{cid}/score", ADMIN)
+    if pattern == "post-scoring-job":
+        return lambda: s.scoring.call("POST", "/scoring/jobs", ADMIN, {"scope": "all"})
     if pattern in ("list-scoring-jobs", "read-scoring-job"):
         from crm_core.events.envelope import Origin
         from crm_core.scoring.jobs import JobStore
@@ -239,6 +241,7 @@ LEAD_SCORING_PATTERNS = {
     "contact-score",
     "list-scoring-jobs",
     "read-scoring-job",
+    "post-scoring-job",
     "score-activity",
     "score-first-activity",
 }
