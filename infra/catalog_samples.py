@@ -223,4 +223,17 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "contacts_seen": 1250,
         "contacts_rescored": 1174,
     },
+    ("crm.campaigns", "SegmentCreated"): {
+        "segment_id": "01JWTHE1B3D5F7H9K1M3P5R7T9",
+        "name": "Engaged MQLs in France",
+        "filter": {"lifecycle_stage": ["mql"], "min_score": 50, "country": ["FR"]},
+        "version": 1,
+    },
+    ("crm.campaigns", "SegmentUpdated"): {
+        "segment_id": "01JWTHE1B3D5F7H9K1M3P5R7T9",
+        "name": "Engaged MQLs in France and Belgium",
+        "filter": {"lifecycle_stage": ["mql"], "min_score": 50, "country": ["FR", "BE"]},
+        "version": 2,
+    },
+    ("crm.campaigns", "SegmentDeleted"): {"segment_id": "01JWTHE1B3D5F7H9K1M3P5R7T9"},
 }

@@ -48,6 +48,7 @@ PROBES = {
     ),
     "lead_sources": ("POST", "/lead-sources", '{"name": ""}', 422),
     "scoring": ("PUT", "/scoring/model", '{"half_life_days": 0}', 422),
+    "campaigns": ("POST", "/segments", '{"name": ""}', 422),
     # Unsigned: refused on the header, before the route is read.
     "lead_webhook": (
         "POST",

@@ -176,3 +176,16 @@ def scoring_api(scoring_module: ModuleType, table: Any) -> Any:
 @pytest.fixture(scope="session")
 def lead_scoring_module(contacts_module: ModuleType) -> ModuleType:
     return load_function("lead_scoring")
+
+
+@pytest.fixture(scope="session")
+def campaigns_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("campaigns")
+
+
+@pytest.fixture
+def campaigns_api(campaigns_module: ModuleType, table: Any) -> Any:
+    """The campaigns function's routes (segments), on the fresh table."""
+    from tests.support.api import Api, template_routes
+
+    return Api(campaigns_module.handler, template_routes("CampaignsFunction"))

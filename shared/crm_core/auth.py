@@ -42,11 +42,20 @@ class Action(StrEnum):
     SCORING_READ = "scoring:read"
     # The scoring model decides whom sales calls first: admins and marketing set it.
     SCORING_WRITE = "scoring:write"
+    # Segments and campaigns: every role reads; admins and marketing define and send.
+    CAMPAIGN_READ = "campaigns:read"
+    CAMPAIGN_WRITE = "campaigns:write"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
 
-_READ = {Action.CONTACT_READ, Action.COMPANY_READ, Action.ACTIVITY_READ, Action.SCORING_READ}
+_READ = {
+    Action.CONTACT_READ,
+    Action.COMPANY_READ,
+    Action.ACTIVITY_READ,
+    Action.SCORING_READ,
+    Action.CAMPAIGN_READ,
+}
 _WRITE = {
     Action.CONTACT_CREATE,
     Action.CONTACT_UPDATE,
@@ -57,7 +66,13 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset(_READ),
     Role.SUPPORT: frozenset(_READ | {Action.ACTIVITY_WRITE}),
     Role.MARKETING: frozenset(
-        _READ | {Action.CONTACT_UPDATE_MARKETING, Action.ACTIVITY_WRITE, Action.SCORING_WRITE}
+        _READ
+        | {
+            Action.CONTACT_UPDATE_MARKETING,
+            Action.ACTIVITY_WRITE,
+            Action.SCORING_WRITE,
+            Action.CAMPAIGN_WRITE,
+        }
     ),
     Role.SALES: frozenset(_READ | _WRITE | {Action.ACTIVITY_WRITE}),
     Role.ADMIN: frozenset(
@@ -70,6 +85,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.COMPANY_DELETE,
             Action.LEAD_SOURCE_ADMIN,
             Action.SCORING_WRITE,
+            Action.CAMPAIGN_WRITE,
         }
     ),
 }

@@ -239,6 +239,19 @@ def scoring_job_of_version(tenant_id: str, version: int) -> dict[str, str]:
     return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBV#{version:010d}"}
 
 
+# Segments and campaigns ---------------------------------------------------------------
+def segment(tenant_id: str, segment_id: str) -> dict[str, str]:
+    """A segment, in its tenant's one partition of segments (a list is one Query)."""
+    return {"PK": segments_of_tenant(tenant_id), "SK": f"{SEGMENT_PREFIX}{segment_id}"}
+
+
+def segments_of_tenant(tenant_id: str) -> str:
+    return f"T#{tenant_id}#SEGMENTS"
+
+
+SEGMENT_PREFIX = "SEG#"
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

@@ -176,6 +176,12 @@ EXPECTED_ROUTES = frozenset(
         ("GET", "/scoring/jobs"),
         ("POST", "/scoring/jobs"),
         ("GET", "/scoring/jobs/{job_id}"),
+        ("POST", "/segments"),
+        ("GET", "/segments"),
+        ("GET", "/segments/{segment_id}"),
+        ("PATCH", "/segments/{segment_id}"),
+        ("DELETE", "/segments/{segment_id}"),
+        ("GET", "/segments/{segment_id}/preview"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).

@@ -42,6 +42,8 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "score_change": lambda t, x: keys.score_change(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
     "scoring_job": lambda t, x: keys.scoring_job(t, x)["PK"],
     "scoring_job_of_version": lambda t, x: keys.scoring_job_of_version(t, 4)["PK"],
+    "segment": lambda t, x: keys.segment(t, x)["PK"],
+    "segments_of_tenant": lambda t, x: keys.segments_of_tenant(t),
 }
 values = st.text(min_size=1, max_size=60)
 

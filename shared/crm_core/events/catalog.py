@@ -7,7 +7,7 @@ Producers import only their own event modules (cold start); tools and tests impo
 
 from __future__ import annotations
 
-from crm_core.events import activities, contacts, leads, scoring
+from crm_core.events import activities, campaigns, contacts, leads, scoring
 from crm_core.events.envelope import DomainEvent
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -27,6 +27,9 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     scoring.LeadScoreChanged,
     scoring.LeadQualified,
     scoring.ScoringJobProgressed,
+    campaigns.SegmentCreated,
+    campaigns.SegmentUpdated,
+    campaigns.SegmentDeleted,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -74,7 +74,7 @@ def contacts_by_score(
         if rank in state.done:
             continue
         half_life, fit = parse_rank(rank)
-        low = _lowest_key(min_score, half_life, fit, state.at)
+        low = lowest_key(min_score, half_life, fit, state.at)
         if low is None:
             state.done.add(rank)
             continue
@@ -117,7 +117,7 @@ def _score_by_key(item: Item, half_life: float, fit: int, at: float) -> float:
     return fit + decay.value_at(engagement, at, half_life)
 
 
-def _lowest_key(min_score: float | None, half_life: float, fit: int, at: float) -> str | None:
+def lowest_key(min_score: float | None, half_life: float, fit: int, at: float) -> str | None:
     """The lowest sort key of the rank that can reach `min_score` at `at` (None: none can)."""
     if min_score is None:
         return "A"  # below every key

@@ -1,0 +1,1 @@
+"""The campaigns function's routes."""

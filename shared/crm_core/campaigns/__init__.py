@@ -1,0 +1,1 @@
+"""Segments and email campaigns (issue 8)."""

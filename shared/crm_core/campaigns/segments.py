@@ -1,0 +1,176 @@
+"""Segments: a named filter of contacts, evaluated when it is used (issue 8).
+
+A filter's conditions all hold for a contact in the segment. Each is checked on the
+contact's item (`SegmentFilter.matches`); which index reads the candidates is the
+audience's choice (`audience.py`), so a filter means the same whatever index serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+
+from crm_core.clock import format_iso
+from crm_core.contacts.models import EmailConsent, LifecycleStage
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Country, Tags, Ulid, UserId
+from crm_core.scoring.state import score_now
+
+MAX_SCORE = 1e9
+Score = Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE, allow_inf_nan=False)]
+SegmentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+
+
+class TagFilter(BaseModel):
+    """Tags the contact has: at least one of `any`, every one of `all`, none of `none`."""
+
+    model_config = INPUT_MODEL
+
+    any: Tags | None = None
+    all: Tags | None = None
+    none: Tags | None = None
+
+    @model_validator(mode="after")
+    def _sensible(self) -> TagFilter:
+        if not (self.any or self.all or self.none):
+            raise ValueError("name tags in any, all or none")
+        overlap = set(self.all or ()) & set(self.none or ())
+        if overlap:
+            raise ValueError(f"a tag cannot be in all and none: {', '.join(sorted(overlap))}")
+        return self
+
+
+class SegmentFilter(BaseModel):
+    """Who is in a segment: every condition given holds (none given: every contact)."""
+
+    model_config = INPUT_MODEL
+
+    lifecycle_stage: list[LifecycleStage] | None = Field(default=None, min_length=1)
+    min_score: Score | None = Field(default=None, description="The score now, at least this.")
+    max_score: Score | None = Field(default=None, description="The score now, at most this.")
+    tags: TagFilter | None = None
+    country: list[Country] | None = Field(default=None, min_length=1, max_length=250)
+    company_id: Ulid | None = None
+    owner_id: UserId | None = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    last_activity_within_days: int | None = Field(default=None, ge=1, le=3650)
+    email_consent: list[EmailConsent] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> SegmentFilter:
+        low, high = self.min_score, self.max_score
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_score is above max_score: nobody would be in it")
+        after, before = self.created_after, self.created_before
+        if after and before and after >= before:
+            raise ValueError("created_after is not before created_before")
+        return self
+
+    def matches(self, item: Mapping[str, Any], now: float) -> bool:
+        """Whether the contact (its item) is in the segment at `now` (epoch seconds)."""
+        if self.lifecycle_stage and item.get("lifecycle_stage") not in self.lifecycle_stage:
+            return False
+        if self.min_score is not None or self.max_score is not None:
+            score = score_now(item, now)
+            if self.min_score is not None and score < self.min_score:
+                return False
+            if self.max_score is not None and score > self.max_score:
+                return False
+        if self.tags is not None and not _tags_match(self.tags, set(item.get("tags") or ())):
+            return False
+        if self.country and item.get("country") not in self.country:
+            return False
+        if self.company_id and item.get("company_id") != self.company_id:
+            return False
+        if self.owner_id and item.get("owner_id") != self.owner_id:
+            return False
+        created = str(item.get("created_at") or "")
+        if self.created_after and not created > format_iso(self.created_after):
+            return False
+        if self.created_before and not created < format_iso(self.created_before):
+            return False
+        if self.last_activity_within_days is not None:
+            since = datetime.fromtimestamp(now, UTC) - timedelta(
+                days=self.last_activity_within_days
+            )
+            last = item.get("last_activity_at")
+            if not last or last < format_iso(since):
+                return False
+        consent = item.get("email_consent", EmailConsent.UNKNOWN.value)
+        return not (self.email_consent and consent not in self.email_consent)
+
+
+def _tags_match(rule: TagFilter, tags: set[str]) -> bool:
+    if rule.any and not tags & set(rule.any):
+        return False
+    if rule.all and not set(rule.all) <= tags:
+        return False
+    return not (rule.none and tags & set(rule.none))
+
+
+class SegmentCreate(BaseModel):
+    """POST /segments."""
+
+    model_config = INPUT_MODEL
+
+    name: SegmentName
+    description: Description | None = None
+    filter: SegmentFilter = Field(default_factory=SegmentFilter)
+
+
+class SegmentPatch(BaseModel):
+    """PATCH /segments/{id}: the fields sent are replaced (a filter as a whole)."""
+
+    model_config = INPUT_MODEL
+
+    name: SegmentName | None = None
+    description: Description | None = None
+    filter: SegmentFilter | None = None
+
+    @model_validator(mode="after")
+    def _sensible(self) -> SegmentPatch:
+        for name in ("name", "filter"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if not self.model_fields_set:
+            raise ValueError("the patch changes nothing")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include=self.model_fields_set, exclude_none=False)
+
+
+class Segment(BaseModel):
+    model_config = OUTPUT_MODEL
+
+    id: str
+    name: str
+    description: str | None = None
+    filter: dict[str, Any] = Field(description="As given (see SegmentFilter).")
+    created_at: str
+    updated_at: str
+    created_by: str
+    version: int
+
+
+class SegmentPage(BaseModel):
+    model_config = OUTPUT_MODEL
+
+    items: list[Segment]
+    next_cursor: str | None
+
+
+class SegmentPreview(BaseModel):
+    model_config = OUTPUT_MODEL
+
+    count: int = Field(description="Contacts in the segment now (complete: every one counted).")
+    complete: bool = Field(
+        description="False when the count stopped at the read budget: at least `count`."
+    )
+    sample: list[dict[str, Any]] = Field(description="The first 10 contacts found.")
+    index: str = Field(description="What read the candidates (docs/data-model.md).")
+    contacts_read: int = Field(description="Candidates read to answer.")
