@@ -233,6 +233,74 @@ def lead_scoring_scenario(s: Scoring, pattern: str) -> Callable[[], Any]:
     raise AssertionError(f"no scenario for {pattern!r}")
 
 
+def campaigns_client() -> Any:
+    return sys.modules["campaigns_api.context"].table.client
+
+
+def _segment(campaigns: Api, segment_filter: dict[str, Any] | None = None) -> str:
+    body = {"name": "Segment", "filter": segment_filter or {}}
+    reply = campaigns.call("POST", "/segments", ADMIN, body)
+    assert reply.status == 201, reply.text
+    return str(reply.json["id"])
+
+
+def segment_scenario(s: Scoring, campaigns: Api, pattern: str) -> Callable[[], Any]:
+    """The campaigns function's segment routes; previews of each index the audience uses."""
+    if pattern == "create-segment":
+        body = {"name": "VIPs", "filter": {"tags": {"all": ["vip"]}}}
+        return lambda: campaigns.call("POST", "/segments", ADMIN, body)
+    if pattern == "create-segment-idempotent":
+        headers = {"Idempotency-Key": "seg-1"}
+        return lambda: campaigns.call("POST", "/segments", ADMIN, {"name": "x"}, headers=headers)
+    if pattern == "list-segments":
+        _segment(campaigns)
+        _segment(campaigns)
+        return lambda: campaigns.call("GET", "/segments", ADMIN)
+    path = f"/segments/{_segment(campaigns)}"
+    if pattern == "read-segment":
+        return lambda: campaigns.call("GET", path, ADMIN)
+    if pattern == "patch-segment":
+        body = {"name": "Renamed", "filter": {"country": ["DE"]}}
+        return lambda: campaigns.call("PATCH", path, ADMIN, body)
+    if pattern == "delete-segment":
+        return lambda: campaigns.call("DELETE", path, ADMIN)
+    company = _company(s.api)["id"]
+    _contact(s.api, owner_id="owner-1", tags=["vip", "eu"], company_id=company)
+    _contact(s.api, email="b@example.com", owner_id="owner-1", tags=["vip"], title="CTO")
+    # A second score rank of the tenant, 0.0:2 (a title's fit), besides 0.0:0.
+    titled = _contact(s.api, email="t@example.com", title="Engineer")["id"]
+    s.handle(s.published(titled, "ContactCreated"))
+    filters: dict[str, dict[str, Any]] = {
+        "preview-all-contacts": {"country": ["DE"]},
+        "preview-company": {"company_id": company},
+        "preview-owner": {"owner_id": "owner-1", "tags": {"any": ["vip"]}},
+        "preview-tags-all": {"tags": {"all": ["vip", "eu"]}},
+        "preview-stage-score": {"lifecycle_stage": ["lead", "mql"]},
+        "preview-min-score": {"lifecycle_stage": ["lead"], "min_score": 1},
+        "preview-tags-any": {"tags": {"any": ["vip", "eu"]}},
+    }
+    if pattern in filters:
+        where = f"/segments/{_segment(campaigns, filters[pattern])}/preview"
+        return lambda: campaigns.call("GET", where, ADMIN)
+    raise AssertionError(f"no scenario for {pattern!r}")
+
+
+# The rows of docs/data-model.md served by the campaigns function (segments).
+SEGMENT_PATTERNS = {
+    "create-segment",
+    "create-segment-idempotent",
+    "list-segments",
+    "read-segment",
+    "patch-segment",
+    "delete-segment",
+    "preview-all-contacts",
+    "preview-company",
+    "preview-owner",
+    "preview-tags-all",
+    "preview-stage-score",
+    "preview-min-score",
+    "preview-tags-any",
+}
 # The rows of docs/data-model.md that scoring serves, or that need contacts scored.
 LEAD_SCORING_PATTERNS = {
     "list-by-stage",
@@ -346,7 +414,11 @@ def scenario(api: Api, activities: Api, pattern: str) -> Callable[[], Any]:
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
     assert set(documented_counts()) >= (
-        ACTIVITY_PATTERNS | LEAD_PATTERNS | SCORING_PATTERNS | LEAD_SCORING_PATTERNS
+        ACTIVITY_PATTERNS
+        | LEAD_PATTERNS
+        | SCORING_PATTERNS
+        | LEAD_SCORING_PATTERNS
+        | SEGMENT_PATTERNS
     )
 
 
@@ -359,11 +431,15 @@ def test_calls_per_operation(
     lead_webhook_module: Any,
     scoring_api: Api,
     lead_scoring_module: Any,
+    campaigns_api: Api,
     table: Any,
     pattern: str,
     expected: int,
 ) -> None:
-    if pattern in LEAD_PATTERNS:
+    if pattern in SEGMENT_PATTERNS:
+        scoring = Scoring(api, activity_api, scoring_api, lead_scoring_module, table)
+        request = segment_scenario(scoring, campaigns_api, pattern)
+    elif pattern in LEAD_PATTERNS:
         request = lead_scenario(lead_api, webhook, pattern)
     elif pattern in SCORING_PATTERNS:
         request = scoring_scenario(scoring_api, pattern)
@@ -378,6 +454,7 @@ def test_calls_per_operation(
         *lead_clients(lead_webhook_module),
         scoring_client(),
         lead_scoring_module.table.client,
+        campaigns_client(),
     ) as log:
         reply = request()
     redirects = ("read-merged-contact", "read-moved-activity")
