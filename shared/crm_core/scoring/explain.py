@@ -1,8 +1,8 @@
 """GET /contacts/{id}/score: a contact's score now, what it is made of, and how it moved.
 
-Three reads whatever the contact's history: its item (the score's parts), the model
-version that made it (thresholds, and what each rule says), and its last changes (one
-Query of the change records in its partition, newest first).
+Three reads whatever the contact's history: its last changes (one Query of the change
+records in its partition, newest first), then its item (the score's parts), then the model
+version that made it (thresholds, and what each rule says).
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ class ContactScore(BaseModel):
 def explain(
     table: Table, tenant_id: str, contact_id: str, clock: Callable[[], float] = time.time
 ) -> ContactScore:
+    # The changes first, then the contact: a change listed is always in the score shown (a
+    # change made between the two reads is in the score, and listed on the next read).
+    listing = ListQuery("score-changes", keys.contact(tenant_id, contact_id)["PK"])
+    page = table.query(listing, CHANGES_SHOWN, None, sort_prefix=keys.SCORE_CHANGE_PREFIX)
     item = load_contact(table, tenant_id, contact_id, then="/score")
     state = ScoreState.of(item)
     model = _model(table, tenant_id, state.model_version)
@@ -91,8 +95,6 @@ def explain(
         for rule_id, points in state.rule_points_at(now).items()
     ]
     contributions.sort(key=lambda c: (-abs(c.points), c.rule_id))
-    listing = ListQuery("score-changes", keys.contact(tenant_id, contact_id)["PK"])
-    page = table.query(listing, CHANGES_SHOWN, None, sort_prefix=keys.SCORE_CHANGE_PREFIX)
     return ContactScore(
         contact_id=contact_id,
         score=round(state.total_at(now), 2),
