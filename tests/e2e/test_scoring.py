@@ -27,8 +27,10 @@ from crm_core.table import Table
 from infra.aws import boto_client
 from tests.e2e.conftest import CloudProcess
 
-SCORED_WITHIN = 8.0  # seconds for an event to reach the score (typically 1 to 2 s here)
-JOB_WITHIN = 30.0
+# Generous: CI runs other e2e modules beside this one. The done-when (about a second) is the
+# time printed, not this bound.
+SCORED_WITHIN = 30.0  # seconds for an event to reach the score (typically 1 to 2 s here)
+JOB_WITHIN = 60.0
 PRICING = "https://demo.example.com/pricing?utm_campaign=spring"
 T = TypeVar("T")
 
@@ -190,7 +192,7 @@ def test_a_meeting_and_two_pricing_clicks_make_a_lead_an_mql_scored_45(
     qualified = wait_for(
         "LeadQualified on the bus",
         lambda: bus_events(cloud, "LeadQualified", tenant) or None,
-        10,
+        SCORED_WITHIN,
         every=0.2,
     )
     assert len(qualified) == 1, qualified
@@ -292,7 +294,7 @@ def test_a_new_model_starts_a_rescore_job_that_rescores_the_contact(cloud: Cloud
             ]
             or None
         ),
-        10,
+        SCORED_WITHIN,
         every=0.2,
     )
     assert progressed[0]["detail"]["data"]["job_id"] == job["id"]
