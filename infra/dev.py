@@ -273,7 +273,12 @@ class LocalCloud:
         (self.config.state_dir / "local.json").unlink(missing_ok=True)
 
     def wait(self) -> None:
-        self._stop.wait()
+        """Until a stop is asked for (Ctrl-C, SIGTERM). In short waits: a signal may be
+        delivered to any of our threads, and Python runs its handler only when the main
+        thread next runs bytecode; blocked in one endless wait, it never would (a SIGTERM
+        then went unanswered until the sender killed the process)."""
+        while not self._stop.wait(timeout=0.2):
+            pass
 
     def request_stop(self) -> None:
         self._stop.set()
