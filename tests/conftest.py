@@ -61,6 +61,13 @@ def aws() -> Iterator[None]:
         queries.uninstall()
 
 
+def _routes(module: ModuleType, logical_id: str) -> Any:
+    """A function's HTTP routes as template.yaml declares them, served by its handler."""
+    from tests.support.api import Api, template_routes
+
+    return Api(module.handler, template_routes(logical_id))
+
+
 def load_function(name: str) -> ModuleType:
     """Import functions/<name>/app.py as Lambda would: its folder first on sys.path, fresh."""
     folder = str(ROOT / "functions" / name)
@@ -107,9 +114,7 @@ def lead_secrets_key(aws: None) -> str:
 
 @pytest.fixture
 def api(contacts_module: ModuleType, table: Any) -> Any:
-    from tests.support.api import Api, template_routes
-
-    return Api(contacts_module.handler, template_routes("ContactsFunction"))
+    return _routes(contacts_module, "ContactsFunction")
 
 
 @pytest.fixture(scope="session")
@@ -129,9 +134,7 @@ def lead_processor_module(contacts_module: ModuleType) -> ModuleType:
 @pytest.fixture
 def activity_api(activities_module: ModuleType, table: Any) -> Any:
     """The activities function's routes, on the same fresh table as `api`."""
-    from tests.support.api import Api, template_routes
-
-    return Api(activities_module.handler, template_routes("ActivitiesFunction"))
+    return _routes(activities_module, "ActivitiesFunction")
 
 
 @pytest.fixture(scope="session")
@@ -147,9 +150,7 @@ def lead_webhook_module(contacts_module: ModuleType) -> ModuleType:
 @pytest.fixture
 def lead_api(lead_sources_module: ModuleType, table: Any, lead_secrets_key: str) -> Any:
     """The lead_sources function's routes, on the fresh table."""
-    from tests.support.api import Api, template_routes
-
-    return Api(lead_sources_module.handler, template_routes("LeadSourcesFunction"))
+    return _routes(lead_sources_module, "LeadSourcesFunction")
 
 
 @pytest.fixture
@@ -168,9 +169,7 @@ def scoring_module(contacts_module: ModuleType) -> ModuleType:
 @pytest.fixture
 def scoring_api(scoring_module: ModuleType, table: Any) -> Any:
     """The scoring function's routes, on the fresh table."""
-    from tests.support.api import Api, template_routes
-
-    return Api(scoring_module.handler, template_routes("ScoringFunction"))
+    return _routes(scoring_module, "ScoringFunction")
 
 
 @pytest.fixture(scope="session")
@@ -186,6 +185,4 @@ def campaigns_module(contacts_module: ModuleType) -> ModuleType:
 @pytest.fixture
 def campaigns_api(campaigns_module: ModuleType, table: Any) -> Any:
     """The campaigns function's routes (segments), on the fresh table."""
-    from tests.support.api import Api, template_routes
-
-    return Api(campaigns_module.handler, template_routes("CampaignsFunction"))
+    return _routes(campaigns_module, "CampaignsFunction")

@@ -66,7 +66,7 @@ class ScoreState:
             seq=int(raw.get("seq", 0)),
             behaviour={k: _engagement(v) for k, v in (raw.get("behaviour") or {}).items()},
             fit_rules={k: int(v) for k, v in (raw.get("fit_rules") or {}).items()},
-            caps={k: _plain(v) for k, v in (raw.get("caps") or {}).items()},
+            caps={k: dict(v) for k, v in (raw.get("caps") or {}).items()},
             rebuilt_before=float(raw.get("rebuilt_before", 0)),
             rebuilt_ids=tuple(raw.get("rebuilt_ids") or ()),
             updated_at=raw.get("updated_at"),
@@ -110,13 +110,13 @@ class ScoreState:
         return {
             "fit": self.fit,
             "engagement": _stored_engagement(self.engagement),
-            "half_life_days": _number(self.half_life_days),
+            "half_life_days": float(self.half_life_days),
             "model_version": self.model_version,
             "seq": self.seq,
             "behaviour": {k: _stored_engagement(v) for k, v in self.behaviour.items()},
             "fit_rules": dict(self.fit_rules),
             "caps": {k: dict(v) for k, v in self.caps.items()},
-            "rebuilt_before": _number(self.rebuilt_before),
+            "rebuilt_before": float(self.rebuilt_before),
             "rebuilt_ids": list(self.rebuilt_ids),
             "updated_at": self.updated_at,
         }
@@ -160,15 +160,4 @@ def _engagement(raw: Any) -> Engagement:
 
 
 def _stored_engagement(engagement: Engagement) -> dict[str, Any]:
-    return {"sign": engagement.sign, "log2": _number(engagement.log2)}
-
-
-def _number(value: float) -> float:
-    # str(float) keeps every digit; DynamoDB takes up to 38 significant ones.
-    return float(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return {"sign": engagement.sign, "log2": float(engagement.log2)}
