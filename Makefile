@@ -54,6 +54,7 @@ bench: venv
 	$(BIN)/python scripts/bench_timeline.py
 	$(BIN)/python scripts/bench_leads.py
 	$(BIN)/python scripts/bench_scoring.py
+	$(BIN)/python scripts/bench_campaign.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

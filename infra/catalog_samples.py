@@ -22,6 +22,22 @@ OCCURRED_AT = "2025-06-02T14:03:27.518Z"
 _COMPANY_ID = "01JV1WBNT874YY40KHZDDE1FCQ"
 _CONTACT_ID = "01JVQ94DTG246ZTHGG3GC2MF5C"
 _DUPLICATE_ID = "01JWB8Y6YRCDZ96T7WF9PACYBH"
+_CAMPAIGN_ID = "01JX2CAMPA1GN5J9K1M3P5R7T9"
+_DISPATCH_ID = "01JX3D1SPATCH5J9K1M3P5R7T9"
+
+
+def _campaign(state: str, version: int, **more: Any) -> dict[str, Any]:
+    """A campaign event's data: the June newsletter to the engaged MQLs segment."""
+    return {
+        "campaign_id": _CAMPAIGN_ID,
+        "name": "June newsletter",
+        "segment_id": "01JWTHE1B3D5F7H9K1M3P5R7T9",
+        "state": state,
+        "version": version,
+        "dispatch_id": None if state == "draft" else _DISPATCH_ID,
+        **more,
+    }
+
 
 _COMPANY: dict[str, Any] = {
     "id": _COMPANY_ID,
@@ -156,6 +172,13 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "company_id": _COMPANY_ID,
         "owner_id": USER_ID,
     },
+    ("crm.contacts", "ContactUnsubscribed"): {
+        "contact_id": _CONTACT_ID,
+        "email": "ada.lovelace@globex.example",
+        "campaign_id": _CAMPAIGN_ID,
+        "method": "one_click",
+        "previous_consent": "subscribed",
+    },
     ("crm.contacts", "CompanyCreated"): {"company": _COMPANY},
     ("crm.contacts", "CompanyUpdated"): {
         "company": {
@@ -236,4 +259,29 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "version": 2,
     },
     ("crm.campaigns", "SegmentDeleted"): {"segment_id": "01JWTHE1B3D5F7H9K1M3P5R7T9"},
+    ("crm.campaigns", "CampaignCreated"): _campaign("draft", 1),
+    ("crm.campaigns", "CampaignUpdated"): _campaign("draft", 2),
+    ("crm.campaigns", "CampaignScheduled"): _campaign(
+        "scheduled", 3, send_at="2025-06-10T07:00:00.000Z", timezone="Europe/Paris"
+    ),
+    ("crm.campaigns", "CampaignSendRequested"): _campaign("sending", 3),
+    ("crm.campaigns", "CampaignSendingStarted"): _campaign(
+        "sending", 4, send_at="2025-06-10T07:00:00.000Z", timezone="Europe/Paris"
+    ),
+    ("crm.campaigns", "CampaignPaused"): _campaign(
+        "paused",
+        5,
+        reason="complaint rate 0.4% (5 of 1,250 delivered) is above 0.3%",
+        stats={"audience": 2400, "sent": 1300, "delivered": 1250, "complained": 5},
+    ),
+    ("crm.campaigns", "CampaignResumed"): _campaign("sending", 6),
+    ("crm.campaigns", "CampaignCancelled"): _campaign("cancelled", 7, reason="cancelled"),
+    ("crm.campaigns", "CampaignSent"): _campaign(
+        "sent",
+        5,
+        stats={"audience": 2400, "sent": 2310, "skipped": 90, "delivered": 2290, "opened": 804},
+    ),
+    ("crm.campaigns", "CampaignFailed"): _campaign(
+        "failed", 5, reason="the segment had no contacts when the send started"
+    ),
 }

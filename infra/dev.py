@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from infra.async_invoke import AsyncInvoker
 from infra.aws import LOCAL_CREDENTIALS, boto_client
 from infra.cfn import REPO_ROOT, load_template
 from infra.context import CloudContext, Service
-from infra.endpoint import LocalEndpoint, check_free
+from infra.endpoint import LocalEndpoint, reserve
 from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
 from infra.pages import pages
 from infra.provision import Provisioned, Provisioner
@@ -105,6 +106,7 @@ class LocalCloud:
         self._stop = threading.Event()
         self._snapshot_thread: threading.Thread | None = None
         self._saved_writes = 0
+        self._api_socket: socket.socket | None = None  # the API's port, until the gateway has it
 
     # Start ------------------------------------------------------------------------------
     def start(self) -> Running:
@@ -112,12 +114,15 @@ class LocalCloud:
         from infra.runner import FunctionRunners
 
         started = time.perf_counter()
-        check_free(self.config.host, self.config.api_port)  # before creating anything
+        # The API's port before anything is created (a free one for 0), kept for the gateway:
+        # the functions' environments name the API's URL (UNSUBSCRIBE_URL, say).
+        self._api_socket = reserve(self.config.host, self.config.api_port)
+        api_url = f"http://{self.config.host}:{self._api_socket.getsockname()[1]}"
         self.endpoint.start()
         template = load_template(self.config.template_path)
         # Saved KMS keys come back with their id and material: sealed secrets still open.
         keeper = KeyKeeper({} if self.config.fresh else self.state.load_keys())
-        self.provisioned = Provisioner(self.client, adopt_key=keeper).provision(
+        self.provisioned = Provisioner(self.client, adopt_key=keeper, api_url=api_url).provision(
             template, {"Stage": LOCAL_STAGE}
         )
         physical = self.provisioned.physical
@@ -167,15 +172,17 @@ class LocalCloud:
             if service is not None:
                 self.services.append(service)
         api = self.apis[0] if self.apis else HttpApiSpec("NoHttpApi", (), None, None)
+        bound, self._api_socket = self._api_socket, None
         self.gateway = HttpGateway(
             api,
             self.runners.invoke,
             jwks_url=f"{self.endpoint.url}/{pool_id}/.well-known/jwks.json" if pool_id else None,
             host=self.config.host,
-            port=self.config.api_port,
+            port=bound.getsockname()[1],
             api_id=physical[api.logical_id].ref if api.logical_id in physical else "local",
             local_pages=self.context.pages,
             log=self.config.log,
+            bound_socket=bound,
         )
         self.gateway.start()
         for service in self.services:
@@ -265,6 +272,9 @@ class LocalCloud:
             self.async_invoker.stop()
         if self.gateway is not None:
             self.gateway.stop()
+        if self._api_socket is not None:  # a start that failed before the gateway
+            self._api_socket.close()
+            self._api_socket = None
         if self.running is not None:
             self.snapshot()
         if self.runners is not None:

@@ -422,12 +422,20 @@ class PortInUseError(OSError):
 def check_free(host: str, port: int) -> None:
     if port == 0:
         return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise PortInUseError(
-                f"port {port} on {host} is in use (another `crm dev`?): stop it, or choose "
-                "other ports with --aws-port and --api-port"
-            ) from None
+    reserve(host, port).close()
+
+
+def reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` (a free port for 0), not listening yet: the port is
+    known, and kept, before the server that will listen on it exists."""
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        bound.bind((host, port))
+    except OSError:
+        bound.close()
+        raise PortInUseError(
+            f"port {port} on {host} is in use (another `crm dev`?): stop it, or choose "
+            "other ports with --aws-port and --api-port"
+        ) from None
+    return bound

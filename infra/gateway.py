@@ -41,6 +41,7 @@ import binascii
 import io
 import json
 import secrets
+import socket
 import threading
 import time
 import urllib.request
@@ -537,7 +538,10 @@ class HttpGateway:
         api_id: str = "local",
         log: Callable[[str], None] | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+        bound_socket: socket.socket | None = None,
     ) -> None:
+        """`bound_socket`: a socket already bound to the address (infra/endpoint.py,
+        `reserve`), that the gateway listens on instead of binding `host:port` itself."""
         self.api = api
         self.invoke = invoke
         self.host = host
@@ -557,11 +561,21 @@ class HttpGateway:
             raise ValueError(f"{api.logical_id}: authorized routes need an authorizer and JWKS")
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._bound_socket = bound_socket
 
     # lifecycle
     def start(self) -> None:
         handler = type("GatewayHandler", (_Handler,), {"gateway": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
+        if self._bound_socket is None:
+            server = ThreadingHTTPServer((self.host, self.port), handler)
+        else:
+            server = ThreadingHTTPServer((self.host, self.port), handler, bind_and_activate=False)
+            server.socket.close()
+            server.socket, self._bound_socket = self._bound_socket, None
+            host, port = server.socket.getsockname()[:2]
+            server.server_address = (host, port)
+            server.server_name, server.server_port = host, port  # as server_bind() sets them
+            server.server_activate()
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
@@ -575,6 +589,9 @@ class HttpGateway:
     def stop(self) -> None:
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        if self._bound_socket is not None:  # never started
+            self._bound_socket.close()
+            self._bound_socket = None
         if server is not None:
             server.shutdown()
             server.server_close()

@@ -15,19 +15,50 @@ The mailbox
 
 SES events
     When the template declares an `AWS::SES::ConfigurationSetEventDestination` with an
-    `EventBridgeDestination` and an email is sent with that configuration set (the request's
-    `ConfigurationSetName`, a raw message's `X-SES-CONFIGURATION-SET` header, or the sending
-    identity's default configuration set), the events its `MatchingEventTypes` name among
-    `SEND` and `DELIVERY` are put on the destination's `EventBusArn` as SES puts them:
-    `"source": "aws.ses"`, `"detail-type": "Email Sent"` / `"Email Delivered"`, `detail`:
-    `{"eventType": "Send" | "Delivery", "mail": {...}, "send": {} | "delivery": {...}}`.
-    Every local email is delivered at once. AWS accepts only the account's default bus as
-    an SES event destination, so rules for these events belong on the default bus.
+    `EventBridgeDestination` (and `Enabled: true`) and an email is sent with that
+    configuration set (the request's `ConfigurationSetName`, a raw message's
+    `X-SES-CONFIGURATION-SET` header, or the sending identity's default configuration set),
+    its events are put on the destination's `EventBusArn` as SES puts them, those of the
+    types its `MatchingEventTypes` name (in CloudFormation's lower case, `send`, or the
+    API's upper case, `SEND`): `"source": "aws.ses"`, `"resources": [<the configuration
+    set's ARN>]`, `"detail-type"` and `detail` by event type:
+    - Send: "Email Sent", `{"eventType": "Send", "mail": {...}, "send": {}}`;
+    - Delivery: "Email Delivered", `"delivery": {"timestamp", "processingTimeMillis",
+      "recipients", "smtpResponse", "reportingMTA"}`;
+    - Bounce: "Email Bounced", `"bounce": {"bounceType": "Permanent", "bounceSubType":
+      "General" | "OnAccountSuppressionList", "bouncedRecipients": [{"emailAddress",
+      "action": "failed", "status", "diagnosticCode"}], "timestamp", "feedbackId",
+      "reportingMTA"}`;
+    - Complaint: "Email Complaint Received", `"complaint": {"feedbackId",
+      "complaintSubType": null, "complainedRecipients": [{"emailAddress"}], "timestamp",
+      "userAgent", "complaintFeedbackType": "abuse", "arrivalDate"}`.
+    Every event's `mail` has `timestamp`, `source`, `sourceArn`, `sendingAccountId`,
+    `messageId`, `destination`, `headersTruncated`, `headers`, `commonHeaders` and `tags`:
+    SES's own (`ses:configuration-set`, `ses:from-domain`, `ses:source-ip`,
+    `ses:caller-identity`) and the request's `EmailTags` (or a raw message's
+    `X-SES-MESSAGE-TAGS` header), each `{"name": ["value"]}`.
+    What happens to each recipient is what SES's mailbox simulator does: to
+    `bounce@simulator.amazonses.com` Send + Bounce (Permanent, General); to
+    `complaint@simulator.amazonses.com` Send + Delivery + Complaint; to
+    `suppressionlist@simulator.amazonses.com` Send + Bounce (Permanent,
+    OnAccountSuppressionList); any other address, `success@simulator.amazonses.com`
+    included, Send + Delivery (a `+label` after the local part changes nothing). One email to
+    several recipients has one Send, one Delivery of those delivered, and a Bounce or
+    Complaint of those that bounce or complain. Events are put EVENT_DELAY_S (1 s) after
+    the send, never before SendEmail has answered, as SES publishes them seconds later.
+    AWS accepts only
+    the account's default bus as an SES event destination, so rules for these events belong
+    on the default bus.
+    Unlike SES, `mail.destination` and `delivery.recipients` keep the addresses as the
+    request gave them (with display names); bounced and complained recipients are bare
+    addresses, as in SES.
 
-Not emulated: bounces, complaints, rejects, opens, clicks, delivery delays and
-subscriptions (no SES event other than Send and Delivery); SNS, Firehose, CloudWatch and
-Pinpoint event destinations; templates (a templated email is listed with its template's
-name and data, not rendered); sending quotas and the sandbox's verified-recipient rule.
+Not emulated: rejects (no virus scan), opens and clicks (no tracking pixel nor link
+rewriting), delivery delays, rendering failures and subscriptions; transient bounces;
+SNS, Firehose, CloudWatch and Pinpoint event destinations; templates (a templated email is
+listed with its template's name and data, not rendered); sending quotas, the sandbox's
+verified-recipient rule and the account's suppression list (a suppressed address is
+only the simulator's).
 """
 
 from __future__ import annotations
@@ -38,6 +69,7 @@ import html
 import json
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,8 +82,17 @@ from infra.pages import wants_json
 from infra.topology import ACCOUNT_ID, REGION
 
 POLL_S = 0.25
+# SES publishes its events seconds after it accepts a message, never before SendEmail has
+# answered; the local ones wait this long, so a sender records its send before they come.
+EVENT_DELAY_S = 1.0
 MAILBOX_PATH = "/_local/mailbox"
-_DETAIL_TYPES = {"Send": "Email Sent", "Delivery": "Email Delivered"}
+# SES's detail-types on EventBridge, by event type.
+DETAIL_TYPES = {
+    "Send": "Email Sent",
+    "Delivery": "Email Delivered",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+}
 _LINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
 
 
@@ -416,8 +457,62 @@ def default_configuration_sets(ctx: CloudContext) -> dict[str, str]:
     return defaults
 
 
-def ses_event(kind: str, mail: Email, configuration_set: str) -> dict[str, Any]:
-    """The `detail` of SES's "Email Sent" / "Email Delivered" event."""
+# The mailbox simulator: the local part (before any `+label`) of an address of this domain
+# says what happens to the message; any other address is delivered.
+SIMULATOR_DOMAIN = "simulator.amazonses.com"
+SUPPRESSED_DIAGNOSTIC = (
+    "Amazon SES did not send the message to this address because it is on the suppression "
+    "list for your account. For more information about removing addresses from the "
+    "suppression list, see the Amazon SES Developer Guide at "
+    "https://docs.aws.amazon.com/ses/latest/DeveloperGuide/sending-email-suppression-list.html"
+)
+
+
+def simulated(destination: str) -> str:
+    """What SES's mailbox simulator does with a message to `destination`: "delivery",
+    "bounce" (a hard bounce), "complaint" (delivered, then marked as spam) or "suppressed"
+    (on the account's suppression list: never sent)."""
+    address = (parseaddr(destination)[1] or destination).strip().lower()
+    user, _, domain = address.rpartition("@")
+    if domain != SIMULATOR_DOMAIN:
+        return "delivery"
+    return {"bounce": "bounce", "complaint": "complaint", "suppressionlist": "suppressed"}.get(
+        user.split("+", 1)[0], "delivery"
+    )
+
+
+def ses_events(mail: Email, configuration_set: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every SES event of one email, in order, as (event type, `detail`): Send; Delivery of
+    the recipients it reached; a Bounce of those the simulator bounces (General), another of
+    those it suppresses (OnAccountSuppressionList); a Complaint of those who complain."""
+    fates: dict[str, list[str]] = {}
+    for destination in mail.destinations:
+        fates.setdefault(simulated(destination), []).append(destination)
+    delivered = [d for d in mail.destinations if simulated(d) in ("delivery", "complaint")]
+    events = [("Send", ses_event("Send", mail, configuration_set))]
+    if delivered:
+        events.append(("Delivery", ses_event("Delivery", mail, configuration_set, delivered)))
+    for fate, subtype in (("bounce", "General"), ("suppressed", "OnAccountSuppressionList")):
+        if fates.get(fate):
+            detail = ses_event("Bounce", mail, configuration_set, fates[fate], subtype=subtype)
+            events.append(("Bounce", detail))
+    if fates.get("complaint"):
+        detail = ses_event("Complaint", mail, configuration_set, fates["complaint"])
+        events.append(("Complaint", detail))
+    return events
+
+
+def ses_event(
+    kind: str,
+    mail: Email,
+    configuration_set: str,
+    recipients: list[str] | None = None,
+    *,
+    subtype: str | None = None,
+) -> dict[str, Any]:
+    """The `detail` of SES's "Email Sent", "Email Delivered", "Email Bounced" or "Email
+    Complaint Received" event for `recipients` (default: every destination); `subtype`: a
+    bounce's bounceSubType."""
     domain = mail.source.rsplit("@", 1)[-1]
     common: dict[str, Any] = {
         "from": [mail.sender],
@@ -452,18 +547,70 @@ def ses_event(kind: str, mail: Email, configuration_set: str) -> dict[str, Any]:
             "tags": tags,
         },
     }
+    now = datetime.now(UTC)
+    recipients = list(mail.destinations if recipients is None else recipients)
+    feedback_id = f"{mail.id}-{uuid.uuid4().hex[:12]}-000000"
     if kind == "Send":
         detail["send"] = {}
-    else:
-        now = datetime.now(UTC)
+    elif kind == "Delivery":
         detail["delivery"] = {
             "timestamp": _iso_ms(now),
             "processingTimeMillis": max(0, int((now - mail.sent_at).total_seconds() * 1000)),
-            "recipients": mail.destinations,
+            "recipients": recipients,
             "smtpResponse": "250 2.6.0 Message received",
             "reportingMTA": "local.amazonses.com",
         }
+    elif kind == "Bounce":
+        suppressed = subtype == "OnAccountSuppressionList"
+        detail["bounce"] = {
+            "bounceType": "Permanent",
+            "bounceSubType": subtype or "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": _bare(r),
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": SUPPRESSED_DIAGNOSTIC
+                    if suppressed
+                    else "smtp; 550 5.1.1 user unknown",
+                }
+                for r in recipients
+            ],
+            "timestamp": _iso_ms(now),
+            "feedbackId": feedback_id,
+            "reportingMTA": "dns; amazonses.com" if suppressed else "dsn; local.amazonses.com",
+        }
+    elif kind == "Complaint":
+        detail["complaint"] = {
+            "feedbackId": feedback_id,
+            "complaintSubType": None,
+            "complainedRecipients": [{"emailAddress": _bare(r)} for r in recipients],
+            "timestamp": _iso_ms(now),
+            "userAgent": "Amazon SES Mailbox Simulator",
+            "complaintFeedbackType": "abuse",
+            "arrivalDate": _iso_ms(now),
+        }
+    else:
+        raise ValueError(f"SES event {kind!r} is not emulated")
     return detail
+
+
+def _bare(address: str) -> str:
+    """`Ana <ana@example.org>` -> `ana@example.org`."""
+    return parseaddr(address)[1] or address
+
+
+def message_tags(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """The tags of a raw message's `X-SES-MESSAGE-TAGS: name=value, name2=value2` header."""
+    tags: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() != "x-ses-message-tags":
+            continue
+        for pair in value.split(","):
+            key, sep, tag_value = pair.partition("=")
+            if sep and key.strip():
+                tags[key.strip()] = tag_value.strip()
+    return tags
 
 
 # The service -----------------------------------------------------------------------------
@@ -477,8 +624,11 @@ class MailService:
         default_sets: Mapping[str, str] | None = None,
         *,
         poll_s: float = POLL_S,
+        event_delay_s: float = EVENT_DELAY_S,
     ) -> None:
         self._ctx = ctx
+        self._event_delay_s = event_delay_s
+        self._due: list[Email] = []  # sent, their events not yet put
         self.destinations = destinations
         self._default_sets = dict(default_sets or {})
         self._poll_s = poll_s
@@ -538,13 +688,19 @@ class MailService:
                         if request.simple is not None:
                             mail = _from_simple(mail.id, request.simple)
                         mail.sent_at = request.sent_at
-                        mail.tags = request.tags
+                        mail.tags = dict(request.tags)
+                    if not mail.tags:
+                        mail.tags = message_tags(mail.headers)
                     mail.configuration_set = self._configuration_set(mail, request)
                     self._emails.append(mail)
                     fresh.append(mail)
             if emit:
-                for mail in fresh:
-                    self._emit(mail)
+                self._due.extend(fresh)
+            cutoff = datetime.now(UTC).timestamp() - self._event_delay_s
+            ready = [m for m in self._due if m.sent_at.timestamp() <= cutoff]
+            self._due = [m for m in self._due if m.sent_at.timestamp() > cutoff]
+            for mail in ready:
+                self._emit(mail)
 
     def _configuration_set(self, mail: Email, request: SentRequest | None) -> str | None:
         if request is not None and request.configuration_set:
@@ -558,28 +714,31 @@ class MailService:
     def _emit(self, mail: Email) -> None:
         if mail.configuration_set is None or self._events is None:
             return
-        for destination in self.destinations:
-            if destination.configuration_set != mail.configuration_set:
-                continue
-            for kind in ("Send", "Delivery"):
+        wanted = [d for d in self.destinations if d.configuration_set == mail.configuration_set]
+        if not wanted:
+            return
+        events = ses_events(mail, mail.configuration_set)
+        for destination in wanted:
+            for kind, detail in events:
                 if kind.lower() not in destination.event_types:
                     continue
-                detail = ses_event(kind, mail, mail.configuration_set)
                 resource = (
                     f"arn:aws:ses:{REGION}:{ACCOUNT_ID}:configuration-set/{mail.configuration_set}"
                 )
                 try:
-                    self._events.put_events(
+                    answer = self._events.put_events(
                         Entries=[
                             {
                                 "EventBusName": destination.bus_arn,
                                 "Source": "aws.ses",
-                                "DetailType": _DETAIL_TYPES[kind],
+                                "DetailType": DETAIL_TYPES[kind],
                                 "Detail": json.dumps(detail),
                                 "Resources": [resource],
                             }
                         ]
                     )
+                    if answer.get("FailedEntryCount"):
+                        raise RuntimeError(str(answer.get("Entries")))
                 except Exception as error:
                     self._ctx.log(f"[mail] could not put the {kind} event of {mail.id}: {error}")
 

@@ -4,11 +4,23 @@ Each supported resource type has a creator that calls the same AWS API CloudForm
 would, through boto3 against the local endpoint, and returns the resource's `Ref` and
 `Fn::GetAtt` values so that later resources (and the functions' environments) resolve.
 Types with nothing to emulate locally (IAM roles, log groups' retention...) still get
-their names, so references to them resolve.
+their names, so references to them resolve: an IAM role is not created (IAM is not enforced
+locally) but has its ARN, `arn:aws:iam::<account>:role/<name>`.
+
+The HTTP API is served by the local gateway: given its URL (`api_url`), the API's
+`ApiEndpoint` is that URL, and so is every `https://<api id>.execute-api.<region>.<suffix>`
+a `Fn::Sub` or `Fn::Join` builds (infra/topology.py, Physical.urls): an environment's
+`!Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/unsubscribe` is
+`http://127.0.0.1:3000/unsubscribe` in `crm dev`.
+
+An SES email identity is verified at once (moto says so for the identity, and here also
+for sending), with DKIM signing; its DKIM tokens (`DkimDNSTokenName1`..3 and their
+values) are made up, as there is no DNS to publish them in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +30,9 @@ from infra.topology import ACCOUNT_ID, REGION, Physical, Resolver
 
 # Creation order: a resource is created after every type it can reference.
 _ORDER = (
-    # Keys first: log groups, queues and schedules can name a key to encrypt with.
+    # Roles first: they are names only (_NAMES_ONLY), and anything can name a role.
+    "AWS::IAM::Role",
+    # Keys next: log groups, queues and schedules can name a key to encrypt with.
     "AWS::KMS::Key",
     "AWS::KMS::Alias",
     "AWS::Logs::LogGroup",
@@ -39,6 +53,13 @@ _ORDER = (
     "AWS::Serverless::Function",
     "AWS::Events::Rule",  # after the functions and queues its targets name
 )
+# Types whose creator needs only these properties: only they are resolved, so the others
+# may name anything (a function's environment another function's ARN, a role's policy the
+# function it may invoke). A function's whole properties resolve later, in topology.py.
+_NAMES_ONLY = {
+    "AWS::Serverless::Function": ("FunctionName",),
+    "AWS::IAM::Role": ("RoleName", "Path"),
+}
 # moto resolves a queue's RedrivePolicy when the queue is created: dead-letter queues first.
 _LATER = {"AWS::SQS::Queue": lambda props: "RedrivePolicy" in props}
 # Rule targets moto delivers to itself. Lambda targets are the local cloud's (shadow queues,
@@ -65,10 +86,17 @@ KeyAdopter = Callable[[str, str], str]
 
 
 class Provisioner:
-    def __init__(self, clients: Callable[[str], Any], adopt_key: KeyAdopter | None = None) -> None:
-        """`clients(service)` returns a boto3 client bound to the local endpoint."""
+    def __init__(
+        self,
+        clients: Callable[[str], Any],
+        adopt_key: KeyAdopter | None = None,
+        api_url: str | None = None,
+    ) -> None:
+        """`clients(service)` returns a boto3 client bound to the local endpoint; `api_url`
+        is where the local gateway serves the HTTP API (`http://127.0.0.1:3000`)."""
         self.clients = clients
         self.adopt_key = adopt_key
+        self.api_url = api_url.rstrip("/") if api_url else None
         self._creators: dict[str, Callable[[str, dict[str, Any]], Physical]] = {
             "AWS::KMS::Key": self._kms_key,
             "AWS::KMS::Alias": self._kms_alias,
@@ -89,6 +117,7 @@ class Provisioner:
             "AWS::Serverless::LayerVersion": self._layer,
             "AWS::Serverless::HttpApi": self._http_api,
             "AWS::Serverless::Function": self._function,
+            "AWS::IAM::Role": self._iam_role,
         }
 
     def provision(self, template: Mapping[str, Any], parameters: Mapping[str, str]) -> Provisioned:
@@ -109,8 +138,11 @@ class Provisioner:
                 )
                 result.skipped[logical_id] = f"{resource['Type']} is not emulated"
                 continue
-            props = resolver.resolve(resource.get("Properties") or {})
-            physical[logical_id] = creator(logical_id, props)
+            given: dict[str, Any] = resource.get("Properties") or {}
+            only = _NAMES_ONLY.get(resource["Type"])
+            if only is not None:
+                given = {key: given[key] for key in only if key in given}
+            physical[logical_id] = creator(logical_id, resolver.resolve(given))
         return result
 
     # Creators ---------------------------------------------------------------------------
@@ -311,9 +343,24 @@ class Provisioner:
         return Physical(ref=props["GroupName"])
 
     def _email_identity(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        identity = props["EmailIdentity"]
-        self.clients("sesv2").create_email_identity(EmailIdentity=identity)
-        return Physical(ref=identity)
+        identity = str(props["EmailIdentity"])
+        kwargs: dict[str, Any] = {"EmailIdentity": identity}
+        if props.get("DkimSigningAttributes"):
+            kwargs["DkimSigningAttributes"] = props["DkimSigningAttributes"]
+        default_set = (props.get("ConfigurationSetAttributes") or {}).get("ConfigurationSetName")
+        if default_set:
+            kwargs["ConfigurationSetName"] = default_set
+        if props.get("Tags"):
+            kwargs["Tags"] = props["Tags"]
+        self.clients("sesv2").create_email_identity(**kwargs)
+        _verified_for_sending(identity)
+        digest = hashlib.sha256(identity.encode()).hexdigest()
+        attributes = {}
+        for n in (1, 2, 3):
+            token = f"local{n}{digest[8 * n : 8 * n + 24]}"
+            attributes[f"DkimDNSTokenName{n}"] = f"{token}._domainkey.{identity}"
+            attributes[f"DkimDNSTokenValue{n}"] = f"{token}.dkim.amazonses.com"
+        return Physical(ref=identity, attributes=attributes)
 
     def _configuration_set(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("Name") or f"crm-local-{logical_id}"
@@ -364,13 +411,41 @@ class Provisioner:
     def _http_api(self, logical_id: str, props: dict[str, Any]) -> Physical:
         api_id = "crmlocal"
         endpoint = f"https://{api_id}.execute-api.{REGION}.amazonaws.com"
-        return Physical(ref=api_id, attributes={"ApiEndpoint": endpoint, "ApiId": api_id})
+        if self.api_url is None:
+            return Physical(ref=api_id, attributes={"ApiEndpoint": endpoint, "ApiId": api_id})
+        return Physical(
+            ref=api_id,
+            attributes={"ApiEndpoint": self.api_url, "ApiId": api_id},
+            urls={endpoint: self.api_url},
+        )
+
+    def _iam_role(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """A name and an ARN only: IAM is not enforced locally (tests/iac checks the
+        policies). CloudFormation names an unnamed role `<stack>-<logical id>-<suffix>`."""
+        name = str(props.get("RoleName") or f"crm-local-{logical_id}")
+        path = str(props.get("Path") or "/")
+        arn = f"arn:aws:iam::{ACCOUNT_ID}:role{path}{name}"
+        role_id = "AROA" + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()
+        return Physical(ref=name, attributes={"Arn": arn, "RoleId": role_id})
 
     def _function(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("FunctionName") or logical_id
         return Physical(
             ref=name, attributes={"Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
         )
+
+
+def _verified_for_sending(identity: str) -> None:
+    """moto verifies every identity but says VerifiedForSendingStatus false; the endpoint
+    runs in this process (infra/endpoint.py), so its SES backend is at hand."""
+    try:
+        from moto.ses.models import ses_backends
+
+        found = ses_backends[ACCOUNT_ID][REGION].email_identities.get(identity)
+    except Exception:  # another endpoint: the status stays as moto has it
+        return
+    if found is not None:
+        found.verified_for_sending_status = True
 
 
 def _rank(resource: Mapping[str, Any], creators: Mapping[str, Any]) -> tuple[int, bool]:

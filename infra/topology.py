@@ -29,10 +29,18 @@ class TemplateError(ValueError):
 
 @dataclass
 class Physical:
-    """What provisioning created for one logical id: `Ref` and `Fn::GetAtt` values."""
+    """What provisioning created for one logical id: `Ref` and `Fn::GetAtt` values.
+
+    `urls`: the URLs AWS would give the resource (an HTTP API's
+    `https://<id>.execute-api.<region>.amazonaws.com`) and the local URLs that serve it
+    instead. A string that `Fn::Sub` or `Fn::Join` builds gets the local one, so that
+    `!Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/unsubscribe`
+    leads to the local gateway.
+    """
 
     ref: str
     attributes: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
 
 
 class Resolver:
@@ -110,7 +118,17 @@ class Resolver:
             value = self.ref(name)
             return ",".join(value) if isinstance(value, list) else str(value)
 
-        return _SUB_RE.sub(replace, text).replace("${!", "${")
+        return self.local_urls(_SUB_RE.sub(replace, text).replace("${!", "${"))
+
+    def local_urls(self, text: str) -> str:
+        """`text` with each URL of a created resource replaced by its local one (where
+        the URL's host name ends: not inside a longer host name)."""
+        for found in self.physical.values():
+            for remote, local in found.urls.items():
+                if remote in text:
+                    pattern = re.escape(remote) + r"(?![A-Za-z0-9.:-])"
+                    text = re.sub(pattern, local.replace("\\", "\\\\"), text)
+        return text
 
 
 def _defaults(template: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,7 +175,9 @@ _FUNCTIONS: dict[str, Any] = {
     "Fn::And": lambda r, arg: all(r.resolve(a) for a in arg),
     "Fn::Or": lambda r, arg: any(r.resolve(a) for a in arg),
     "Condition": lambda r, arg: r.condition(arg),
-    "Fn::Join": lambda r, arg: str(r.resolve(arg[0])).join(str(v) for v in r.resolve(arg[1])),
+    "Fn::Join": lambda r, arg: r.local_urls(
+        str(r.resolve(arg[0])).join(str(v) for v in r.resolve(arg[1]))
+    ),
     "Fn::Split": lambda r, arg: str(r.resolve(arg[1])).split(str(r.resolve(arg[0]))),
     "Fn::Select": _fn_select,
     "Fn::FindInMap": _fn_find_in_map,

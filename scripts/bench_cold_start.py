@@ -56,6 +56,8 @@ PROBES = {
         '{"email": "ada@example.com"}',
         401,
     ),
+    # No token: refused before the key is asked for the token's secret.
+    "unsubscribe": ("GET", "/unsubscribe", "", 400),
 }
 TIMER = """
 import time
@@ -67,16 +69,23 @@ print(time.perf_counter() - _t)
 
 def template_env(function: str) -> dict[str, str]:
     """The function's own variables from template.yaml; a reference (a bus name, say)
-    becomes a stand-in value, as only its presence matters at init."""
+    becomes a stand-in value, as only its presence matters at init (an ARN-shaped one for
+    a `..._ARN`, a number for a mapped rate: functions check those shapes at init)."""
     from infra.cfn import load_template
+
+    def stand_in(logical: str, name: str) -> str:
+        if name.endswith("_ARN"):
+            return f"arn:aws:bench:us-east-1:123456789012:{logical}-{name.lower()}"
+        if name.endswith("_PER_SECOND"):
+            return "10"
+        return f"crm-bench-{logical}-{name.lower()}"
 
     for logical, resource in load_template()["Resources"].items():
         props = resource.get("Properties") or {}
         if Path(str(props.get("CodeUri", ""))).name == function:
             variables = (props.get("Environment") or {}).get("Variables") or {}
             return {
-                k: v if isinstance(v, str) else f"crm-bench-{logical}-{k.lower()}"
-                for k, v in variables.items()
+                k: v if isinstance(v, str) else stand_in(logical, k) for k, v in variables.items()
             }
     return {}
 

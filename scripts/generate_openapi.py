@@ -22,7 +22,8 @@ OUTPUT = ROOT / "docs" / "openapi.json"
 VERSION = "0.1.0"
 DESCRIPTION = (
     "The CRM's HTTP API. Every route needs `Authorization: Bearer <Cognito ID token>` (but "
-    "the lead webhook, which is signed with the source's secret instead); the tenant comes "
+    "the lead webhook, which is signed with the source's secret instead, and the unsubscribe "
+    "link, which carries a signed token); the tenant comes "
     "from the token's `custom:tenant_id` claim. Errors are `application/problem+json` "
     "(RFC 9457)."
 )
@@ -137,6 +138,16 @@ def merged_document() -> dict[str, Any]:
     os.environ.setdefault("STAGE", "dev")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("LEAD_SECRETS_KEY_ID", "alias/crm-openapi-lead-secrets")
+    # The campaign functions' environment: only its shape matters to the document.
+    for name, value in {
+        "SCHEDULE_GROUP": "crm-openapi-campaigns",
+        "DISPATCHER_ARN": "arn:aws:lambda:us-east-1:123456789012:function:crm-openapi-dispatcher",
+        "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-openapi-scheduler",
+        "DISPATCHER_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-openapi-dispatcher-dlq",
+        "SES_CONFIGURATION_SET": "crm-openapi-campaigns",
+        "UNSUBSCRIBE_KEY_ID": "alias/crm-openapi-unsubscribe",
+    }.items():
+        os.environ.setdefault(name, value)
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
     document: dict[str, Any] = {
         "openapi": "3.1.0",

@@ -29,6 +29,18 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "LEAD_SECRETS_KEY_ID": "alias/crm-test-lead-secrets",
+        # Campaigns (issue 8): what template.yaml gives the campaign functions.
+        "UNSUBSCRIBE_KEY_ID": "alias/crm-test-unsubscribe",
+        "UNSUBSCRIBE_URL": "https://api.crm.test/unsubscribe",
+        "SES_CONFIGURATION_SET": "crm-test-campaigns",
+        "SEND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/crm-test-campaign-send",
+        "SEND_RATE_PER_SECOND": "1000",
+        "SCHEDULE_GROUP": "crm-test-campaigns",
+        "DISPATCHER_ARN": (
+            "arn:aws:lambda:us-east-1:123456789012:function:crm-test-campaign-dispatcher"
+        ),
+        "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-scheduler",
+        "DISPATCHER_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-campaign-dispatcher-dlq",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -186,3 +198,43 @@ def campaigns_module(contacts_module: ModuleType) -> ModuleType:
 def campaigns_api(campaigns_module: ModuleType, table: Any) -> Any:
     """The campaigns function's routes (segments), on the fresh table."""
     return _routes(campaigns_module, "CampaignsFunction")
+
+
+SENDER_DOMAIN = "mail.example.com"
+
+
+@pytest.fixture
+def mail_setup(aws: None) -> dict[str, str]:
+    """What the campaign functions need besides the table, as template.yaml makes it: the
+    unsubscribe HMAC key (under its alias), the verified sending domain, the configuration
+    set, the send queue (with its DLQ) and the schedule group. Made again when missing
+    (moto's backends are reset per module)."""
+    import boto3
+
+    kms = boto3.client("kms")
+    alias = os.environ["UNSUBSCRIBE_KEY_ID"]
+    if alias not in {a["AliasName"] for a in kms.list_aliases()["Aliases"]}:
+        key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyMetadata"]["KeyId"])
+    ses = boto3.client("sesv2")
+    identities = {i["IdentityName"] for i in ses.list_email_identities()["EmailIdentities"]}
+    if SENDER_DOMAIN not in identities:
+        ses.create_email_identity(EmailIdentity=SENDER_DOMAIN)
+    config_set = os.environ["SES_CONFIGURATION_SET"]
+    if config_set not in ses.list_configuration_sets()["ConfigurationSets"]:
+        ses.create_configuration_set(ConfigurationSetName=config_set)
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="crm-test-campaign-send-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+    redrive = (
+        f'{{"deadLetterTargetArn": "{dlq_arn["Attributes"]["QueueArn"]}", "maxReceiveCount": "5"}}'
+    )
+    queue = sqs.create_queue(
+        QueueName="crm-test-campaign-send",
+        Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "720"},
+    )["QueueUrl"]
+    scheduler = boto3.client("scheduler")
+    group = os.environ["SCHEDULE_GROUP"]
+    if group not in {g["Name"] for g in scheduler.list_schedule_groups()["ScheduleGroups"]}:
+        scheduler.create_schedule_group(Name=group)
+    return {"sender_domain": SENDER_DOMAIN, "send_queue_url": queue, "send_dlq_url": dlq}

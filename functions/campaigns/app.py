@@ -1,4 +1,5 @@
-"""The campaigns function over the HTTP API: segments (campaigns come next, issue 8)."""
+"""The campaigns function over the HTTP API: segments, email campaigns and the tenant's
+email settings."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
-from campaigns_api import segments  # noqa: E402
+from campaigns_api import campaigns, email_settings, segments  # noqa: E402
 from campaigns_api.context import app, logger, metrics, tracer  # noqa: E402
 from crm_core import http  # noqa: E402
 
 http.install(app, logger)
 app.include_router(segments.router)
+app.include_router(campaigns.router)
+app.include_router(email_settings.router)
 
 handler = http.api_handler(app, logger, tracer, metrics)
 

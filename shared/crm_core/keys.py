@@ -252,6 +252,56 @@ def segments_of_tenant(tenant_id: str) -> str:
 SEGMENT_PREFIX = "SEG#"
 
 
+def campaign_partition(tenant_id: str, campaign_id: str) -> str:
+    """A campaign's partition: the campaign item, its recipients and its events."""
+    return f"T#{tenant_id}#CAMP#{campaign_id}"
+
+
+def campaign(tenant_id: str, campaign_id: str) -> dict[str, str]:
+    return {"PK": campaign_partition(tenant_id, campaign_id), "SK": CAMPAIGN}
+
+
+def campaign_content(tenant_id: str, campaign_id: str) -> dict[str, str]:
+    """A campaign's HTML and text bodies (up to 300 KB), apart from the campaign item that
+    every send and SES event ADDs to: an update is billed on its item's whole size."""
+    return {"PK": campaign_partition(tenant_id, campaign_id), "SK": CAMPAIGN_CONTENT}
+
+
+def campaigns_of_tenant(tenant_id: str) -> str:
+    """GSI1 partition: a tenant's campaigns, by id (newest first)."""
+    return f"T#{tenant_id}#CAMPAIGNS"
+
+
+def recipient(tenant_id: str, campaign_id: str, contact_id: str) -> dict[str, str]:
+    """One contact of a campaign's audience, in the campaign's partition."""
+    return {
+        "PK": campaign_partition(tenant_id, campaign_id),
+        "SK": f"{RECIPIENT_PREFIX}{contact_id}",
+    }
+
+
+def recipients_in_status(tenant_id: str, campaign_id: str, status: str) -> str:
+    """GSI3 partition: a campaign's recipients in one status, by contact id."""
+    return f"T#{tenant_id}#CAMP#{campaign_id}#RS#{status}"
+
+
+def suppression(tenant_id: str, normalized_email: str) -> dict[str, str]:
+    """An address the tenant must never email again (hard bounce, complaint)."""
+    return {"PK": f"T#{tenant_id}#SUPPRESS#{normalized_email}", "SK": SUPPRESSION}
+
+
+def email_settings(tenant_id: str) -> dict[str, str]:
+    """The tenant's email settings (the postal address every campaign shows)."""
+    return {"PK": f"T#{tenant_id}#SETTINGS", "SK": EMAIL_SETTINGS}
+
+
+CAMPAIGN = "CAMPAIGN"
+CAMPAIGN_CONTENT = "CONTENT"
+RECIPIENT_PREFIX = "R#"
+SUPPRESSION = "SUPPRESSION"
+EMAIL_SETTINGS = "EMAIL"
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

@@ -35,9 +35,22 @@ def template() -> Template:
 RULE_TRIGGERS = ("EventBridgeRule", "Schedule", "ScheduleV2")
 
 
+def aws_service_pattern(pattern: Any) -> bool:
+    """A pattern of AWS services' own events (every `source` is `aws.*`, SES's `aws.ses`
+    say): AWS puts those on the account's default bus, never on a custom one."""
+    sources = (pattern or {}).get("source") if isinstance(pattern, dict) else None
+    return bool(sources) and all(isinstance(s, str) and s.startswith("aws.") for s in sources)
+
+
+def on_default_bus(props: dict[str, Any]) -> bool:
+    return props.get("EventBusName") in (None, "default")
+
+
 def event_rule_problems(template: Template) -> list[str]:
     """Every subscription to the bus and every schedule: a retry policy and a DLQ for its
-    target, and a function that catches its own failures in an on-failure destination."""
+    target, and a function that catches its own failures in an on-failure destination.
+    A subscription is on the stage's bus, but one to AWS services' events is on the
+    default bus, where those events are."""
     problems = []
     for name, fn in _functions(template).items():
         invoke = _function_setting(template, fn, "EventInvokeConfig") or {}
@@ -46,9 +59,12 @@ def event_rule_problems(template: Template) -> list[str]:
                 continue
             where = f"{name}.Events.{event_name}"
             props = event.get("Properties") or {}
-            if event["Type"] == "EventBridgeRule" and _ref_target(props.get("EventBusName")) != (
-                "EventBus"
-            ):
+            if event["Type"] != "EventBridgeRule":
+                pass
+            elif aws_service_pattern(props.get("Pattern")):
+                if not on_default_bus(props):
+                    problems.append(f"{where}: AWS services' events are on the default bus only")
+            elif _ref_target(props.get("EventBusName")) != "EventBus":
                 problems.append(f"{where}: subscribe on the stage's bus (!Ref EventBus)")
             retry = props.get("RetryPolicy") or {}
             if not {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(retry):
@@ -102,6 +118,29 @@ def test_checker_refuses_a_subscription_without_its_safety_nets(broken: dict[str
     assert event_rule_problems({"Resources": {"F": no_destination}}) != []
 
 
+_SES_RULE = {
+    "EventBusName": "default",
+    "Pattern": {"source": ["aws.ses"]},
+    "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["Dlq", "Arn"]}},
+}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {**_SES_RULE, "EventBusName": {"Ref": "EventBus"}},  # SES never puts events there
+        {**_SES_RULE, "Pattern": {"source": ["aws.ses", "crm.contacts"]}},  # half on default
+        {k: v for k, v in _SES_RULE.items() if k != "DeadLetterConfig"},
+    ],
+)
+def test_checker_wants_aws_service_events_from_the_default_bus(broken: dict[str, Any]) -> None:
+    assert event_rule_problems({"Resources": {"F": _rule_fn(**_SES_RULE)}}) == []
+    without_bus = {k: v for k, v in _SES_RULE.items() if k != "EventBusName"}
+    assert event_rule_problems({"Resources": {"F": _rule_fn(**without_bus)}}) == []
+    assert event_rule_problems({"Resources": {"F": _rule_fn(**broken)}}) != []
+
+
 _GOOD_SCHEDULE = {
     "Schedule": "cron(0 6 * * ? *)",
     "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
@@ -142,9 +181,11 @@ def rule_dlq_policy_problems(template: Template) -> list[str]:
             if statement.get("Principal") == {"Service": "events.amazonaws.com"} and (
                 statement.get("Action") in ("sqs:SendMessage", ["sqs:SendMessage"])
             ):
-                source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+                sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
                 for queue in props["Queues"]:
-                    grants.setdefault(_ref_target(queue) or "", []).append(source)
+                    grants.setdefault(_ref_target(queue) or "", []).extend(
+                        sources if isinstance(sources, list) else [sources]
+                    )
     problems = []
     for name, fn in _functions(template).items():
         for event_name, event in _events(fn).items():
@@ -155,7 +196,9 @@ def rule_dlq_policy_problems(template: Template) -> list[str]:
             if queue is None:
                 continue
             rule = props.get("RuleName" if event["Type"] == "EventBridgeRule" else "Name")
-            bus = "crm-${Stage}-bus/" if event["Type"] == "EventBridgeRule" else ""
+            # A rule of the default bus (schedules, AWS services' events) has no bus in its ARN.
+            custom_bus = event["Type"] == "EventBridgeRule" and not on_default_bus(props)
+            bus = "crm-${Stage}-bus/" if custom_bus else ""
             if not isinstance(rule, dict) or "Fn::Sub" not in rule:
                 problems.append(
                     f"{name}.Events.{event_name}: name the rule (!Sub crm-${{Stage}}-...)"
@@ -193,6 +236,15 @@ def test_checker_refuses_a_rule_dlq_events_may_not_send_to(template: Template) -
     del daily["Properties"]["Name"]
     (problem,) = rule_dlq_policy_problems(unnamed)
     assert "name the rule" in problem
+
+    # A policy that lets one rule of two send: the other one is reported.
+    one_of_two = copy.deepcopy(template)
+    statement = one_of_two["Resources"]["EmailEventsDlqPolicy"]["Properties"]["PolicyDocument"]
+    condition = statement["Statement"][0]["Condition"]["ArnEquals"]
+    condition["aws:SourceArn"] = condition["aws:SourceArn"][1]
+    (problem,) = rule_dlq_policy_problems(one_of_two)
+    assert problem.startswith("EmailEventsFunction.Events.SesEvents:")
+    assert problem.endswith(":rule/crm-${Stage}-email-events-ses send")  # no bus in its ARN
 
 
 def test_one_bus_per_stage_and_an_archive_of_it(template: Template) -> None:

@@ -81,6 +81,10 @@ UNNAMED_TYPES = frozenset(
         "AWS::IAM::Policy",
         # A key has only its generated id; its alias carries the stage.
         "AWS::KMS::Key",
+        # An SES identity is named by its domain (the SenderDomain parameter), and an event
+        # destination is scoped to its configuration set, whose name carries the stage.
+        "AWS::SES::EmailIdentity",
+        "AWS::SES::ConfigurationSetEventDestination",
     }
 )
 # Resources that must have an explicit physical name (a missing one would be random).
@@ -182,10 +186,31 @@ EXPECTED_ROUTES = frozenset(
         ("PATCH", "/segments/{segment_id}"),
         ("DELETE", "/segments/{segment_id}"),
         ("GET", "/segments/{segment_id}/preview"),
+        ("POST", "/campaigns"),
+        ("GET", "/campaigns"),
+        ("GET", "/campaigns/{campaign_id}"),
+        ("PATCH", "/campaigns/{campaign_id}"),
+        ("POST", "/campaigns/{campaign_id}/schedule"),
+        ("POST", "/campaigns/{campaign_id}/send"),
+        ("POST", "/campaigns/{campaign_id}/cancel"),
+        ("POST", "/campaigns/{campaign_id}/pause"),
+        ("POST", "/campaigns/{campaign_id}/resume"),
+        ("POST", "/campaigns/{campaign_id}/test"),
+        ("GET", "/campaigns/{campaign_id}/recipients"),
+        ("GET", "/settings/email"),
+        ("PUT", "/settings/email"),
+        ("GET", "/unsubscribe"),
+        ("POST", "/unsubscribe"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/webhooks/leads/{source_id}")})
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", "/webhooks/leads/{source_id}"),
+        ("GET", "/unsubscribe"),
+        ("POST", "/unsubscribe"),
+    }
+)
 
 ROLES = {"admin", "sales", "marketing", "support", "viewer"}
 

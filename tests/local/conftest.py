@@ -20,11 +20,14 @@ def endpoint() -> Iterator[LocalEndpoint]:
         yield local
 
 
+# Where `crm dev` serves the HTTP API by default: the API's URLs resolve to it.
+API_URL = "http://127.0.0.1:3000"
+
+
 @pytest.fixture(scope="module")
 def provisioned(endpoint: LocalEndpoint) -> Provisioned:
-    return Provisioner(lambda service: boto_client(service, endpoint.url)).provision(
-        load_template(), {"Stage": "local"}
-    )
+    clients = lambda service: boto_client(service, endpoint.url)  # noqa: E731
+    return Provisioner(clients, api_url=API_URL).provision(load_template(), {"Stage": "local"})
 
 
 @pytest.fixture(scope="module")

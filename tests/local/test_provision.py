@@ -58,9 +58,14 @@ def test_functions_and_routes_resolve(provisioned: Provisioned) -> None:
     assert api.authorizer.issuer == f"https://cognito-idp.us-east-1.amazonaws.com/{pool_id}"
     assert api.authorizer.audience == (provisioned.physical["UserPoolClient"].ref,)
     assert {r.route_key for r in api.routes} >= {"POST /contacts", "GET /contacts/{contact_id}"}
-    # Lead sources have no Cognito token: their webhook alone is open (HMAC-verified).
+    # Lead sources have no Cognito token: their webhook is open (HMAC-verified); nor have
+    # the recipients of campaign emails: the unsubscribe routes are open (signed tokens).
     open_routes = {r.route_key for r in api.routes if not r.authorized}
-    assert open_routes == {"POST /webhooks/leads/{source_id}"}
+    assert open_routes == {
+        "POST /webhooks/leads/{source_id}",
+        "GET /unsubscribe",
+        "POST /unsubscribe",
+    }
 
 
 def test_a_tenant_gets_one_user_per_role_with_real_tokens(

@@ -43,6 +43,13 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "scoring_job": lambda t, x: keys.scoring_job(t, x)["PK"],
     "scoring_job_of_version": lambda t, x: keys.scoring_job_of_version(t, 4)["PK"],
     "segment": lambda t, x: keys.segment(t, x)["PK"],
+    "campaign_partition": lambda t, x: keys.campaign_partition(t, x),
+    "campaign": lambda t, x: keys.campaign(t, x)["PK"],
+    "campaigns_of_tenant": lambda t, x: keys.campaigns_of_tenant(t),
+    "recipient": lambda t, x: keys.recipient(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "recipients_in_status": lambda t, x: keys.recipients_in_status(t, x, "queued"),
+    "suppression": lambda t, x: keys.suppression(t, x)["PK"],
+    "email_settings": lambda t, x: keys.email_settings(t)["PK"],
     "segments_of_tenant": lambda t, x: keys.segments_of_tenant(t),
 }
 values = st.text(min_size=1, max_size=60)

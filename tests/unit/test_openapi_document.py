@@ -31,22 +31,25 @@ def test_document_covers_every_template_route() -> None:
         "LeadSourcesFunction",
         "LeadWebhookFunction",
         "ScoringFunction",
+        "CampaignsFunction",
+        "UnsubscribeFunction",
     ):
         assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():
         for method, operation in ops.items():
             # Every refusal is a problem+json; the webhook has no 422 (a lead is not validated
-            # until it is processed), every other route has.
+            # until it is processed), nor has the unsubscribe link (its token is the only
+            # input: a bad one is a 400); every other route has.
             refusals = {s: r for s, r in operation["responses"].items() if s >= "400"}
             assert refusals, (method, path)
-            if not path.startswith("/webhooks/"):
+            if not path.startswith(("/webhooks/", "/unsubscribe")):
                 assert "422" in refusals, (method, path)
             for response in refusals.values():
                 problem = response["content"]["application/problem+json"]
                 assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path)
 
 
-def test_only_the_webhook_goes_without_a_token() -> None:
+def test_only_the_webhook_and_the_unsubscribe_link_go_without_a_token() -> None:
     document = json.loads((ROOT / "docs" / "openapi.json").read_text())
     public = {
         (method, path)
@@ -54,7 +57,11 @@ def test_only_the_webhook_goes_without_a_token() -> None:
         for method, operation in ops.items()
         if operation.get("security") == []
     }
-    assert public == {("post", "/webhooks/leads/{source_id}")}
+    assert public == {
+        ("post", "/webhooks/leads/{source_id}"),
+        ("get", "/unsubscribe"),
+        ("post", "/unsubscribe"),
+    }
 
 
 def test_every_reference_names_a_component() -> None:

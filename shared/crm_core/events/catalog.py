@@ -18,6 +18,7 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     contacts.CompanyCreated,
     contacts.CompanyUpdated,
     contacts.CompanyDeleted,
+    contacts.ContactUnsubscribed,
     activities.ActivityLogged,
     activities.ActivityUpdated,
     activities.ActivityDeleted,
@@ -30,6 +31,16 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     campaigns.SegmentCreated,
     campaigns.SegmentUpdated,
     campaigns.SegmentDeleted,
+    campaigns.CampaignCreated,
+    campaigns.CampaignUpdated,
+    campaigns.CampaignScheduled,
+    campaigns.CampaignSendRequested,
+    campaigns.CampaignSendingStarted,
+    campaigns.CampaignPaused,
+    campaigns.CampaignResumed,
+    campaigns.CampaignCancelled,
+    campaigns.CampaignSent,
+    campaigns.CampaignFailed,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -147,3 +147,36 @@ def _changes(
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
     changed = [name for name in new if name not in ignore and old.get(name) != new[name]]
     return changed, {name: old.get(name) for name in changed}
+
+
+class ContactUnsubscribedData(BaseModel):
+    model_config = EVENT_MODEL
+    contact_id: Ulid = Field(description="The contact whose email consent is now unsubscribed.")
+    email: str | None = Field(default=None, description="The address it had then.")
+    campaign_id: str | None = Field(
+        default=None, description="The campaign whose link was used, if any."
+    )
+    link_contact_id: Ulid | None = Field(
+        default=None,
+        description=(
+            "The contact the link was sent to, when a merge has since moved it into "
+            "contact_id (the campaign's recipient is keyed by it)."
+        ),
+    )
+    method: str = Field(
+        description=(
+            "one_click (RFC 8058 POST), page (the confirmation page's button), or complaint "
+            "(the recipient reported the email as spam)."
+        )
+    )
+    previous_consent: str = Field(description="subscribed or unknown.")
+
+
+class ContactUnsubscribed(_ContactsEvent):
+    """A contact unsubscribed from email: through a campaign's link (published by the
+    unsubscribe function) or by reporting one as spam (published by email_events). No
+    campaign mails them again."""
+
+    PRODUCER: ClassVar[str] = "unsubscribe"
+    DETAIL_TYPE: ClassVar[str] = "ContactUnsubscribed"
+    data: ContactUnsubscribedData

@@ -1,0 +1,107 @@
+"""campaign_dispatcher: a campaign's send starts here. Its audience, as it is now, becomes
+its recipients, enqueued in batches for the sender (crm_core/campaigns/dispatch.py).
+
+- The campaign's one-time schedule fires (the Scheduler invokes this function with
+  `{"kind": "campaign_due", ...}`): scheduled -> sending, then the dispatch;
+- CampaignSendRequested (send now): the dispatch;
+- CampaignResumed: the recipients still `queued` enqueued again (or the rest of the
+  dispatch, if the pause came before it was done).
+
+Every run may be repeated: it writes only the recipients missing and enqueues the ones
+still `queued`. A run that finds another holding the campaign's lease, or that runs short
+of time, fails so that Lambda retries it (2 retries, then the dispatcher's DLQ).
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
+gc.disable()
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any  # noqa: E402
+
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+
+from crm_core.campaigns.dispatch import (  # noqa: E402
+    PRODUCER,
+    CampaignDue,
+    Dispatcher,
+    Outcome,
+    Run,
+)
+from crm_core.clients import client  # noqa: E402
+from crm_core.events.campaigns import CampaignResumed, CampaignSendRequested  # noqa: E402
+from crm_core.events.consumer import EventConsumer  # noqa: E402
+from crm_core.runtime import function_runtime  # noqa: E402
+
+logger, tracer, metrics, settings, table = function_runtime()
+sqs = client("sqs")
+dispatcher = Dispatcher(table, sqs, os.environ["SEND_QUEUE_URL"], logger)
+consumer = EventConsumer(PRODUCER, table, logger)
+
+gc.enable()
+gc.freeze()
+
+
+class _Invocation:
+    """The Lambda context of the invocation in hand: the run's id (the request id, which
+    Lambda keeps across the retries of an asynchronous invocation) and its time left."""
+
+    context: Any = None
+
+    @classmethod
+    def run(cls) -> Run:
+        context = cls.context
+        run_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+        return Run(run_id=run_id, time_left_ms=cls.time_left_ms)
+
+    @classmethod
+    def time_left_ms(cls) -> int:
+        return int(cls.context.get_remaining_time_in_millis()) if cls.context else 300_000
+
+
+def _report(outcome: Outcome) -> dict[str, Any]:
+    summary = outcome.summary()
+    if outcome.written:
+        metrics.add_metric(name="RecipientsWritten", unit=MetricUnit.Count, value=outcome.written)
+    if outcome.enqueued:
+        metrics.add_metric(name="RecipientsEnqueued", unit=MetricUnit.Count, value=outcome.enqueued)
+    logger.info(f"dispatch {outcome.result}", extra=summary)
+    return summary
+
+
+@consumer.on(CampaignSendRequested)
+def send_requested(event: CampaignSendRequested) -> dict[str, Any]:
+    data = event.data
+    return _report(
+        dispatcher.dispatch(event.tenant_id, data.campaign_id, data.dispatch_id, _Invocation.run())
+    )
+
+
+@consumer.on(CampaignResumed)
+def resumed(event: CampaignResumed) -> dict[str, Any]:
+    data = event.data
+    outcome = dispatcher.dispatch(
+        event.tenant_id, data.campaign_id, data.dispatch_id, _Invocation.run(), resume=True
+    )
+    return _report(outcome)
+
+
+def _due(event: dict[str, Any]) -> dict[str, Any]:
+    due = CampaignDue.model_validate(event)
+    logger.append_keys(tenant_id=due.tenant_id, campaign_id=due.campaign_id)
+    return _report(dispatcher.due(due, _Invocation.run()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    _Invocation.context = context
+    if event.get("kind") == "campaign_due":
+        return _due(event)
+    return consumer.handle(event, context)

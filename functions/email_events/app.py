@@ -1,0 +1,110 @@
+"""email_events: what happens to campaign emails after they are sent, onto the CRM.
+
+Two rules deliver here:
+- the DEFAULT bus, `source: aws.ses` (SES publishes only there), for the events of the
+  stage's configuration set: Delivery, Open, Click, Bounce, Complaint, Reject (and Send,
+  kept nothing of). Each becomes the recipient's step, the campaign's counter, the
+  contact's activity, a suppression, an unsubscribe or a pause, exactly once however often
+  it is delivered (crm_core/campaigns/engagement.py: the recipient's `<status>_at` guards
+  it, no idempotency record needed);
+- the stage's bus, ContactUnsubscribed: the contact's `unsubscribed` activity and the
+  campaign's recipient (EventConsumer, idempotent on the event's id).
+
+An SES event that is not an SES event record is refused (PoisonEvent): it lands in the DLQ
+where it can be seen. One without our tags (a test send) or about a recipient that does not
+exist (a deleted campaign, say) is dropped with a log line; a transient failure raises, and
+Lambda retries it, then the DLQ.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
+gc.disable()
+
+from typing import Any  # noqa: E402
+
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+
+from crm_core.campaigns.engagement import (  # noqa: E402
+    PRODUCER,
+    SES_SOURCE,
+    Engagement,
+    Outcome,
+    parse_ses,
+)
+from crm_core.events.consumer import EventConsumer, PoisonEvent  # noqa: E402
+from crm_core.events.contacts import ContactUnsubscribed  # noqa: E402
+from crm_core.runtime import function_runtime  # noqa: E402
+
+logger, tracer, metrics, settings, table = function_runtime()
+engagement = Engagement(table)
+consumer = EventConsumer(PRODUCER, table, logger)
+
+gc.enable()
+gc.freeze()
+
+_METRICS = {
+    Outcome.RECORDED: "EmailEventRecorded",
+    Outcome.DUPLICATE: "EmailEventDuplicate",
+    Outcome.MISSING: "EmailEventOfNoRecipient",
+}
+
+
+@consumer.on(ContactUnsubscribed)
+def contact_unsubscribed(event: ContactUnsubscribed) -> dict[str, Any]:
+    applied = engagement.unsubscribed(event)
+    summary = applied.summary()
+    metrics.add_metric(name="UnsubscribeLogged", unit=MetricUnit.Count, value=1)
+    logger.info("unsubscribe recorded", extra=summary)
+    return summary
+
+
+def ses_event(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        ses = parse_ses(event.get("detail"))
+    except PoisonEvent as poison:
+        logger.error(
+            "poison event",
+            extra={
+                "source": event.get("source"),
+                "detail_type": event.get("detail-type"),
+                "eventbridge_id": event.get("id"),
+                "reason": str(poison),
+            },
+        )
+        raise
+    # Every event of one email shares its message id: the correlation id of its lines.
+    logger.set_correlation_id(ses.mail.message_id)
+    logger.append_keys(ses_event_type=ses.event_type, eventbridge_id=event.get("id"))
+    applied = engagement.apply(ses, correlation_id=ses.mail.message_id)
+    summary = applied.summary()
+    if applied.outcome == Outcome.NOT_OURS:
+        logger.info("not a campaign email (no campaign tags): ignored", extra=summary)
+    elif applied.outcome == Outcome.NOT_TRACKED:
+        logger.info("an SES event kept nothing of", extra=summary)
+    elif applied.outcome == Outcome.MISSING:
+        logger.warning("no such recipient (tenant, campaign or contact): ignored", extra=summary)
+    else:
+        logger.info("SES event applied", extra=summary)
+    name = _METRICS.get(applied.outcome)
+    if name:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if applied.suppressed:
+        metrics.add_metric(
+            name="AddressesSuppressed", unit=MetricUnit.Count, value=applied.suppressed
+        )
+    if applied.paused:
+        metrics.add_metric(name="CampaignPausedForComplaints", unit=MetricUnit.Count, value=1)
+    return summary
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if event.get("source") == SES_SOURCE:
+        return ses_event(event)
+    return consumer.handle(event, context)
