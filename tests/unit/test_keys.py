@@ -45,6 +45,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "segment": lambda t, x: keys.segment(t, x)["PK"],
     "campaign_partition": lambda t, x: keys.campaign_partition(t, x),
     "campaign": lambda t, x: keys.campaign(t, x)["PK"],
+    "campaign_content": lambda t, x: keys.campaign_content(t, x)["PK"],
     "campaigns_of_tenant": lambda t, x: keys.campaigns_of_tenant(t),
     "recipient": lambda t, x: keys.recipient(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
     "recipients_in_status": lambda t, x: keys.recipients_in_status(t, x, "queued"),

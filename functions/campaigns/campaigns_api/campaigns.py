@@ -579,8 +579,7 @@ def _audience_errors(tenant_id: str, segment_id: str) -> Errors:
     except NotFound:
         msg = f"the campaign's segment {segment_id} no longer exists: PATCH the campaign "
         return [{"loc": loc, "msg": msg + "with another segment_id"}]
-    found = audience.preview(tenant_id, SegmentFilter.model_validate(segment["filter"]))
-    if found.count == 0 and found.complete:
+    if audience.is_empty(tenant_id, SegmentFilter.model_validate(segment["filter"])):
         return [
             {
                 "loc": loc,

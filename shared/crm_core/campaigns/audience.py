@@ -77,6 +77,15 @@ class Audience:
             if segment.matches(item, moment):
                 yield item
 
+    def is_empty(self, tenant_id: str, segment: SegmentFilter) -> bool:
+        """No contact in the segment now: stops at the first member (a send's readiness
+        check), or after the preview's read budget (then it says not empty)."""
+        now = self.clock()
+        for read, item in enumerate(self.candidates(tenant_id, segment, now), start=1):
+            if segment.matches(item, now) or read >= PREVIEW_READ_BUDGET:
+                return False
+        return True
+
     def preview(self, tenant_id: str, segment: SegmentFilter) -> Preview:
         now = self.clock()
         count = read = 0
