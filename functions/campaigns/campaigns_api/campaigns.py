@@ -162,8 +162,7 @@ def list_campaigns(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
 def get_campaign(campaign_id: CampaignId) -> Response[str]:
     caller = http.caller(app)
     caller.require(Action.CAMPAIGN_READ)
-    campaign = to_campaign(campaigns.load(caller.tenant_id, campaign_id))
-    return http.json_response(200, campaign, version=campaign.version)
+    return _reply(200, campaigns.load(caller.tenant_id, campaign_id))
 
 
 @router.patch(
@@ -189,8 +188,7 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch) -> Response[str
     item = campaigns.update(
         caller.tenant_id, campaign_id, changes, expected, http.origin(app, caller)
     )
-    campaign = to_campaign(item)
-    return http.json_response(200, campaign, version=campaign.version)
+    return _reply(200, item)
 
 
 # Sending -----------------------------------------------------------------------------------
@@ -240,8 +238,7 @@ def send_campaign(campaign_id: CampaignId) -> Response[str]:
         schedules.delete(campaign_id)
         metrics.add_metric(name="CampaignSendRequested", unit=MetricUnit.Count, value=1)
         logger.info("campaign send requested", extra={"campaign_id": campaign_id})
-        campaign = to_campaign(item)
-        return http.json_response(202, campaign, version=campaign.version)
+        return _reply(202, item)
 
     return http.once_per_key(app, table, caller, run)
 
@@ -260,8 +257,7 @@ def cancel_campaign(campaign_id: CampaignId) -> Response[str]:
         item = campaigns.cancel(caller.tenant_id, campaign_id, origin, http.if_match(app))
         schedules.delete(campaign_id)
         logger.info("campaign cancelled", extra={"campaign_id": campaign_id})
-        campaign = to_campaign(item)
-        return http.json_response(200, campaign, version=campaign.version)
+        return _reply(200, item)
 
     return http.once_per_key(app, table, caller, run)
 
@@ -284,8 +280,7 @@ def pause_campaign(campaign_id: CampaignId) -> Response[str]:
             http.if_match(app),
         )
         logger.info("campaign paused", extra={"campaign_id": campaign_id})
-        campaign = to_campaign(item)
-        return http.json_response(200, campaign, version=campaign.version)
+        return _reply(200, item)
 
     return http.once_per_key(app, table, caller, run)
 
@@ -303,8 +298,7 @@ def resume_campaign(campaign_id: CampaignId) -> Response[str]:
         origin = http.origin(app, caller)
         item = campaigns.resume(caller.tenant_id, campaign_id, origin, http.if_match(app))
         logger.info("campaign resumed", extra={"campaign_id": campaign_id})
-        campaign = to_campaign(item)
-        return http.json_response(200, campaign, version=campaign.version)
+        return _reply(200, item)
 
     return http.once_per_key(app, table, caller, run)
 
@@ -364,6 +358,11 @@ def list_recipients(
 
 
 # The work of the routes ---------------------------------------------------------------------
+def _reply(status: int, item: Item) -> Response[str]:
+    campaign = to_campaign(item)
+    return http.json_response(status, campaign, version=campaign.version)
+
+
 def _editable(tenant_id: str, campaign_id: str, expected: int | None, verb: str) -> Item:
     """The campaign, if it may still be changed or sent: 404, 412 (a stale If-Match) or
     409 (a state past draft and scheduled) otherwise, before anything else is checked."""

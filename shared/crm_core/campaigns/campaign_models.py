@@ -336,6 +336,14 @@ class Recipient(BaseModel):
     complained_at: str | None = None
     unsubscribed_at: str | None = None
     failed_at: str | None = None
+    rejected_at: str | None = Field(default=None, description="SES rejected it after sending.")
+    soft_bounced_at: str | None = Field(
+        default=None, description="A transient bounce (the address is not suppressed)."
+    )
+    bounce_type: str | None = None
+    bounce_sub_type: str | None = None
+    last_link: str | None = Field(default=None, description="The last link clicked.")
+    last_clicked_at: str | None = None
 
 
 class RecipientPage(BaseModel):
