@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord  # 
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.campaigns import send_rate  # noqa: E402
-from crm_core.campaigns.dispatch import SendBatch  # noqa: E402
+from crm_core.campaigns.recipients import SendBatch  # noqa: E402
 from crm_core.campaigns.sending import OutOfTime, Sender, SendLater  # noqa: E402
 from crm_core.campaigns.unsubscribe_tokens import TokenKey  # noqa: E402
 from crm_core.clients import client  # noqa: E402

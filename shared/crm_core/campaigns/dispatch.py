@@ -59,13 +59,14 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal, NoReturn
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from crm_core import keys
 from crm_core.campaigns import recipients
 from crm_core.campaigns.audience import Audience
 from crm_core.campaigns.campaign_models import CampaignState, RecipientStatus, counter
 from crm_core.campaigns.campaign_store import CAMPAIGN_ITEM, CampaignStore
+from crm_core.campaigns.recipients import SendBatch
 from crm_core.campaigns.segment_store import SegmentStore
 from crm_core.campaigns.segments import SegmentFilter
 from crm_core.clock import now_iso
@@ -113,17 +114,6 @@ class CampaignDue(BaseModel):
     tenant_id: TenantId
     campaign_id: Id
     dispatch_id: Id
-
-
-class SendBatch(BaseModel):
-    """One message of the send queue: recipients of one send of one campaign."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    tenant_id: TenantId
-    campaign_id: Id
-    dispatch_id: Id
-    contact_ids: list[Id] = Field(min_length=1, max_length=recipients.GROUP_SIZE)
 
 
 class LeaseHeld(RuntimeError):

@@ -9,7 +9,9 @@ and counts nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from crm_core import keys
 from crm_core.campaigns.campaign_models import STATUS_RANK, RecipientStatus, counter
@@ -20,6 +22,20 @@ RECIPIENT_ITEM = "campaign_recipient"
 # A message on the send queue names at most this many recipients (its size stays far
 # below SQS's 256 KB, and one sender invocation's work stays bounded).
 GROUP_SIZE = 50
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class SendBatch(BaseModel):
+    """One message of the send queue: recipients of one send of one campaign (the
+    dispatcher writes it, the sender reads it)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: Id
+    campaign_id: Id
+    dispatch_id: Id
+    contact_ids: list[Id] = Field(min_length=1, max_length=GROUP_SIZE)
 
 
 def status_keys(

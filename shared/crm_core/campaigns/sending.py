@@ -82,7 +82,7 @@ from crm_core.campaigns.campaign_store import (
     CampaignStore,
     is_complete,
 )
-from crm_core.campaigns.dispatch import SendBatch
+from crm_core.campaigns.recipients import SendBatch
 from crm_core.campaigns.send_rate import RateLimiter
 from crm_core.campaigns.suppression import normal, suppression_key
 from crm_core.clock import now_iso
