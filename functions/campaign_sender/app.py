@@ -31,14 +31,15 @@ from crm_core.campaigns import send_rate  # noqa: E402
 from crm_core.campaigns.recipients import SendBatch  # noqa: E402
 from crm_core.campaigns.sending import OutOfTime, Sender, SendLater  # noqa: E402
 from crm_core.campaigns.unsubscribe_tokens import TokenKey  # noqa: E402
-from crm_core.clients import client  # noqa: E402
+from crm_core.clients import NO_RETRY_CONFIG, client  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 token_key = TokenKey(lambda: client("kms"), os.environ["UNSUBSCRIBE_KEY_ID"])
 sender = Sender(
     table,
-    client("sesv2"),
+    # Never retried by botocore: a retry after a lost answer would mail the person twice.
+    client("sesv2", NO_RETRY_CONFIG),
     lambda: token_key.secret,
     send_rate.from_environment(),
     configuration_set=os.environ["SES_CONFIGURATION_SET"],

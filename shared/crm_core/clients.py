@@ -20,9 +20,15 @@ CLIENT_CONFIG = Config(
 )
 
 
-def client(service: str) -> Any:
+# For calls that must never be repeated by botocore: a retried request whose first answer was
+# lost (a read timeout) may act twice. SES's SendEmail has no idempotency token, so a repeat
+# is a second email (decision 48); the caller retries throttling itself.
+NO_RETRY_CONFIG = CLIENT_CONFIG.merge(Config(retries={"total_max_attempts": 1}, read_timeout=15))
+
+
+def client(service: str, config: Config = CLIENT_CONFIG) -> Any:
     import botocore.session
 
     session = botocore.session.get_session()
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return session.create_client(service, region_name=region, config=CLIENT_CONFIG)
+    return session.create_client(service, region_name=region, config=config)

@@ -139,7 +139,7 @@ def test_the_dispatcher_takes_send_requests_and_resumes_with_retries_and_a_dlq(
     fn = _props(resources(template)["CampaignDispatcherFunction"])
     assert fn["FunctionName"] == {"Fn::Sub": "crm-${Stage}-campaign-dispatcher"}
     assert fn["CodeUri"] == "functions/campaign_dispatcher/"
-    assert fn["Timeout"] == 300
+    assert fn["Timeout"] == 900
     assert fn["Environment"]["Variables"]["SEND_QUEUE_URL"] == {"Ref": "SendQueue"}
     (event,) = fn["Events"].values()
     assert event["Type"] == "EventBridgeRule"

@@ -417,8 +417,12 @@ def test_throttling_releases_the_claim_and_the_redelivery_sends_once(
 ) -> None:
     contacts = [mail.contact() for _ in range(3)]
     campaign_id = mail.campaign(mail.segment())
-    ses = FlakySes(mail.sender.sender.ses, {2: "TooManyRequestsException"})
+    # Throttled on every attempt the sender makes in-process (3), then SQS redelivers.
+    throttled = dict.fromkeys((2, 3, 4), "TooManyRequestsException")
+    ses = FlakySes(mail.sender.sender.ses, throttled)
     monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    naps: list[float] = []
+    monkeypatch.setattr(mail.sender.sender, "sleep", naps.append)
     mail.start(campaign_id)
     (record,) = mail.records()
 
@@ -433,8 +437,45 @@ def test_throttling_releases_the_claim_and_the_redelivery_sends_once(
     assert mail.deliver([record]) == []  # SQS delivers it again after its visibility timeout
 
     assert_sent_once(mail, campaign_id, contacts)
-    assert len(ses.requests) == 4
+    assert len(ses.requests) == 6
+    assert naps == [0.5, 1.0]
     assert mail.item(campaign_id)["state"] == "sent"
+
+
+def test_a_short_throttling_is_retried_in_place(
+    mail: Mail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contacts = [mail.contact() for _ in range(2)]
+    campaign_id = mail.campaign(mail.segment())
+    ses = FlakySes(mail.sender.sender.ses, {1: "ThrottlingException"})
+    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    naps: list[float] = []
+    monkeypatch.setattr(mail.sender.sender, "sleep", naps.append)
+    mail.start(campaign_id)
+    (record,) = mail.records()
+
+    assert mail.deliver([record]) == []
+
+    assert_sent_once(mail, campaign_id, contacts)
+    assert (len(ses.requests), naps) == (3, [0.5])
+
+
+def test_a_repeated_claim_of_our_own_is_still_ours(mail: Mail) -> None:
+    """botocore repeats an UpdateItem whose answer was lost: the repeat of a committed claim
+    must not read it as another sender's (the recipient would stay `sending` for good)."""
+    contact_id = mail.contact()
+    campaign_id = mail.campaign(mail.segment())
+    mail.start(campaign_id)
+    sender = mail.sender.sender
+    assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")
+    assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")  # the repeat
+    assert not sender._claim(TENANT, campaign_id, contact_id, "claim-2")  # another sender
+    assert mail.recipients(campaign_id)[contact_id]["claim_id"] == "claim-1"
+
+
+def test_the_ses_client_never_retries_by_itself(mail: Mail) -> None:
+    config = mail.sender.sender.ses.meta.config
+    assert config.retries["total_max_attempts"] == 1
 
 
 @pytest.mark.parametrize("code", ["SendingPausedException", "AccountSuspendedException"])

@@ -106,6 +106,10 @@ MAX_ERROR_CHARS = 1000
 PERMANENT_SES_ERRORS = frozenset(
     {"MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException"}
 )
+# Throttling: SES refused before accepting anything, so the same call may be made again.
+THROTTLING_SES_ERRORS = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
+THROTTLED_ATTEMPTS = 3
+THROTTLED_BACKOFF_S = 0.5
 # SES errors of load or of the account: the recipient is sent later. Any error not named
 # in either set is treated the same way (release and retry): it is not the recipient's.
 RETRYABLE_SES_ERRORS = frozenset(
@@ -168,8 +172,10 @@ class Sender:
         unsubscribe_base_url: str,
         logger: Any = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table = table
+        self.sleep = sleep
         self.op = table.op
         self.ses = ses
         self.token_secret = token_secret
@@ -273,9 +279,8 @@ class Sender:
         if not self._claim(tenant_id, campaign_id, contact_id, claim_id):
             result.busy += 1  # another delivery of the message took it just now
             return
-        self.limiter.acquire()
         try:
-            response = self.ses.send_email(**request)
+            response = self._send_email(request)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code"))
             if code in PERMANENT_SES_ERRORS:
@@ -297,16 +302,38 @@ class Sender:
         ):
             result.sent += 1
 
+    def _send_email(self, request: dict[str, Any]) -> dict[str, Any]:
+        """SendEmail at the send rate. Its client never retries (a repeat after a lost
+        answer would be a second email); throttling, which SES answers before accepting
+        anything, is retried here a few times before the message is sent later."""
+        for attempt in range(1, THROTTLED_ATTEMPTS + 1):
+            self.limiter.acquire()
+            try:
+                response: dict[str, Any] = self.ses.send_email(**request)
+                return response
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code not in THROTTLING_SES_ERRORS or attempt == THROTTLED_ATTEMPTS:
+                    raise
+                self.sleep(THROTTLED_BACKOFF_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
     # Recipient changes ------------------------------------------------------------------
     def _claim(self, tenant_id: str, campaign_id: str, contact_id: str, claim_id: str) -> bool:
-        """queued -> sending, ours: False if it is not queued any more."""
+        """queued -> sending, ours: False if it is not queued any more. Already ours is a
+        success: botocore repeats an UpdateItem whose answer was lost, and the repeat must
+        not read our own committed claim as another sender's."""
         return self._move(
             tenant_id,
             campaign_id,
             contact_id,
             RecipientStatus.SENDING,
-            "#status = :queued",
-            {"queued": RecipientStatus.QUEUED.value},
+            "#status = :queued OR (#status = :sending AND claim_id = :claim)",
+            {
+                "queued": RecipientStatus.QUEUED.value,
+                "sending": RecipientStatus.SENDING.value,
+                "claim": claim_id,
+            },
             {"claim_id": claim_id, "claimed_at": now_iso()},
         )
 
