@@ -136,7 +136,7 @@ def test_the_campaign_functions_environments(
     assert sender.environment["SEND_RATE_PER_SECOND"] == "400"
     dispatcher = functions["CampaignDispatcherFunction"]
     assert dispatcher.environment["SEND_QUEUE_URL"] == provisioned.physical["SendQueue"].ref
-    assert dispatcher.timeout_s == 300
+    assert dispatcher.timeout_s == 900
     assert functions["UnsubscribeFunction"].environment["UNSUBSCRIBE_KEY_ID"] == key_arn
     assert functions["EmailEventsFunction"].name == "crm-local-email-events"
 
