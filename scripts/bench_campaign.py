@@ -51,7 +51,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -533,18 +532,6 @@ def _sum_fields(records: list[dict[str, Any]]) -> Counter[str]:
     return total
 
 
-def stop(cloud: CloudProcess) -> None:
-    """Stop `crm dev`; a state snapshot may outlast the wait."""
-    if cloud.process is None:
-        return
-    try:
-        cloud.stop()
-    except subprocess.TimeoutExpired:
-        assert cloud.process is not None
-        cloud.process.kill()
-        cloud.process.wait()
-
-
 def diagnosis(cloud: CloudProcess) -> str:
     """What the campaign functions logged, in short: each dispatcher run's end, the
     sender's messages, and the invocations that failed for good."""
@@ -586,7 +573,7 @@ def run_cloud(args: argparse.Namespace) -> dict[str, Any]:
             )
             sys.exit(1)
         finally:
-            stop(cloud)
+            cloud.stop()
             if args.keep_log:
                 shutil.copyfile(cloud.state_dir / "crm-dev.log", args.keep_log)
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -135,18 +134,6 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
 
-def stop(cloud: CloudProcess) -> None:
-    """Stop `crm dev`; a state snapshot of a large table may outlast the wait."""
-    if cloud.process is None:
-        return
-    try:
-        cloud.stop()
-    except subprocess.TimeoutExpired:
-        assert cloud.process is not None
-        cloud.process.kill()
-        cloud.process.wait()
-
-
 def run(args: argparse.Namespace, cloud: CloudProcess) -> dict[str, Any]:
     token = cloud.token(TENANT, "admin")
     source_id, secret = create_source(cloud, token)
@@ -207,7 +194,7 @@ def main() -> None:
             )
             sys.exit(1)
         finally:
-            stop(cloud)
+            cloud.stop()
 
     n = args.leads
     print(f"Lead intake: {n} signed deliveries, {args.concurrency} at a time (local cloud)\n")

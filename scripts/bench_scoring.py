@@ -24,7 +24,6 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -247,18 +246,6 @@ def through_the_cloud(args: argparse.Namespace, cloud: CloudProcess) -> dict[str
     }
 
 
-def stop(cloud: CloudProcess) -> None:
-    """Stop `crm dev`; a state snapshot may outlast the wait."""
-    if cloud.process is None:
-        return
-    try:
-        cloud.stop()
-    except subprocess.TimeoutExpired:
-        assert cloud.process is not None
-        cloud.process.kill()
-        cloud.process.wait()
-
-
 def run_cloud(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as state:
         cloud = CloudProcess(Path(state))
@@ -272,7 +259,7 @@ def run_cloud(args: argparse.Namespace) -> dict[str, Any]:
             )
             sys.exit(1)
         finally:
-            stop(cloud)
+            cloud.stop()
 
 
 # 2. AWS calls per event, in-process on moto ------------------------------------------------

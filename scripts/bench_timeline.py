@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -143,16 +142,6 @@ def latencies(
     return sorted(times)
 
 
-def stop(cloud: CloudProcess) -> None:
-    """Stop `crm dev`; with 10,000 more items its state snapshot may outlast the wait."""
-    try:
-        cloud.stop()
-    except subprocess.TimeoutExpired:
-        assert cloud.process is not None
-        cloud.process.kill()
-        cloud.process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=100)
@@ -185,7 +174,7 @@ def main() -> None:
                 for name, cid in ids.items()
             }
         finally:
-            stop(cloud)
+            cloud.stop()
 
     print(f"Timeline, first page of {PAGE}: 10 vs {args.large:,} activities on the contact")
     print(f"(seeded {args.large - 10:,} activities in {seeded_s:.1f} s)\n")
