@@ -39,6 +39,8 @@ from infra.topology import (
 
 DEMO_TENANT = "demo"
 SNAPSHOT_SECONDS = 5.0
+# The next snapshot waits at least this many times as long as the last one took.
+SNAPSHOT_SHARE = 20
 
 
 @dataclass
@@ -243,9 +245,8 @@ class LocalCloud:
         writes = self.endpoint.isolation.writes
         if self.kms_keys:
             self.state.save_keys(current_keys(self.kms_keys))
-        dynamodb = self.client("dynamodb")
         for table in self.running.tables:
-            self.state.save_table(dynamodb, table)
+            self.state.save_table(table, self.endpoint.isolation.table_lines(table))
         if self.identity is not None:
             users = current_users(
                 self.identity.cognito,
@@ -257,12 +258,18 @@ class LocalCloud:
         self._saved_writes = writes
 
     def _snapshots(self) -> None:
-        while not self._stop.wait(SNAPSHOT_SECONDS):
+        interval = SNAPSHOT_SECONDS
+        while not self._stop.wait(interval):
             if self.endpoint.isolation.writes != self._saved_writes:
+                started = time.perf_counter()
                 try:
                     self.snapshot()
                 except Exception as error:
                     self.config.log(f"[crm] snapshot failed: {error}")
+                # A snapshot holds the DynamoDB lock while it reads the table: a large
+                # table is saved less often, so the functions keep most of the lock's time.
+                took = time.perf_counter() - started
+                interval = max(SNAPSHOT_SECONDS, SNAPSHOT_SHARE * took)
 
     def stop(self) -> None:
         self._stop.set()

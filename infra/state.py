@@ -51,27 +51,22 @@ class StateStore:
         self.folder = folder
 
     # Tables -----------------------------------------------------------------------------
-    def save_table(self, dynamodb: Any, table_name: str) -> int:
-        """Write every item of the table (DynamoDB JSON, one per line); the item count."""
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
-        while True:
-            page = dynamodb.scan(**params)  # the emulator's own snapshot, not a request path
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        _write_atomically(
-            self.folder / f"table-{table_name}.jsonl",
-            "".join(json.dumps(item, sort_keys=True) + "\n" for item in items),
-        )
-        return len(items)
+    def save_table(self, table_name: str, lines: Iterable[str]) -> int:
+        """Replace the table's snapshot with `lines` (one item each, DynamoDB JSON as a Scan
+        returns it: binary values in base64); the item count."""
+        text = "".join(line + "\n" for line in lines)
+        _write_atomically(self.folder / f"table-{table_name}.jsonl", text)
+        return text.count("\n")
 
     def restore_table(self, dynamodb: Any, table_name: str) -> int:
         path = self.folder / f"table-{table_name}.jsonl"
         if not path.exists():
             return 0
-        items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        items = [
+            _binary_decoded(json.loads(line))
+            for line in path.read_text().splitlines()
+            if line.strip()
+        ]
         now = int(time.time())
         ttl_attribute = _ttl_attribute(dynamodb, table_name)
         if ttl_attribute:
@@ -216,6 +211,25 @@ def _expired(attribute: dict[str, str] | None, now: int) -> bool:
     if not attribute or "N" not in attribute:
         return False
     return float(attribute["N"]) < now
+
+
+def _binary_decoded(item: dict[str, Any]) -> dict[str, Any]:
+    """The item with its binary values as bytes again (a snapshot keeps them in base64, and
+    boto3 would encode a string a second time)."""
+    return {name: _decoded(value) for name, value in item.items()}
+
+
+def _decoded(value: dict[str, Any]) -> dict[str, Any]:
+    kind, inner = next(iter(value.items()))
+    if kind == "B":
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(v) for v in inner]}
+    if kind == "M":
+        return {"M": {k: _decoded(v) for k, v in inner.items()}}
+    if kind == "L":
+        return {"L": [_decoded(v) for v in inner]}
+    return value
 
 
 def _write_atomically(path: Path, text: str) -> None:

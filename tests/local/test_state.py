@@ -61,25 +61,35 @@ def test_items_and_users_survive_a_restart(endpoint: LocalEndpoint, tmp_path: Pa
         "SK": {"S": "k2"},
         "ttl": {"N": str(int(time.time()) + 60)},
     }
-    for item in [*items, expired, alive]:
+    kinds = {  # every kind of value, binary ones nested too
+        "PK": {"S": "T#acme#KINDS"},
+        "SK": {"S": "x"},
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"a", b"b"]},
+        "m": {"M": {"b": {"B": b"z"}, "l": {"L": [{"B": b"y"}, {"S": "s"}, {"N": "1.5"}]}}},
+        "ss": {"SS": ["a", "b"]},
+        "ns": {"NS": ["1", "2"]},
+        "bool": {"BOOL": True},
+        "null": {"NULL": True},
+    }
+    for item in [*items, expired, alive, kinds]:
         dynamodb.put_item(TableName="crm-local", Item=item)
     users = current_users(
         identity.cognito, identity.user_pool_id, store.passwords(), LOCAL_PASSWORD
     )
-    assert store.save_table(dynamodb, "crm-local") == 62
+    assert store.save_table("crm-local", endpoint.isolation.table_lines("crm-local")) == 63
     store.save_users(users)
 
     dynamodb, identity = restart(endpoint)
     assert dynamodb.scan(TableName="crm-local")["Count"] == 0
-    assert store.restore_table(dynamodb, "crm-local") == 61  # the expired record is gone
+    assert store.restore_table(dynamodb, "crm-local") == 62  # the expired record is gone
     for user in store.load_users():
         identity.add_user(user.email, user.tenant_id, user.roles, user.password)
         keep_sub(identity.user_pool_id, user.email, user.sub)
 
     restored = dynamodb.scan(TableName="crm-local")["Items"]
-    assert sorted(i["PK"]["S"] + i["SK"]["S"] for i in restored) == sorted(
-        i["PK"]["S"] + i["SK"]["S"] for i in [*items, alive]
-    )
+    by_key = lambda i: i["PK"]["S"] + i["SK"]["S"]  # noqa: E731
+    assert sorted(restored, key=by_key) == sorted([*items, alive, kinds], key=by_key)
     before = {u.email: u for u in users}
     for email, user in before.items():
         claims = jwt.decode(
@@ -95,13 +105,13 @@ def test_a_snapshot_is_replaced_whole(tmp_path: Path) -> None:
     """A crash while saving leaves the previous snapshot, never half of a new one."""
     store = StateStore(tmp_path)
 
-    class FailingScan:
-        def scan(self, **_: Any) -> Any:
-            raise RuntimeError("crash")
+    def failing_read() -> Iterator[str]:
+        yield '{"PK": {"S": "a"}, "SK": {"S": "b"}}'
+        raise RuntimeError("crash")
 
     (tmp_path / "table-crm-local.jsonl").write_text('{"PK": {"S": "x"}, "SK": {"S": "y"}}\n')
     with pytest.raises(RuntimeError):
-        store.save_table(FailingScan(), "crm-local")
+        store.save_table("crm-local", failing_read())
     assert (tmp_path / "table-crm-local.jsonl").read_text().count("\n") == 1
     assert [p.name for p in tmp_path.iterdir()] == ["table-crm-local.jsonl"]
 
