@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from crm_core import keys
-from crm_core.campaigns import dispatch, recipients
+from crm_core.campaigns import audience, dispatch, recipients
 from crm_core.campaigns.campaign_models import CampaignCreate, RecipientStatus
 from crm_core.campaigns.campaign_store import CampaignStore
 from crm_core.campaigns.dispatch import EnqueueFailed, LeaseHeld, OutOfTime
@@ -595,6 +595,76 @@ def test_a_run_short_of_time_stops_and_the_retry_goes_on(scene: Scene) -> None:
     assert set(enqueued_ids(scene.enqueued())) == set(members)
 
 
+@pytest.fixture
+def small_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 15 contacts, chunks of 10, a checkpoint every 2 chunks: a few dozen
+    contacts take several of each."""
+    monkeypatch.setattr(audience, "PAGE", 15)
+    monkeypatch.setattr(dispatch, "CHUNK", 10)
+    monkeypatch.setattr(dispatch, "CHECKPOINT_CHUNKS", 2)
+    monkeypatch.setattr(dispatch, "CHECKPOINT_MARGIN_S", 0)  # one process, one clock
+
+
+def test_a_run_out_of_time_is_retried_from_its_checkpoint(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, small_walk: None
+) -> None:
+    members = scene.many(100)  # 7 pages of 15, 10 chunks of 10
+    campaign_id = scene.campaign(scene.segment())
+    event = scene.send_now(campaign_id)
+
+    def remaining(_: int) -> int:  # time runs low once 5 chunks are written
+        return 1000 if len(scene.recipients(campaign_id)) >= 50 else 280_000
+
+    with pytest.raises(OutOfTime):
+        scene.dispatch(event, Context(remaining))
+    assert len(scene.recipients(campaign_id)) == 50
+    checkpoint = scene.item(campaign_id)["dispatch_position"]
+    # Written at chunk 5, after the flush of chunks 3 and 4: contact 41 is on page 3.
+    assert checkpoint["source"].startswith("GSI1:")
+    assert checkpoint["cursor"]
+    first = enqueued_ids(scene.enqueued())
+    assert len(first) == 40  # chunk 5 was never enqueued
+    assert max(first.values()) == 1
+
+    real = scene.function.table.client
+    with count_calls(real) as calls:
+        result = scene.dispatch(redelivered(event))
+
+    assert result["written"] == 50
+    assert_dispatched(scene, campaign_id, members)
+    second = enqueued_ids(scene.enqueued())
+    assert set(first) | set(second) == set(members)
+    # The rerun read from page 3 (contacts 31 on): only 10 of the first run's are again.
+    assert len(set(first) & set(second)) == 10
+    assert calls.by_operation["Query"] <= 5 + 1  # pages 3 to 7, and the sweep's one page
+
+
+def test_a_contact_changed_during_the_dispatch_is_not_missed(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, small_walk: None
+) -> None:
+    """Oldest change first: an edit moves a contact to the end of the walk, not behind it."""
+    members = scene.many(45)
+    campaign_id = scene.campaign(scene.segment())
+    event = scene.send_now(campaign_id)
+    table = scene.function.dispatcher.audience.table
+    real_query = table.query
+    pages: list[int] = []
+
+    def query(*args: Any, **kwargs: Any) -> Any:
+        page = real_query(*args, **kwargs)
+        pages.append(len(page.items))
+        if len(pages) == 1:  # someone edits a contact not read yet
+            scene.contacts.update(TENANT, members[20], {"first_name": "Edited"}, None, ORIGIN)
+        return page
+
+    monkeypatch.setattr(table, "query", query)
+    result = scene.dispatch(event)
+
+    assert result["result"] == "dispatched"
+    assert_dispatched(scene, campaign_id, members)  # newest first, it was missed
+    assert len(pages) == 3
+
+
 # Pause, resume ------------------------------------------------------------------------------
 def test_a_pause_during_the_dispatch_stops_it_and_the_resume_finishes_it(
     scene: Scene, monkeypatch: pytest.MonkeyPatch
@@ -809,7 +879,8 @@ def test_a_large_audience_within_the_limits_and_its_calls(
     bodies = scene.enqueued()
     assert all(len(b["contact_ids"]) <= recipients.GROUP_SIZE for b in bodies)
     assert enqueued_ids(bodies) == Counter(members)
-    assert [len(c) for c in queue.calls] == [10, 2]  # 500 recipients, then 100
+    # 495 recipients (five chunks) at the checkpoint, then 105: 50 + 50 + 5.
+    assert [len(c) for c in queue.calls] == [10, 3]
     by_operation = calls.by_operation
     print(f"dispatch of 600 recipients: {dict(by_operation)}; {calls.count / 600:.4f}/recipient")
     assert by_operation["TransactWriteItems"] == 7  # chunks of 99

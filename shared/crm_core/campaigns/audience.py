@@ -36,6 +36,23 @@ _TOP = "Z"  # above every GSI2 sort key
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a walk of a segment's candidates can start again: a source (one partition of an
+    index, or a tag's) and the cursor of one of its pages (None: its first page)."""
+
+    source: str
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One partition the candidates come from, read one page per call: (items, next cursor)."""
+
+    name: str
+    page: Callable[[str | None], tuple[list[Item], str | None]]
+
+
+@dataclass(frozen=True)
 class Preview:
     count: int
     complete: bool
@@ -71,11 +88,19 @@ class Audience:
     def members(
         self, tenant_id: str, segment: SegmentFilter, now: float | None = None
     ) -> Iterator[Item]:
-        """Every contact in the segment at `now`, once each, in no particular order."""
+        """Every contact in the segment at `now`, in no particular order; once each, unless
+        it changed while being read (then perhaps twice)."""
         moment = self.clock() if now is None else now
-        for item in self.candidates(tenant_id, segment, moment):
-            if segment.matches(item, moment):
-                yield item
+        for item, _ in self.placed_members(tenant_id, segment, moment):
+            yield item
+
+    def placed_members(
+        self, tenant_id: str, segment: SegmentFilter, now: float, start: Position | None = None
+    ) -> Iterator[tuple[Item, Position]]:
+        """The members with their positions (`walk`), from `start` on."""
+        for item, position in self.walk(tenant_id, segment, now, start):
+            if segment.matches(item, now):
+                yield item, position
 
     def is_empty(self, tenant_id: str, segment: SegmentFilter) -> bool:
         """No contact in the segment now: stops at the first member (a send's readiness
@@ -104,53 +129,94 @@ class Audience:
 
     # Candidates ---------------------------------------------------------------------------
     def candidates(self, tenant_id: str, segment: SegmentFilter, now: float) -> Iterator[Item]:
-        """Contacts that may be in the segment (a superset), once each."""
+        """Contacts that may be in the segment (a superset), once each unless changed
+        meanwhile (`walk`)."""
+        for item, _ in self.walk(tenant_id, segment, now):
+            yield item
+
+    def walk(
+        self,
+        tenant_id: str,
+        segment: SegmentFilter,
+        now: float,
+        start: Position | None = None,
+    ) -> Iterator[tuple[Item, Position]]:
+        """The candidates, each with the position of its page: a walk started at that
+        position reads the item again (with the rest of its page), then what follows.
+
+        A `start` from another walk of the same segment goes on from there; one whose source
+        the segment no longer reads (a new scoring model version added a rank, say) starts
+        from the beginning. Partitions are read oldest change (or lowest score) first: a
+        contact changed during the walk moves towards the end, so it is read, perhaps twice,
+        rather than missed.
+        """
+        sources = self._sources(tenant_id, segment, now)
+        names = [source.name for source in sources]
+        first, cursor = 0, None
+        if start is not None and start.source in names:
+            first, cursor = names.index(start.source), start.cursor
+        for source in sources[first:]:
+            while True:
+                here = Position(source.name, cursor)
+                items, cursor = source.page(cursor)
+                for item in items:
+                    yield item, here
+                if cursor is None:
+                    break
+
+    def _sources(self, tenant_id: str, segment: SegmentFilter, now: float) -> list[_Source]:
         index = self.index_for(segment)
         tags = segment.tags
         if index == "company" and segment.company_id:
             partition = keys.contacts_by_company(tenant_id, segment.company_id)
-            yield from self._walk(ListQuery("segment", partition, "GSI4"))
-        elif index == "owner" and segment.owner_id:
+            return [self._listed(ListQuery("segment", partition, "GSI4"))]
+        if index == "owner" and segment.owner_id:
             partition = keys.contacts_by_owner(tenant_id, segment.owner_id)
-            yield from self._walk(ListQuery("segment", partition, "GSI3"))
-        elif index == "tags-all" and tags and tags.all:
-            yield from self._tagged(tenant_id, tags.all[:1])
-        elif index == "stage-score":
-            yield from self._ranked(tenant_id, segment, now)
-        elif index == "tags-any" and tags and tags.any:
-            yield from self._tagged(tenant_id, tags.any)
-        else:
-            partition = keys.contacts_by_updated(tenant_id)
-            yield from self._walk(ListQuery("segment", partition, "GSI1"))
+            return [self._listed(ListQuery("segment", partition, "GSI3"))]
+        if index == "tags-all" and tags and tags.all:
+            return self._tagged(tenant_id, tags.all[:1])
+        if index == "stage-score":
+            return self._ranked(tenant_id, segment, now)
+        if index == "tags-any" and tags and tags.any:
+            return self._tagged(tenant_id, tags.any)
+        partition = keys.contacts_by_updated(tenant_id)
+        return [self._listed(ListQuery("segment", partition, "GSI1"))]
 
-    def _walk(self, listing: ListQuery, **query: Any) -> Iterator[Item]:
-        cursor: str | None = None
-        while True:
-            page = self.table.query(listing, PAGE, cursor, **query)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+    def _listed(self, listing: ListQuery, **query: Any) -> _Source:
+        """A partition of contacts (an index's), lowest sort key first."""
 
-    def _tagged(self, tenant_id: str, tags: list[str]) -> Iterator[Item]:
+        def page(cursor: str | None) -> tuple[list[Item], str | None]:
+            found = self.table.query(listing, PAGE, cursor, newest_first=False, **query)
+            return found.items, found.next_cursor
+
+        return _Source(f"{listing.index}:{listing.partition}", page)
+
+    def _tagged(self, tenant_id: str, tags: list[str]) -> list[_Source]:
+        """Each tag's members (by contact id), their contacts read with BatchGetItem; a
+        contact with two of the tags is read once in a walk."""
         seen: set[str] = set()
-        for tag in tags:
+
+        def source(tag: str) -> _Source:
             listing = ListQuery("segment", keys.tag_partition(tenant_id, tag))
-            cursor: str | None = None
-            while True:
-                page = self.table.query(listing, 100, cursor, newest_first=False, sort_prefix="C#")
-                ids = [m["contact_id"] for m in page.items if m["contact_id"] not in seen]
+
+            def page(cursor: str | None) -> tuple[list[Item], str | None]:
+                found = self.table.query(listing, 100, cursor, newest_first=False, sort_prefix="C#")
+                ids = [m["contact_id"] for m in found.items if m["contact_id"] not in seen]
                 seen.update(ids)
                 contacts = self.table.batch_get([keys.contact(tenant_id, i) for i in ids])
-                yield from (c for c in contacts if c.get("type") == keys.CONTACT_ITEM)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+                members = [c for c in contacts if c.get("type") == keys.CONTACT_ITEM]
+                return members, found.next_cursor
 
-    def _ranked(self, tenant_id: str, segment: SegmentFilter, now: float) -> Iterator[Item]:
+            return _Source(f"tag:{listing.partition}", page)
+
+        return [source(tag) for tag in tags]
+
+    def _ranked(self, tenant_id: str, segment: SegmentFilter, now: float) -> list[_Source]:
+        """Each stage's score ranks (GSI2), from `min_score` at `now` up."""
         stages = segment.lifecycle_stage or list(LifecycleStage)
         registry = self.table.get(keys.scoring_ranks(tenant_id)) or {}
         ranks = sorted(ranks_in(registry))
+        sources = []
         for stage in stages:
             for rank in ranks:
                 half_life, fit = parse_rank(rank)
@@ -158,6 +224,6 @@ class Audience:
                 if low is None:
                     continue
                 partition = keys.contacts_by_stage(tenant_id, str(stage), rank)
-                yield from self._walk(
-                    ListQuery("segment", partition, "GSI2"), sort_between=(low, _TOP)
-                )
+                listing = ListQuery("segment", partition, "GSI2")
+                sources.append(self._listed(listing, sort_between=(low, _TOP)))
+        return sources

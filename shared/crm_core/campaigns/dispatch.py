@@ -25,15 +25,24 @@ duplicate delivery:
   of the chunk still `queued` is enqueued. So a rerun writes only the recipients missing
   and counts each once.
 - Enqueue. Messages of up to `recipients.GROUP_SIZE` contact ids (`SendBatch`), sent ten
-  at a time with SendMessageBatch once 500 recipients wait (a full batch), the rest at the
-  end; entries SQS refuses are sent again with backoff, and the run fails if they keep
-  being refused. A run that stops early sends nothing more: the recipients it had not
-  enqueued are still `queued`, and the next run enqueues every `queued` one again. The
-  sender makes a recipient enqueued twice harmless.
+  at a time with SendMessageBatch once 500 recipients wait (a full batch), and every
+  `CHECKPOINT_CHUNKS` chunks (495 recipients) whatever waits, the rest at the end; entries
+  SQS refuses are sent again with backoff, and the run fails if they keep being refused. A
+  run that stops early sends nothing more: the recipients it had not enqueued are still
+  `queued`, and the next run enqueues them. The sender makes a recipient enqueued twice
+  harmless.
+- Checkpoint. After each of those flushes every recipient read so far is written and
+  enqueued, so the next chunk's transaction also records where the audience's walk stands:
+  `dispatch_position` (the source and page cursor of the chunk's first contact, and the
+  transaction's time). A rerun starts reading the audience there, so a dispatch too long
+  for one invocation goes on where it stopped instead of reading (and enqueueing) the
+  audience again from its start; it reads again at most the one page before it. The
+  segment is evaluated at the send's `sending_started_at` by every run.
 - A rerun (the campaign already counted recipients when the run began) also enqueues the
   `queued` recipients the audience no longer yields (a contact who left the segment after
-  the first run wrote it): one GSI3 Query of the campaign's `queued` recipients, page by
-  page, after the snapshot.
+  an earlier run wrote it): one GSI3 Query of the campaign's `queued` recipients, page by
+  page, after the snapshot, enqueueing the ones written since the checkpoint
+  (`CHECKPOINT_MARGIN_S` before it, for clocks that differ).
 - End. `dispatch_done = true` and the lease released, in one UpdateItem conditioned on the
   dispatch id and the lease. An audience of nobody fails the campaign (`EMPTY_AUDIENCE`);
   otherwise the campaign is finished if every recipient is already handled (each was
@@ -47,7 +56,7 @@ duplicate delivery:
   Lambda retries the invocation (2 retries, then the dispatcher's DLQ), and the retry goes
   on from the recipients already written. Raising rather than continuing elsewhere keeps
   the one path of every retry; 10,000 recipients take about 100 transactions and 20
-  SendMessageBatch calls, far inside one 300 s invocation.
+  SendMessageBatch calls, far inside one invocation.
 """
 
 from __future__ import annotations
@@ -56,20 +65,21 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any, Literal, NoReturn
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from crm_core import keys
 from crm_core.campaigns import recipients
-from crm_core.campaigns.audience import Audience
+from crm_core.campaigns.audience import Audience, Position
 from crm_core.campaigns.campaign_models import CampaignState, RecipientStatus, counter
 from crm_core.campaigns.campaign_store import CAMPAIGN_ITEM, CampaignStore
 from crm_core.campaigns.recipients import SendBatch
 from crm_core.campaigns.segment_store import SegmentStore
 from crm_core.campaigns.segments import SegmentFilter
-from crm_core.clock import now_iso
+from crm_core.clock import format_iso, now_iso
 from crm_core.dynamo import Item, from_item
 from crm_core.errors import Conflict, NotFound
 from crm_core.events.envelope import Origin
@@ -91,6 +101,13 @@ MESSAGES_PER_BATCH = 10
 MAX_BATCH_BYTES = 256 * 1024
 RECIPIENTS_PER_BATCH = MESSAGES_PER_BATCH * recipients.GROUP_SIZE
 SQS_ATTEMPTS = 5
+# Every this many chunks the run enqueues every recipient it wrote, and its next transaction
+# records where the audience's walk stands (`dispatch_position`): a retry starts there.
+CHECKPOINT_CHUNKS = 5
+# A retry enqueues again the `queued` recipients written from this long before the
+# checkpoint on: the ones it does not vouch for, and a margin for the clocks of two Lambda
+# hosts (synchronised to well under a second).
+CHECKPOINT_MARGIN_S = 5
 # Stop while this much of the invocation is left: a chunk takes well under a second, and
 # the lease must be released and the logs flushed before the timeout.
 TIME_RESERVE_MS = 30_000
@@ -99,6 +116,7 @@ LEASE_MARGIN_MS = 5_000
 EMPTY_AUDIENCE = "the segment had no contacts when the send started"
 SEGMENT_GONE = "the segment was deleted before the send started"
 _ABOVE_EVERY_ID = "\U0010ffff"
+_T = TypeVar("_T")
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -225,8 +243,11 @@ class Dispatcher:
                     segment = self.segments.load(tenant_id, campaign["segment_id"])
                 except NotFound:
                     return self._fail(tenant_id, campaign_id, dispatch_id, SEGMENT_GONE, outcome)
-                members = self.audience.members(
-                    tenant_id, SegmentFilter.model_validate(segment["filter"])
+                members = self.audience.placed_members(
+                    tenant_id,
+                    SegmentFilter.model_validate(segment["filter"]),
+                    self._send_time(campaign),
+                    _position(campaign),
                 )
                 try:
                     self._snapshot(campaign, members, dispatch_id, run, outcome, rerun=audience > 0)
@@ -249,7 +270,7 @@ class Dispatcher:
     def _snapshot(
         self,
         campaign: Item,
-        members: Iterable[Item],
+        members: Iterable[tuple[Item, Position]],
         dispatch_id: str,
         run: Run,
         outcome: Outcome,
@@ -259,16 +280,30 @@ class Dispatcher:
         tenant_id, campaign_id = campaign["tenant_id"], campaign["id"]
         enqueued: set[str] = set()
         pending: list[str] = []
-        for chunk in _chunks(_unique(members), CHUNK):
+        checkpoint_due = False
+        for number, chunk in enumerate(_chunks(_unique(members), CHUNK), start=1):
             self._check_time(run, outcome)
-            queued = self._write_chunk(tenant_id, campaign_id, dispatch_id, run, chunk, outcome)
+            # Every recipient before this chunk's page is written and enqueued: a retry may
+            # start reading there (and enqueue that page's earlier recipients again).
+            position = chunk[0][1] if checkpoint_due else None
+            contacts = [contact for contact, _ in chunk]
+            queued = self._write_chunk(
+                tenant_id, campaign_id, dispatch_id, run, contacts, outcome, position
+            )
+            checkpoint_due = False
             pending += queued
             enqueued.update(queued)
             pending = self._enqueue_full(tenant_id, campaign_id, dispatch_id, pending, outcome)
+            if number % CHECKPOINT_CHUNKS == 0:
+                self._enqueue(tenant_id, campaign_id, dispatch_id, pending, outcome)
+                pending, checkpoint_due = [], True
         if rerun:
-            # An earlier run wrote recipients: some may have left the segment since, still
-            # queued and perhaps never enqueued.
-            pending += self._sweep(tenant_id, campaign_id, dispatch_id, run, enqueued, outcome)
+            # An earlier run wrote recipients after its last checkpoint: some may have left
+            # the segment since, still queued and perhaps never enqueued.
+            since = _checkpoint_time(campaign)
+            pending += self._sweep(
+                tenant_id, campaign_id, dispatch_id, run, enqueued, outcome, since
+            )
         self._enqueue(tenant_id, campaign_id, dispatch_id, pending, outcome)
 
     def _write_chunk(
@@ -279,17 +314,25 @@ class Dispatcher:
         run: Run,
         contacts: list[Item],
         outcome: Outcome,
+        position: Position | None = None,
     ) -> list[str]:
-        """Write the chunk's missing recipients (counted); the ids of its `queued` ones."""
+        """Write the chunk's missing recipients (counted), and the checkpoint `position`
+        when given; the ids of the chunk's `queued` recipients."""
         by_id = {c["id"]: c for c in contacts}
         recipient_keys = [keys.recipient(tenant_id, campaign_id, i) for i in by_id]
         for attempt in range(1, 4):
             found = self.table.batch_get(recipient_keys, consistent=True)
             status = {r["contact_id"]: r.get("status") for r in found}
             missing = [i for i in by_id if i not in status]
-            if not missing:
-                break
             now = now_iso()
+            if not missing:
+                if position is not None:  # a rerun over written recipients
+                    self._update(
+                        self._checkpoint(tenant_id, campaign_id, dispatch_id, run, position, now),
+                        dispatch_id,
+                        run,
+                    )
+                break
             puts = [
                 self.op.put(
                     recipients.new_recipient(tenant_id, campaign_id, dispatch_id, by_id[i], now),
@@ -299,13 +342,14 @@ class Dispatcher:
             ]
             count = self.op.update(
                 keys.campaign(tenant_id, campaign_id),
-                "ADD #count :n",
+                "ADD #count :n" + (" SET dispatch_position = :p" if position else ""),
                 "dispatch_id = :d AND dispatch_lease = :me AND #state = :sending",
                 {"#count": counter("audience"), "#state": "state"},
                 n=len(missing),
                 d=dispatch_id,
                 me=run.run_id,
                 sending=CampaignState.SENDING.value,
+                **({"p": _position_item(position, now)} if position else {}),
             )
             count["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             try:
@@ -324,6 +368,26 @@ class Dispatcher:
             raise RuntimeError("the chunk's recipients kept changing while being written")
         return [i for i in by_id if status[i] == RecipientStatus.QUEUED.value]
 
+    def _checkpoint(
+        self,
+        tenant_id: str,
+        campaign_id: str,
+        dispatch_id: str,
+        run: Run,
+        position: Position,
+        now: str,
+    ) -> dict[str, Any]:
+        return self.op.update(
+            keys.campaign(tenant_id, campaign_id),
+            "SET dispatch_position = :p",
+            "dispatch_id = :d AND dispatch_lease = :me AND #state = :sending",
+            {"#state": "state"},
+            p=_position_item(position, now),
+            d=dispatch_id,
+            me=run.run_id,
+            sending=CampaignState.SENDING.value,
+        )
+
     def _sweep(
         self,
         tenant_id: str,
@@ -332,15 +396,19 @@ class Dispatcher:
         run: Run,
         enqueued: set[str],
         outcome: Outcome,
+        since: str | None = None,
     ) -> list[str]:
-        """Enqueue the campaign's `queued` recipients not in `enqueued` (GSI3, page by
-        page); the ones left to enqueue (fewer than a full batch)."""
+        """Enqueue the campaign's `queued` recipients not in `enqueued` and written at or
+        after `since` (every one when None), GSI3 page by page; the ones left to enqueue
+        (fewer than a full batch)."""
         pending: list[str] = []
         partition = keys.recipients_in_status(tenant_id, campaign_id, RecipientStatus.QUEUED.value)
         queued = self.table.query_all("GSI3", partition, sort_below=_ABOVE_EVERY_ID)
         for seen, item in enumerate(queued, start=1):
             if seen % RECIPIENTS_PER_BATCH == 0:
                 self._check_time(run, outcome)
+            if since is not None and str(item.get("queued_at", "")) < since:
+                continue  # enqueued before the checkpoint
             if item["contact_id"] not in enqueued:
                 pending.append(item["contact_id"])
                 pending = self._enqueue_full(tenant_id, campaign_id, dispatch_id, pending, outcome)
@@ -491,6 +559,13 @@ class Dispatcher:
             )
         raise RuntimeError("the campaign refused a change for no reason found")
 
+    def _send_time(self, campaign: Item) -> float:
+        """When the send started: the segment is taken as it was then, by every run."""
+        started = campaign.get("sending_started_at")
+        if not started:
+            return self.clock()
+        return datetime.fromisoformat(str(started).replace("Z", "+00:00")).timestamp()
+
     # Endings ----------------------------------------------------------------------------
     def _check_time(self, run: Run, outcome: Outcome) -> None:
         left = run.time_left_ms()
@@ -521,16 +596,41 @@ class Dispatcher:
         return Outcome(campaign_id, "ignored", reason=reason)
 
 
-def _unique(contacts: Iterable[Item]) -> Iterator[Item]:
+def _position_item(position: Position, now: str) -> dict[str, Any]:
+    """The checkpoint as the campaign item keeps it."""
+    item: dict[str, Any] = {"source": position.source, "at": now}
+    if position.cursor is not None:
+        item["cursor"] = position.cursor
+    return item
+
+
+def _position(campaign: Item) -> Position | None:
+    """Where the last run's checkpoint left the audience's walk (None: at its start)."""
+    saved = campaign.get("dispatch_position")
+    if not isinstance(saved, dict) or not saved.get("source"):
+        return None
+    return Position(str(saved["source"]), saved.get("cursor"))
+
+
+def _checkpoint_time(campaign: Item) -> str | None:
+    """Recipients written from this time on may not be enqueued yet (None: any of them)."""
+    saved = campaign.get("dispatch_position")
+    if not isinstance(saved, dict) or not saved.get("at"):
+        return None
+    at = datetime.fromisoformat(str(saved["at"]).replace("Z", "+00:00"))
+    return format_iso(at - timedelta(seconds=CHECKPOINT_MARGIN_S))
+
+
+def _unique(placed: Iterable[tuple[Item, Position]]) -> Iterator[tuple[Item, Position]]:
     seen: set[str] = set()
-    for contact in contacts:
+    for contact, position in placed:
         if contact["id"] not in seen:
             seen.add(contact["id"])
-            yield contact
+            yield contact, position
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
