@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from crm_core import keys
+from crm_core.campaigns import audience as audience_module
 from crm_core.campaigns.audience import SAMPLE_SIZE, Audience
 from crm_core.campaigns.segments import SegmentFilter
 from crm_core.clock import format_iso
@@ -569,3 +570,22 @@ def test_preview_never_shows_merged_deleted_or_other_tenants(
     assert reply.status == 200, reply.text
     assert {c["id"] for c in reply.json["sample"]} == world.others
     assert reply.json["count"] == len(world.others)
+
+
+@pytest.mark.parametrize("budget", ["time", "reads"])
+def test_a_preview_that_runs_out_of_budget_says_its_count_is_a_minimum(
+    world: World, campaigns_api: Api, monkeypatch: pytest.MonkeyPatch, budget: str
+) -> None:
+    """However large the segment, the preview answers in time: a count of the contacts read
+    so far, marked incomplete."""
+    if budget == "time":
+        monkeypatch.setattr(audience_module, "PREVIEW_TIME_BUDGET_S", 0.0)
+    else:
+        monkeypatch.setattr(audience_module, "PREVIEW_READ_BUDGET", 3)
+    preview, now = _preview(campaigns_api, {})
+    everyone = len(world.expected(SegmentFilter.model_validate({}), now))
+    assert everyone > 3
+    assert preview["complete"] is False
+    assert preview["contacts_read"] == (1 if budget == "time" else 3)
+    assert preview["count"] <= preview["contacts_read"]
+    assert len(preview["sample"]) == preview["count"]

@@ -32,6 +32,9 @@ PAGE = 200  # items per Query page (each page is also under DynamoDB's 1 MB)
 SAMPLE_SIZE = 10
 # A preview stops counting after reading this many candidates (and says it is a minimum).
 PREVIEW_READ_BUDGET = 50_000
+# ... or after this long: the request must answer within the function's timeout (10 s) and
+# API Gateway's 29 s, however slowly the pages come.
+PREVIEW_TIME_BUDGET_S = 5.0
 _TOP = "Z"  # above every GSI2 sort key
 
 
@@ -113,6 +116,7 @@ class Audience:
 
     def preview(self, tenant_id: str, segment: SegmentFilter) -> Preview:
         now = self.clock()
+        stop_at = time.monotonic() + PREVIEW_TIME_BUDGET_S
         count = read = 0
         sample: list[Item] = []
         complete = True
@@ -122,7 +126,7 @@ class Audience:
                 count += 1
                 if len(sample) < SAMPLE_SIZE:
                     sample.append(item)
-            if read >= PREVIEW_READ_BUDGET:
+            if read >= PREVIEW_READ_BUDGET or time.monotonic() >= stop_at:
                 complete = False
                 break
         return Preview(count, complete, sample, self.index_for(segment), read)

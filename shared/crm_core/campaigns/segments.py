@@ -169,7 +169,8 @@ class SegmentPreview(BaseModel):
 
     count: int = Field(description="Contacts in the segment now (complete: every one counted).")
     complete: bool = Field(
-        description="False when the count stopped at the read budget: at least `count`."
+        description="False when the count stopped at the read budget (50,000 contacts) or"
+        " the time budget (5 s): at least `count`."
     )
     sample: list[dict[str, Any]] = Field(description="The first 10 contacts found.")
     index: str = Field(description="What read the candidates (docs/data-model.md).")
