@@ -689,6 +689,43 @@ def test_a_pause_during_the_dispatch_stops_it_and_the_resume_finishes_it(
     assert enqueued_ids(scene.enqueued()) == Counter(members)
 
 
+def test_a_resume_after_a_checkpoint_enqueues_every_recipient_still_queued(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch, small_walk: None
+) -> None:
+    """The sender drops a paused campaign's messages: the resume must enqueue again the
+    recipients before the checkpoint too, not only those after it."""
+    members = scene.many(70)
+    campaign_id = scene.campaign(scene.segment())
+    event = scene.send_now(campaign_id)
+    real = scene.function.table.client
+    transactions = 0
+
+    class PausingBeforeChunk6:
+        def transact_write_items(self, **params: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            if transactions == 6:
+                scene.pause(campaign_id)
+            return real.transact_write_items(**params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    _patched_client(monkeypatch, scene.function, PausingBeforeChunk6())
+    result = scene.dispatch(event)
+    _patched_client(monkeypatch, scene.function, real)
+    assert result["result"] == "stopped"
+    assert len(scene.recipients(campaign_id)) == 50
+    assert scene.item(campaign_id)["dispatch_position"]["cursor"]
+    assert len(enqueued_ids(scene.enqueued())) == 40  # then dropped by the sender
+
+    resumed = scene.dispatch(scene.resume(campaign_id))
+
+    assert resumed["result"] == "dispatched"
+    assert_dispatched(scene, campaign_id, members)
+    assert set(enqueued_ids(scene.enqueued())) == set(members)
+
+
 def test_a_resume_enqueues_only_the_recipients_still_queued(scene: Scene) -> None:
     members = scene.many(8)
     campaign_id = scene.campaign(scene.segment())

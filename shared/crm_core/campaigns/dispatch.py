@@ -250,7 +250,15 @@ class Dispatcher:
                     _position(campaign),
                 )
                 try:
-                    self._snapshot(campaign, members, dispatch_id, run, outcome, rerun=audience > 0)
+                    self._snapshot(
+                        campaign,
+                        members,
+                        dispatch_id,
+                        run,
+                        outcome,
+                        rerun=audience > 0,
+                        resume=resume,
+                    )
                     done = self._done(tenant_id, campaign_id, dispatch_id, run)
                 except _NotOurs as stopped:
                     outcome.result, outcome.reason = "stopped", str(stopped)
@@ -276,6 +284,7 @@ class Dispatcher:
         outcome: Outcome,
         *,
         rerun: bool,
+        resume: bool = False,
     ) -> None:
         tenant_id, campaign_id = campaign["tenant_id"], campaign["id"]
         enqueued: set[str] = set()
@@ -299,8 +308,9 @@ class Dispatcher:
                 pending, checkpoint_due = [], True
         if rerun:
             # An earlier run wrote recipients after its last checkpoint: some may have left
-            # the segment since, still queued and perhaps never enqueued.
-            since = _checkpoint_time(campaign)
+            # the segment since, still queued and perhaps never enqueued. After a pause,
+            # every `queued` one: the sender dropped their messages while paused.
+            since = None if resume else _checkpoint_time(campaign)
             pending += self._sweep(
                 tenant_id, campaign_id, dispatch_id, run, enqueued, outcome, since
             )
