@@ -50,7 +50,9 @@ duplicate delivery:
   (a late duplicate would otherwise add contacts who joined the segment since).
 - Resume. A campaign paused after its dispatch was done has every recipient written: the
   run enqueues its `queued` recipients (the GSI3 Query), no new snapshot. One paused before
-  its dispatch was done gets the rest of its snapshot, as a rerun would.
+  its dispatch was done gets the rest of its snapshot from the checkpoint, as a rerun
+  would, and then every `queued` recipient is enqueued (the sender dropped the paused
+  campaign's messages).
 - Time. Before each chunk the run looks at the time its invocation has left; under
   `TIME_RESERVE_MS` it releases the lease, enqueues nothing more and raises `OutOfTime`:
   Lambda retries the invocation (2 retries, then the dispatcher's DLQ), and the retry goes
