@@ -87,6 +87,7 @@ POLL_S = 0.25
 EVENT_DELAY_S = 1.0
 MAILBOX_PATH = "/_local/mailbox"
 # SES's detail-types on EventBridge, by event type.
+PUT_EVENTS_LIMIT = 10  # entries per PutEvents call
 DETAIL_TYPES = {
     "Send": "Email Sent",
     "Delivery": "Email Delivered",
@@ -662,11 +663,13 @@ class MailService:
         while not self._stop.wait(self._poll_s):
             try:
                 self._collect(emit=True)
+                self._emit_ready()
             except Exception as error:
                 self._ctx.log(f"[mail] reading SES failed: {error!r}")
 
     def emails(self) -> list[Email]:
-        """Every email sent, newest first."""
+        """Every email sent, newest first. Their SES events are left to the service's
+        thread: a page must not wait for a backlog of events to be put."""
         self._collect(emit=True)
         with self._lock:
             order = sorted(enumerate(self._emails), key=lambda p: (p[1].sent_at, p[0]))
@@ -696,11 +699,15 @@ class MailService:
                     fresh.append(mail)
             if emit:
                 self._due.extend(fresh)
+
+    def _emit_ready(self) -> None:
+        """Put the SES events of the emails sent `event_delay_s` ago or earlier, ten entries
+        per PutEvents (its limit), outside the lock (the mailbox page takes it)."""
+        with self._lock:
             cutoff = datetime.now(UTC).timestamp() - self._event_delay_s
             ready = [m for m in self._due if m.sent_at.timestamp() <= cutoff]
             self._due = [m for m in self._due if m.sent_at.timestamp() > cutoff]
-            for mail in ready:
-                self._emit(mail)
+        self._put([entry for mail in ready for entry in self._entries(mail)])
 
     def _configuration_set(self, mail: Email, request: SentRequest | None) -> str | None:
         if request is not None and request.configuration_set:
@@ -712,35 +719,45 @@ class MailService:
         return self._default_sets.get(address) or self._default_sets.get(address.rsplit("@", 1)[-1])
 
     def _emit(self, mail: Email) -> None:
+        self._put(self._entries(mail))
+
+    def _entries(self, mail: Email) -> list[dict[str, Any]]:
+        """The PutEvents entries of one email's SES events, for its configuration set's
+        EventBridge destinations and the event types each names."""
         if mail.configuration_set is None or self._events is None:
-            return
+            return []
         wanted = [d for d in self.destinations if d.configuration_set == mail.configuration_set]
-        if not wanted:
+        resource = f"arn:aws:ses:{REGION}:{ACCOUNT_ID}:configuration-set/{mail.configuration_set}"
+        events = ses_events(mail, mail.configuration_set) if wanted else []
+        return [
+            {
+                "EventBusName": destination.bus_arn,
+                "Source": "aws.ses",
+                "DetailType": DETAIL_TYPES[kind],
+                "Detail": json.dumps(detail),
+                "Resources": [resource],
+            }
+            for destination in wanted
+            for kind, detail in events
+            if kind.lower() in destination.event_types
+        ]
+
+    def _put(self, entries: list[dict[str, Any]]) -> None:
+        if self._events is None:
             return
-        events = ses_events(mail, mail.configuration_set)
-        for destination in wanted:
-            for kind, detail in events:
-                if kind.lower() not in destination.event_types:
-                    continue
-                resource = (
-                    f"arn:aws:ses:{REGION}:{ACCOUNT_ID}:configuration-set/{mail.configuration_set}"
-                )
-                try:
-                    answer = self._events.put_events(
-                        Entries=[
-                            {
-                                "EventBusName": destination.bus_arn,
-                                "Source": "aws.ses",
-                                "DetailType": DETAIL_TYPES[kind],
-                                "Detail": json.dumps(detail),
-                                "Resources": [resource],
-                            }
-                        ]
-                    )
-                    if answer.get("FailedEntryCount"):
-                        raise RuntimeError(str(answer.get("Entries")))
-                except Exception as error:
-                    self._ctx.log(f"[mail] could not put the {kind} event of {mail.id}: {error}")
+        for start in range(0, len(entries), PUT_EVENTS_LIMIT):
+            batch = entries[start : start + PUT_EVENTS_LIMIT]
+            try:
+                answer = self._events.put_events(Entries=batch)
+                failed = [
+                    f"{entry['DetailType']}: {result.get('ErrorMessage')}"
+                    for entry, result in zip(batch, answer.get("Entries", []), strict=False)
+                    if result.get("ErrorCode")
+                ]
+                if failed:
+                    raise RuntimeError("; ".join(failed))
+            except Exception as error:
+                self._ctx.log(f"[mail] could not put {len(batch)} SES events: {error}")
 
     # The page ---------------------------------------------------------------------------
     def page(self, request: Any) -> tuple[int, dict[str, str], bytes]:

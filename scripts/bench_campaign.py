@@ -24,10 +24,10 @@
    the suppressed seeded (with those reasons); delivered == sent once SES's events settle
    (waited for up to --settle seconds); the mailbox has exactly `sent` emails of the
    campaign, one per recipient (no address twice), each with List-Unsubscribe (a link to
-   this API's /unsubscribe) and List-Unsubscribe-Post; the API's answers. When POST /send
-   fails (its readiness check previews the whole segment, which may outlast the function's
-   timeout), the campaign is sent with CampaignStore.send_now, what the route does after
-   its checks, so that the pipeline is still measured (from there).
+   this API's /unsubscribe) and List-Unsubscribe-Post; the API's answers (a large
+   segment's preview may answer a minimum count, at its 5 s budget). When POST /send fails,
+   the campaign is sent with CampaignStore.send_now, what the route does after its checks,
+   so that the pipeline is still measured (from there).
 2. In-process on moto (the table from template.yaml; campaign_dispatcher, campaign_sender
    and email_events as Lambda runs them): the local cloud counts no requests by operation,
    so a smaller campaign (--calls-recipients, default 1,000, seeded the same way) is
@@ -38,7 +38,7 @@
 Exits non-zero when a check fails.
 
     python scripts/bench_campaign.py [--recipients 10000] [--calls-recipients 1000]
-        [--part all|cloud|calls] [--timeout 1800] [--settle 60] [--keep-log FILE]
+        [--part all|cloud|calls] [--timeout 1800] [--settle SECONDS] [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -497,6 +497,7 @@ def through_the_cloud(args: argparse.Namespace, cloud: CloudProcess) -> dict[str
         "preview_s": preview_s,
         "preview_status": preview_status,
         "preview_count": preview.get("count") if preview_status == 200 else None,
+        "preview_complete": preview.get("complete") if preview_status == 200 else None,
         "preview_index": preview.get("index") if preview_status == 200 else None,
         "send_post_s": send_s,
         "send_status": send_status,
@@ -992,9 +993,15 @@ def report_cloud(args: argparse.Namespace, found: dict[str, Any], checks: Checks
         f"{found['settings_status']} (the settings were saved: GET reads them)",
     )
     checks.check(
-        "segment preview answers 200, counting every contact",
-        found["preview_status"] == 200 and found["preview_count"] == args.recipients,
-        f"{found['preview_status']}, count {found['preview_count']}",
+        "segment preview answers 200: every contact, or a minimum (its time budget)",
+        found["preview_status"] == 200
+        and (
+            found["preview_count"] == args.recipients
+            if found["preview_complete"]
+            else 0 < found["preview_count"] <= args.recipients
+        ),
+        f"{found['preview_status']}, count {found['preview_count']}, "
+        f"complete {found['preview_complete']}",
     )
     checks.check(
         "POST /campaigns/{id}/send answers 202",
@@ -1111,9 +1118,15 @@ def main() -> None:
         "--timeout", type=float, default=1800, help="seconds from the send until `sent`"
     )
     parser.add_argument(
-        "--settle", type=float, default=60, help="seconds for deliveries after `sent`"
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds for deliveries after `sent` (default: 60, or 0.1 per recipient if more;"
+        " the local cloud applies SES events more slowly than it sends)",
     )
     args = parser.parse_args()
+    if args.settle is None:
+        args.settle = max(60.0, 0.1 * args.recipients)
     if args.recipients < SKIP_EVERY or args.calls_recipients < SKIP_EVERY:
         parser.error(f"at least {SKIP_EVERY} recipients (one in {SKIP_EVERY} is skipped)")
     # The cloud first: the in-process part sets the functions' environment in this process.
