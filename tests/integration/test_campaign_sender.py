@@ -473,6 +473,22 @@ def test_a_repeated_claim_of_our_own_is_still_ours(mail: Mail) -> None:
     assert mail.recipients(campaign_id)[contact_id]["claim_id"] == "claim-1"
 
 
+def test_a_repeated_mark_of_our_own_send_counts_it(mail: Mail) -> None:
+    """The same for the transaction that marks the send: its repeat finds `sent_at` set by
+    itself, which is ours to count (the message's summary said one fewer sent)."""
+    contact_id = mail.contact()
+    campaign_id = mail.campaign(mail.segment())
+    mail.start(campaign_id)
+    sender = mail.sender.sender
+    assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")
+    mark = ("claim-1", "ses-message-1", "a@example.com")
+    assert sender._mark_sent(TENANT, campaign_id, contact_id, *mark)
+    assert sender._mark_sent(TENANT, campaign_id, contact_id, *mark)  # the repeat
+    assert not sender._mark_sent(TENANT, campaign_id, contact_id, "claim-2", "ses-2", "b@x.io")
+    assert mail.counts(campaign_id)["sent"] == 1
+    assert mail.recipients(campaign_id)[contact_id]["message_id"] == "ses-message-1"
+
+
 def test_the_ses_client_never_retries_by_itself(mail: Mail) -> None:
     config = mail.sender.sender.ses.meta.config
     assert config.retries["total_max_attempts"] == 1

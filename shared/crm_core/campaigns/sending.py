@@ -413,6 +413,10 @@ class Sender:
                 return True
             except TransactionCancelled as cancelled:
                 old = cancelled.items[0]
+                if old is not None and old.get("message_id") == message_id:
+                    # Our own transaction, committed, its answer lost: botocore repeated it
+                    # (DynamoDB would answer the repeat's idempotency token; moto does not).
+                    return True
                 if old is None or "sent_at" in old or old.get("claim_id") != claim_id:
                     # Counted by whoever set sent_at first, or no longer our claim.
                     self.log.info("the send was recorded already", extra={"contact_id": contact_id})
