@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from crm_core import normalize
 from crm_core.ids import ULID_PATTERN
@@ -15,6 +16,17 @@ from crm_core.ids import ULID_PATTERN
 INPUT_MODEL = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 # Outputs always carry every field (null when unset): their schemas say so.
 OUTPUT_MODEL = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
+
+
+def check_patch(patch: BaseModel, not_null: Iterable[str] = ()) -> None:
+    """A PATCH body's common rules: the fields in `not_null` may be left out but not set to
+    null, and the patch must change something."""
+    for name in not_null:
+        if name in patch.model_fields_set and getattr(patch, name) is None:
+            raise ValueError(f"{name} cannot be null")
+    if not patch.model_fields_set:
+        raise ValueError("the patch changes nothing")
+
 
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50

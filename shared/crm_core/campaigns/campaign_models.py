@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, Ulid
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, Ulid, check_patch
 
 MAX_SUBJECT_CHARS = 300
 MAX_HTML_CHARS = 200_000
@@ -159,12 +159,7 @@ class CampaignPatch(BaseModel):
 
     @model_validator(mode="after")
     def _sensible(self) -> CampaignPatch:
-        required = ("name", "segment_id", "from_address", "subject", "html", "text")
-        for name in required:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
+        check_patch(self, ("name", "segment_id", "from_address", "subject", "html", "text"))
         return self
 
     def changes(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_v
 
 from crm_core.clock import format_iso
 from crm_core.contacts.models import EmailConsent, LifecycleStage
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Country, Tags, Ulid, UserId
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Country, Tags, Ulid, UserId, check_patch
 from crm_core.scoring.state import score_now
 
 MAX_SCORE = 1e9
@@ -133,11 +133,7 @@ class SegmentPatch(BaseModel):
 
     @model_validator(mode="after")
     def _sensible(self) -> SegmentPatch:
-        for name in ("name", "filter"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
+        check_patch(self, ("name", "filter"))
         return self
 
     def changes(self) -> dict[str, Any]:

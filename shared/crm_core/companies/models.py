@@ -16,6 +16,7 @@ from crm_core.fields import (
     Phone,
     Tags,
     UserId,
+    check_patch,
 )
 
 CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -60,10 +61,7 @@ class CompanyPatch(BaseModel):
 
     @model_validator(mode="after")
     def _rules(self) -> CompanyPatch:
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("name cannot be null")
+        check_patch(self, ("name",))
         if self.phone is not None:
             self.phone = normalize.phone(self.phone, self.country)
         return self

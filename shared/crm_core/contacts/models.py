@@ -20,6 +20,7 @@ from crm_core.fields import (
     Title,
     Ulid,
     UserId,
+    check_patch,
 )
 
 
@@ -90,11 +91,7 @@ class ContactPatch(BaseModel):
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> ContactPatch:
-        for name in ("lifecycle_stage", "email_consent"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
+        check_patch(self, ("lifecycle_stage", "email_consent"))
         if self.phone is not None:
             self.phone = normalize.phone(self.phone, self.country)
         return self

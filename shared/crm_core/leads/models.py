@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Tags, UserId
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Tags, UserId, check_patch
 
 # The fields a lead can fill. `attributes.<name>` maps into a contact's custom attributes.
 LEAD_FIELDS = (
@@ -105,11 +105,7 @@ class LeadSourcePatch(BaseModel):
 
     @model_validator(mode="after")
     def _sensible(self) -> LeadSourcePatch:
-        for name in ("name", "field_map", "default_tags"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
+        check_patch(self, ("name", "field_map", "default_tags"))
         return self
 
     def changes(self) -> dict[str, Any]:
