@@ -805,8 +805,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve()
 
-    # Every method is served the same way (routes may use any of them, or ANY).
+    # Every method is served the same way (routes may use any of them, or ANY), including
+    # those http.server has no `do_` method for: API Gateway answers an unrouted method 404
+    # like an unrouted path, never 501.
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET  # noqa: N815
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         started = time.monotonic()

@@ -69,6 +69,11 @@ def test_the_most_specific_route_wins(
         ("GET", "/files"),  # a greedy variable needs at least one segment
         ("GET", "/contacts/1/notes/extra"),
         ("GET", "/"),
+        # Methods no route names are routed like any other (never http.server's 501).
+        ("TRACE", "/contacts"),
+        ("CONNECT", "/contacts"),
+        ("PROPFIND", "/contacts/1"),
+        ("PURGE", "/nothing"),
     ],
 )
 def test_no_route_is_404_not_found(gateways: Gateways, method: str, target: str) -> None:
@@ -92,6 +97,9 @@ def test_default_route_catches_what_nothing_else_matches(gateways: Gateways) -> 
     assert invoke.functions == ["Health", "CatchAll", "Default"]
     keys = [event["routeKey"] for _, event in invoke.calls]
     assert keys == ["GET /health", "ANY /{proxy+}", "$default"]
+    # ANY is any method, including those http.server knows nothing of.
+    assert call(gateway.url, "PROPFIND", "/x").status == 200
+    assert invoke.functions[-1] == "CatchAll"
     assert invoke.calls[1][1]["pathParameters"] == {"proxy": "x/y"}
 
 
