@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from crm_core import normalize
 from crm_core.ids import ULID_PATTERN
@@ -65,10 +81,12 @@ Tags = Annotated[
 # Numbers stay within what JSON clients and DynamoDB both hold exactly: integers up to
 # 2**53, finite floats of magnitude 1e-15..1e15 (DynamoDB refuses NaN, and tiny exponents).
 MAX_SAFE_INTEGER = 2**53
+MIN_MAGNITUDE = 1e-15
+MAX_MAGNITUDE = 1e15
 
 
 def _storable_float(value: float) -> float:
-    if value != 0 and not 1e-15 <= abs(value) <= 1e15:
+    if value != 0 and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
         raise ValueError("a number must be 0 or have a magnitude between 1e-15 and 1e15")
     return value
 
@@ -98,3 +116,128 @@ Attributes = Annotated[
     dict[Annotated[str, StringConstraints(max_length=64)], AttributeValue],
     AfterValidator(_attributes),
 ]
+
+
+@dataclass(frozen=True)
+class Storable:
+    """A number's metadata (`Annotated[float, Storable(limit)]`): finite, and 0 or of a
+    magnitude between MIN_MAGNITUDE and `limit` (at most MAX_MAGNITUDE). DynamoDB refuses
+    1e-300 (a 500 once it reached a write), and JSON clients lose digits beyond 1e15. The
+    JSON schema says exactly that, so a client held to the schema is held to the code."""
+
+    limit: float = MAX_MAGNITUDE
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {
+            "anyOf": [
+                {"const": 0},
+                {"type": "number", "minimum": MIN_MAGNITUDE, "maximum": self.limit},
+                {"type": "number", "minimum": -self.limit, "maximum": -MIN_MAGNITUDE},
+            ],
+            "description": f"0, or a magnitude between {self._range}.",
+        }
+
+    @property
+    def _range(self) -> str:
+        return f"{_shown(MIN_MAGNITUDE)} and {_shown(self.limit)}"
+
+    def _check(self, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("a number must be finite")
+        if value != 0 and not MIN_MAGNITUDE <= abs(value) <= self.limit:
+            raise ValueError(f"a number must be 0 or have a magnitude between {self._range}")
+        return value
+
+
+def _shown(number: float) -> str:
+    return f"{number:g}".replace("e+0", "e").replace("e+", "e")  # 1e9, 1e15, 1e-15
+
+
+StorableNumber = Annotated[float, Storable()]
+
+
+# Times every later step can turn into UTC and format (clock.format_iso): an offset can put
+# a stored time before year 1 or after 9999 in UTC, an OverflowError (a 500) at each use.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_UTC_RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z (in UTC)"
+
+
+def _iso_text(value: Any) -> Any:
+    # Pydantic would read a number (or digits) as Unix seconds, or milliseconds if large:
+    # refuse the guess, as the schema (a date-time string) does.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("a time is ISO 8601 text with a zone, such as 2026-06-01T09:30:00Z")
+
+
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError(f"the time must be {_UTC_RANGE}")
+    return utc
+
+
+# An aware date-time within EARLIEST..LATEST, kept in UTC: a model field, or a query
+# parameter (`Annotated[UtcDateTime | None, Query(description=...)]`).
+UtcDateTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_in_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": f"ISO 8601 with a zone, {_UTC_RANGE}.",
+        }
+    ),
+]
+
+
+# What a mail header (or any one-line text) must not carry: C0 and C1 controls (CR and LF
+# end a header line), DEL, and the Unicode line and paragraph separators.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+ONE_LINE_PATTERN = f"^[^{_CONTROLS}]*$"
+_CONTROL_RE = re.compile(f"[{_CONTROLS}]")
+
+
+def _one_line(value: Any) -> Any:
+    if isinstance(value, str) and _CONTROL_RE.search(value):
+        raise ValueError("must be one line, without control characters (CR, LF, tab, NUL...)")
+    return value
+
+
+@dataclass(frozen=True)
+class OneLine:
+    """A text's metadata (`Annotated[str, StringConstraints(...), OneLine()]`): no control
+    character or line break anywhere, checked before any stripping (a line break at either
+    end is refused too, as the schema's `pattern` says)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_one_line, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        json_schema: dict[str, Any] = handler(schema)
+        json_schema["pattern"] = ONE_LINE_PATTERN
+        return json_schema
+
+
+def one_line(text: str) -> str:
+    """`text` as one header line: control characters and line breaks become spaces, each
+    run of whitespace one space, none at either end."""
+    return " ".join(_CONTROL_RE.sub(" ", text).split())

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from crm_core import idempotency
+from crm_core import idempotency, strict_json
 from crm_core.auth import Principal, principal_from_claims
 from crm_core.errors import (
     BadRequest,
@@ -103,7 +103,8 @@ def install(app: APIGatewayHttpResolver, logger: Any) -> None:
 
 
 def screen(event: dict[str, Any]) -> Response[str] | None:
-    """Refuse oversized, non-JSON or undecodable bodies before anything parses them."""
+    """Refuse oversized, non-JSON or undecodable bodies before anything parses them (and
+    before any route checks roles)."""
     try:
         _screen(event)
     except CrmError as error:
@@ -136,9 +137,14 @@ def _screen(event: dict[str, Any]) -> None:
             raise BadRequest("the body is not valid base64-encoded UTF-8") from None
         event["isBase64Encoded"] = False
     try:
-        parsed = json.loads(event["body"])
-    except ValueError:
+        # Strict: what Python's json reads beyond RFC 8259 (NaN, 1e400), or fails on with
+        # another error than a syntax error (deep nesting, huge integers), is refused here,
+        # so the resolver's own parse and the models never see it.
+        parsed = strict_json.loads(event["body"], "the body")
+    except strict_json.NotJson:
         return  # not JSON: the resolver answers it with its own precise 400
+    except strict_json.JsonRefused as refused:
+        raise BadRequest(str(refused)) from None
     if isinstance(parsed, list):
         # Powertools reads a JSON array as repeated values and hands a body model its first
         # element, so `[{...}]` would pass as `{...}`. No route takes an array body.

@@ -16,6 +16,7 @@ import pytest
 from crm_core import keys
 from crm_core.leads import signature
 from crm_core.leads.intake import MAX_BODY_BYTES
+from crm_core.strict_json import MAX_DEPTH
 from tests.support.api import Api, User
 from tests.support.aws_calls import count_calls
 from tests.support.lambda_pool import lambda_pool
@@ -226,6 +227,11 @@ def test_other_media_types_are_415(
     assert_refused(reply, 415, table)
 
 
+def _nested(depth: int) -> bytes:
+    """A JSON object `depth` levels deep."""
+    return b'{"a": ' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -236,6 +242,13 @@ def test_other_media_types_are_415(
         (b'"a string"', "application/json"),
         (b'{"email": "\\ud800"}', "application/json"),
         (b"[" * 100_000, "application/json"),
+        # Not JSON by RFC 8259, though Python reads it; and what no JSON number can hold.
+        (b'{"email": "ada@example.com", "score": NaN}', "application/json"),
+        (b'{"email": "ada@example.com", "score": Infinity}', "application/json"),
+        (b'{"email": "ada@example.com", "score": -Infinity}', "application/json"),
+        (b'{"email": "ada@example.com", "score": 1e400}', "application/json"),
+        (b'{"email": "ada@example.com", "id": ' + b"7" * 5000 + b"}", "application/json"),
+        (b'{"email": "ada@example.com", "x": ' + _nested(MAX_DEPTH) + b"}", "application/json"),
         (b"", FORM),
         (b"email=%FF%FE", FORM),
         (b'{"external_id": "' + b"x" * 300 + b'"}', "application/json"),
@@ -246,6 +259,17 @@ def test_unreadable_bodies_are_400(
 ) -> None:
     reply = webhook.post(source["id"], body, source["secret"], content_type=content_type)
     assert_refused(reply, 400, table)
+
+
+def test_nesting_at_the_bound_is_accepted_and_the_refusal_says_the_bound(
+    webhook: Webhook, source: dict[str, Any], table: Any
+) -> None:
+    at_bound = b'{"email": "ada@example.com", "x": ' + _nested(MAX_DEPTH - 1) + b"}"
+    assert webhook.post(source["id"], at_bound, source["secret"]).status == 202
+    over = b'{"email": "bob@example.com", "x": ' + _nested(MAX_DEPTH) + b"}"
+    reply = webhook.post(source["id"], over, source["secret"])
+    assert reply.status == 400, reply.text
+    assert reply.json["detail"] == f"the body is nested deeper than {MAX_DEPTH} levels"
 
 
 def test_a_body_that_is_not_utf8_is_400(

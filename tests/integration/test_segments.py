@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,9 +26,11 @@ from crm_core.campaigns import audience as audience_module
 from crm_core.campaigns.audience import SAMPLE_SIZE, Audience
 from crm_core.campaigns.segments import SegmentFilter
 from crm_core.clock import format_iso
+from crm_core.contacts.models import LifecycleStage
 from crm_core.dynamo import from_item, to_attr
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.scoring.state import rank_of
 from tests.support.api import Api, LambdaContext, Reply, User
 from tests.support.checks import assert_problem, table_items, tenant_items
 from tests.support.events import delivered
@@ -224,6 +227,21 @@ BAD_FILTERS: list[tuple[str, dict[str, Any], str]] = [
     ("too-many-countries", {"country": ["DE"] * 251}, "country"),
     ("too-many-tags", {"tags": {"any": [f"t{i}" for i in range(500)]}}, "tags"),
     ("company-not-ulid", {"company_id": "acme"}, "company_id"),
+    # Lists are bounded by their domain: repeating a value cannot multiply a preview's reads.
+    ("stages-over-the-enum", {"lifecycle_stage": ["sql"] * 9}, "lifecycle_stage"),
+    ("stages-8000", {"lifecycle_stage": ["sql"] * 8000}, "lifecycle_stage"),
+    ("consents-over-the-enum", {"email_consent": ["unknown"] * 4}, "email_consent"),
+    # Times every preview and send can convert to UTC, numbers DynamoDB can store.
+    ("created-after-year-1-east", {"created_after": "0001-01-01T00:00:00+14:00"}, "created_after"),
+    (
+        "created-before-9999-west",
+        {"created_before": "9999-12-31T23:59:59-14:00"},
+        "created_before",
+    ),
+    ("created-before-1970", {"created_before": "1969-12-31T23:59:59Z"}, "created_before"),
+    ("created-after-a-number", {"created_after": 1_700_000_000}, "created_after"),
+    ("min-score-1e-300", {"min_score": 1e-300}, "min_score"),
+    ("max-score-tiny-negative", {"max_score": -1e-16}, "max_score"),
 ]
 
 
@@ -266,11 +284,52 @@ def test_bad_bodies_are_422(
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
-def test_non_finite_scores_are_422(campaigns_api: Api, table: Any, number: str) -> None:
+def test_non_finite_scores_are_400(campaigns_api: Api, table: Any, number: str) -> None:
+    """Not JSON numbers (RFC 8259): the body screen refuses them before any model."""
     raw = '{"name": "x", "filter": {"min_score": ' + number + "}}"
     reply = campaigns_api.call("POST", "/segments", ADMIN, raw_body=raw)
-    assert_problem(reply, 422, field="min_score")
+    assert_problem(reply, 400)
     assert table_items(table) == []
+
+
+def test_filter_lists_within_their_bound_are_kept_once_each_in_order(
+    campaigns_api: Api, table: Any
+) -> None:
+    body = {
+        "lifecycle_stage": ["sql", "lead", "sql", "sql", "lead", "mql", "sql", "sql"],
+        "email_consent": ["unknown", "subscribed", "unknown"],
+        "country": ["de", "FR", "DE", "fr", *["US"] * 246],
+    }
+    segment = _create(campaigns_api, filter=body)
+    kept = {
+        "lifecycle_stage": ["sql", "lead", "mql"],
+        "email_consent": ["unknown", "subscribed"],
+        "country": ["DE", "FR", "US"],
+    }
+    assert segment["filter"] == kept
+    path = f"/segments/{segment['id']}"
+    assert campaigns_api.call("GET", path, ADMIN).json["filter"] == kept
+    patched = campaigns_api.call(
+        "PATCH", path, ADMIN, {"filter": {"lifecycle_stage": ["lead"] * 8}}
+    )
+    assert patched.status == 200, patched.text
+    assert patched.json["filter"] == {"lifecycle_stage": ["lead"]}
+    every = _create(campaigns_api, filter={"lifecycle_stage": list(LifecycleStage)})
+    assert every["filter"]["lifecycle_stage"] == [str(stage) for stage in LifecycleStage]
+
+
+def test_filter_times_are_kept_in_utc(campaigns_api: Api) -> None:
+    body = {
+        "created_after": "1970-01-01T05:00:00+05:00",
+        "created_before": "9999-12-31T12:59:59-11:00",
+    }
+    segment = _create(campaigns_api, filter=body)
+    assert segment["filter"] == {
+        "created_after": "1970-01-01T00:00:00Z",
+        "created_before": "9999-12-31T23:59:59Z",
+    }
+    preview = campaigns_api.call("GET", f"/segments/{segment['id']}/preview", ADMIN)
+    assert preview.status == 200, preview.text
 
 
 @pytest.mark.parametrize(
@@ -572,6 +631,85 @@ def test_preview_never_shows_merged_deleted_or_other_tenants(
     assert reply.json["count"] == len(world.others)
 
 
+class _SlowDynamo:
+    """A DynamoDB client whose every Query takes `delay` seconds (a slow network, a hot
+    partition), counting them."""
+
+    def __init__(self, client: Any, delay: float) -> None:
+        self._client = client
+        self.delay = delay
+        self.queries = 0
+
+    def query(self, **params: Any) -> Any:
+        self.queries += 1
+        time.sleep(self.delay)
+        return self._client.query(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def _empty_ranks(table: Any, count: int) -> int:
+    """Score ranks a tenant's contacts were once put in, none of them holding anyone now (a
+    model changed many times): each is one GSI2 partition per stage. The partitions a
+    score-only filter reads."""
+    ranks = {rank_of(30, fit): True for fit in range(1, count + 1)}
+    item = {**keys.scoring_ranks(TENANT), **ranks}
+    table.client.put_item(TableName=table.name, Item={k: to_attr(v) for k, v in item.items()})
+    return len(LifecycleStage) * (count + 1)  # and rank_of(0, 0), always there
+
+
+def test_a_preview_over_many_empty_partitions_answers_within_its_time_budget(
+    campaigns_api: Api, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No partition holds a contact, so no candidate is ever read: the budget is checked at
+    every page read, not at every candidate."""
+    partitions = _empty_ranks(table, 15)
+    assert partitions == 128
+    segment = _create(campaigns_api, filter={"max_score": 50})
+    function_table = sys.modules["campaigns_api.context"].table
+    slow = _SlowDynamo(function_table.client, delay=0.02)
+    monkeypatch.setattr(function_table, "client", slow)
+    monkeypatch.setattr(audience_module, "PREVIEW_TIME_BUDGET_S", 0.3)
+
+    started = time.monotonic()
+    reply = campaigns_api.call("GET", f"/segments/{segment['id']}/preview", ADMIN)
+    elapsed = time.monotonic() - started
+
+    assert reply.status == 200, reply.text
+    assert reply.json["index"] == "stage-score"
+    assert reply.json["complete"] is False  # it stopped: the count is a minimum
+    assert (reply.json["count"], reply.json["contacts_read"]) == (0, 0)
+    # No Query starts after the budget: at most one per 20 ms of it, and one at its edge.
+    assert slow.queries <= 0.3 / 0.02 + 1 < partitions
+    assert elapsed < 0.3 + 1.0, elapsed
+
+
+def test_the_readiness_check_answers_within_its_time_budget(
+    campaigns_api: Api, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send's readiness check (is anyone in the segment?) stops at the time budget too,
+    and then answers "not empty", as it does at its read budget: the dispatcher finds out."""
+    partitions = _empty_ranks(table, 15)
+    slow = _SlowDynamo(table.client, delay=0.02)
+    monkeypatch.setattr(audience_module, "PREVIEW_TIME_BUDGET_S", 0.3)
+    audience = Audience(type(table)(slow, table.name))
+    segment = SegmentFilter.model_validate({"max_score": 50})
+
+    started = time.monotonic()
+    empty = audience.is_empty(TENANT, segment)
+    elapsed = time.monotonic() - started
+
+    assert empty is False
+    assert slow.queries <= 0.3 / 0.02 + 1 < partitions
+    assert elapsed < 0.3 + 1.0, elapsed
+    # With time enough, the same check reads every partition and finds nobody.
+    monkeypatch.setattr(audience_module, "PREVIEW_TIME_BUDGET_S", 60.0)
+    slow.delay, slow.queries = 0.0, 0
+    assert audience.is_empty(TENANT, segment) is True
+    assert slow.queries == partitions
+
+
 @pytest.mark.parametrize("budget", ["time", "reads"])
 def test_a_preview_that_runs_out_of_budget_says_its_count_is_a_minimum(
     world: World, campaigns_api: Api, monkeypatch: pytest.MonkeyPatch, budget: str
@@ -586,6 +724,7 @@ def test_a_preview_that_runs_out_of_budget_says_its_count_is_a_minimum(
     everyone = len(world.expected(SegmentFilter.model_validate({}), now))
     assert everyone > 3
     assert preview["complete"] is False
-    assert preview["contacts_read"] == (1 if budget == "time" else 3)
+    # Out of time, no page is read; out of reads, it stops at the read that used them up.
+    assert preview["contacts_read"] == (0 if budget == "time" else 3)
     assert preview["count"] <= preview["contacts_read"]
     assert len(preview["sample"]) == preview["count"]

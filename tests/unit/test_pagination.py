@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm_core import keys
+from crm_core import keys, pagination
 from crm_core.errors import BadRequest
-from crm_core.pagination import ListQuery
+from crm_core.pagination import MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, ListQuery
 from tests.unit.strategies import any_text, tenant_ids, ulids
 
 key_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=80)
@@ -166,3 +166,95 @@ def test_an_over_long_cursor_is_a_bad_request() -> None:
     listing = ListQuery("contacts", keys.contacts_by_updated("acme"), "GSI1")
     with pytest.raises(BadRequest):
         listing.decode("A" * 5000)
+
+
+# Keys DynamoDB would refuse (moto accepts them; DynamoDB answers ValidationException) ---------
+def _forged(listing: ListQuery, **changed: str) -> str:
+    """A cursor in the server's own format for `listing`, with some key values changed."""
+    tenant = listing.tenant_id
+    key = {listing.key_names[0]: listing.partition, listing.key_names[1]: "x"}
+    if len(listing.key_names) > 2:
+        key |= {"PK": keys.contact(tenant, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"], "SK": "PROFILE"}
+    key |= changed
+    payload = json.dumps({"l": listing.name, "k": key}, ensure_ascii=False)
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+GSI_LIST = ListQuery("contacts", keys.contacts_by_updated("acme"), "GSI1")
+TABLE_LIST = ListQuery("contacts-by-tag", keys.tag_partition("acme", "vip"))
+# One, two, three and four UTF-8 bytes a character.
+wide_chars = st.sampled_from(["a", "é", "€", "🚀"])
+
+
+@given(st.lists(wide_chars, max_size=50), st.integers(900, 1100), st.sampled_from(["GSI1SK", "SK"]))
+def test_a_sort_key_decodes_only_within_dynamodbs_1024_bytes(
+    chars: list[str], padding: int, name: str
+) -> None:
+    value = "".join(chars) + "a" * padding  # around the bound, in characters of 1 to 4 bytes
+    cursor = _forged(GSI_LIST, **{name: value})
+    decoded = _decode_or_400(GSI_LIST, cursor)
+    if len(value.encode()) <= MAX_SORT_KEY_BYTES:
+        assert decoded is not None
+        assert decoded[name] == {"S": value}
+    else:
+        assert decoded is None
+
+
+@pytest.mark.parametrize("name", ["GSI1SK", "SK"])
+def test_a_sort_key_of_1024_bytes_decodes_and_of_1025_is_a_bad_request(name: str) -> None:
+    assert MAX_SORT_KEY_BYTES == 1024
+    exact = "é" * 512
+    decoded = GSI_LIST.decode(_forged(GSI_LIST, **{name: exact}))
+    assert decoded is not None
+    assert decoded[name] == {"S": exact}
+    with pytest.raises(BadRequest):
+        GSI_LIST.decode(_forged(GSI_LIST, **{name: exact + "a"}))
+    base = _forged(TABLE_LIST, SK="C#" + "x" * 1023)
+    with pytest.raises(BadRequest):
+        TABLE_LIST.decode(base)
+
+
+def test_a_table_partition_key_over_2048_bytes_is_a_bad_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a cursor longer than the server ever makes can hold one: the bound holds even
+    if the cursor's length limit is raised."""
+    monkeypatch.setattr(pagination, "_MAX_CURSOR_CHARS", 16_384)
+    assert MAX_PARTITION_KEY_BYTES == 2048
+    prefix = "T#acme#C#"
+    fits = prefix + "x" * (2048 - len(prefix))
+    assert GSI_LIST.decode(_forged(GSI_LIST, PK=fits)) is not None
+    with pytest.raises(BadRequest):
+        GSI_LIST.decode(_forged(GSI_LIST, PK=fits + "x"))
+
+
+@given(
+    st.sampled_from(["GSI1SK", "SK", "PK"]),
+    st.text(max_size=5),
+    st.sampled_from(["\\ud800", "\\udfff", "\\udc00\\ud800"]),
+    st.text(max_size=5),
+)
+def test_a_lone_surrogate_in_any_key_is_a_bad_request(
+    name: str, before: str, surrogate: str, after: str
+) -> None:
+    """A JSON escape can spell one; it is not Unicode text, and DynamoDB refuses it."""
+    base = "T#acme#C#" if name == "PK" else ""
+    spelled = json.dumps(base + before)[1:-1] + surrogate + json.dumps(after)[1:-1]
+    key = {"GSI1PK": keys.contacts_by_updated("acme"), "GSI1SK": "x", "PK": "T#acme#C#1"}
+    key |= {"SK": "PROFILE"}
+    text = json.dumps({"l": "contacts", "k": key}).replace(
+        f'"{name}": {json.dumps(key[name])}', f'"{name}": "{spelled}"'
+    )
+    assert surrogate in text
+    cursor = base64.urlsafe_b64encode(text.encode()).decode()
+    assert _decode_or_400(GSI_LIST, cursor) is None
+
+
+@pytest.mark.parametrize("opener", [b"[", b'{"l":'])
+def test_a_deeply_nested_cursor_is_a_bad_request(opener: bytes) -> None:
+    """Python's json gives up on deep nesting with RecursionError: that must be a 400 too."""
+    raw = opener * (1536 // len(opener))
+    cursor = base64.urlsafe_b64encode(raw).decode()
+    assert len(cursor) <= 2048
+    with pytest.raises(BadRequest):
+        GSI_LIST.decode(cursor)

@@ -33,9 +33,26 @@ SAMPLE_SIZE = 10
 # A preview stops counting after reading this many candidates (and says it is a minimum).
 PREVIEW_READ_BUDGET = 50_000
 # ... or after this long: the request must answer within the function's timeout (10 s) and
-# API Gateway's 29 s, however slowly the pages come.
+# API Gateway's 29 s, however slowly the pages come. Checked before each page is read, not
+# at each candidate: a walk over many empty partitions reads pages but finds no candidate.
+# A send's readiness check (`is_empty`) has the same budgets.
 PREVIEW_TIME_BUDGET_S = 5.0
 _TOP = "Z"  # above every GSI2 sort key
+
+
+class TimeBudget:
+    """Time to read pages in, from now: `spent()` once it is over (and ever after), so a
+    walk that stopped for it can be told from one that read everything."""
+
+    def __init__(self, seconds: float, timer: Callable[[], float] = time.monotonic) -> None:
+        self.timer = timer
+        self.ends = timer() + seconds
+        self.ran_out = False
+
+    def spent(self) -> bool:
+        if not self.ran_out and self.timer() >= self.ends:
+            self.ran_out = True
+        return self.ran_out
 
 
 @dataclass(frozen=True)
@@ -107,35 +124,44 @@ class Audience:
 
     def is_empty(self, tenant_id: str, segment: SegmentFilter) -> bool:
         """No contact in the segment now: stops at the first member (a send's readiness
-        check), or after the preview's read budget (then it says not empty)."""
+        check), or at the preview's read or time budget (then it says not empty: the
+        dispatcher, which reads it all, finds out)."""
         now = self.clock()
-        for read, item in enumerate(self.candidates(tenant_id, segment, now), start=1):
+        budget = TimeBudget(PREVIEW_TIME_BUDGET_S)
+        for read, item in enumerate(self.candidates(tenant_id, segment, now, budget), start=1):
             if segment.matches(item, now) or read >= PREVIEW_READ_BUDGET:
                 return False
-        return True
+        return not budget.ran_out
 
     def preview(self, tenant_id: str, segment: SegmentFilter) -> Preview:
         now = self.clock()
-        stop_at = time.monotonic() + PREVIEW_TIME_BUDGET_S
+        budget = TimeBudget(PREVIEW_TIME_BUDGET_S)
         count = read = 0
         sample: list[Item] = []
         complete = True
-        for item in self.candidates(tenant_id, segment, now):
+        for item in self.candidates(tenant_id, segment, now, budget):
             read += 1
             if segment.matches(item, now):
                 count += 1
                 if len(sample) < SAMPLE_SIZE:
                     sample.append(item)
-            if read >= PREVIEW_READ_BUDGET or time.monotonic() >= stop_at:
+            if read >= PREVIEW_READ_BUDGET:
                 complete = False
                 break
+        complete = complete and not budget.ran_out
         return Preview(count, complete, sample, self.index_for(segment), read)
 
     # Candidates ---------------------------------------------------------------------------
-    def candidates(self, tenant_id: str, segment: SegmentFilter, now: float) -> Iterator[Item]:
+    def candidates(
+        self,
+        tenant_id: str,
+        segment: SegmentFilter,
+        now: float,
+        budget: TimeBudget | None = None,
+    ) -> Iterator[Item]:
         """Contacts that may be in the segment (a superset), once each unless changed
         meanwhile (`walk`)."""
-        for item, _ in self.walk(tenant_id, segment, now):
+        for item, _ in self.walk(tenant_id, segment, now, budget=budget):
             yield item
 
     def walk(
@@ -144,6 +170,7 @@ class Audience:
         segment: SegmentFilter,
         now: float,
         start: Position | None = None,
+        budget: TimeBudget | None = None,
     ) -> Iterator[tuple[Item, Position]]:
         """The candidates, each with the position of its page: a walk started at that
         position reads the item again (with the rest of its page), then what follows.
@@ -153,6 +180,9 @@ class Audience:
         from the beginning. Partitions are read oldest change (or lowest score) first: a
         contact changed during the walk moves towards the end, so it is read, perhaps twice,
         rather than missed.
+
+        With a `budget`, no page is read once it is spent: the walk just ends (the budget
+        says it ran out).
         """
         sources = self._sources(tenant_id, segment, now)
         names = [source.name for source in sources]
@@ -161,6 +191,8 @@ class Audience:
             first, cursor = names.index(start.source), start.cursor
         for source in sources[first:]:
             while True:
+                if budget is not None and budget.spent():
+                    return
                 here = Position(source.name, cursor)
                 items, cursor = source.page(cursor)
                 for item in items:

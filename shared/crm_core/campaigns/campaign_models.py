@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, Ulid, check_patch
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, OneLine, Ulid, check_patch
 
 MAX_SUBJECT_CHARS = 300
 MAX_HTML_CHARS = 200_000
@@ -122,7 +122,11 @@ CampaignName = Annotated[
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
 HtmlBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HTML_CHARS)]
 TextBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-FromName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# A display name in the From header (and the company name, in the footer and the subject's
+# merge values): one line, or every send of the campaign would fail on its header.
+FromName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), OneLine()
+]
 PostalAddress = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=10, max_length=500)
 ]

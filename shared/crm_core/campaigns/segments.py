@@ -11,17 +11,52 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from crm_core.clock import format_iso
 from crm_core.contacts.models import EmailConsent, LifecycleStage
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Country, Tags, Ulid, UserId, check_patch
+from crm_core.fields import (
+    INPUT_MODEL,
+    OUTPUT_MODEL,
+    Country,
+    Storable,
+    Tags,
+    Ulid,
+    UserId,
+    UtcDateTime,
+    check_patch,
+)
 from crm_core.scoring.state import score_now
 
 MAX_SCORE = 1e9
-Score = Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE, allow_inf_nan=False)]
+MAX_COUNTRIES = 250  # ISO 3166 has 249 codes
+# Finite, and a magnitude DynamoDB stores (it refuses 1e-300: a 500 at creation).
+Score = Annotated[float, Storable(MAX_SCORE)]
 SegmentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+
+
+def _once_each(values: list[Any]) -> list[Any]:
+    """Each value once, where it first came: a repeated stage would only repeat the Queries
+    of a preview or a send (8,000 of them for `["sql"] * 8000`)."""
+    return list(dict.fromkeys(values))
+
+
+# Each list at most as long as its domain (the schema's `maxItems`: the code takes exactly
+# what the schema allows), kept once each.
+Stages = Annotated[
+    list[LifecycleStage],
+    Field(min_length=1, max_length=len(LifecycleStage)),
+    AfterValidator(_once_each),
+]
+Consents = Annotated[
+    list[EmailConsent],
+    Field(min_length=1, max_length=len(EmailConsent)),
+    AfterValidator(_once_each),
+]
+Countries = Annotated[
+    list[Country], Field(min_length=1, max_length=MAX_COUNTRIES), AfterValidator(_once_each)
+]
 
 
 class TagFilter(BaseModel):
@@ -48,17 +83,17 @@ class SegmentFilter(BaseModel):
 
     model_config = INPUT_MODEL
 
-    lifecycle_stage: list[LifecycleStage] | None = Field(default=None, min_length=1)
+    lifecycle_stage: Stages | None = None
     min_score: Score | None = Field(default=None, description="The score now, at least this.")
     max_score: Score | None = Field(default=None, description="The score now, at most this.")
     tags: TagFilter | None = None
-    country: list[Country] | None = Field(default=None, min_length=1, max_length=250)
+    country: Countries | None = None
     company_id: Ulid | None = None
     owner_id: UserId | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: UtcDateTime | None = None
+    created_before: UtcDateTime | None = None
     last_activity_within_days: int | None = Field(default=None, ge=1, le=3650)
-    email_consent: list[EmailConsent] | None = Field(default=None, min_length=1)
+    email_consent: Consents | None = None
 
     @model_validator(mode="after")
     def _sensible(self) -> SegmentFilter:

@@ -7,6 +7,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from crm_core import strict_json
+
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MEDIA_TYPES = (JSON, FORM)
@@ -28,16 +30,18 @@ def parse(media: str, text: str) -> dict[str, Any]:
     if media == FORM:
         return _form(text)
     try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        raise PayloadError("the body is not valid JSON") from None
+        # Strict (RFC 8259, nesting bounded): no NaN or 1e400 reaches the mapping, the stored
+        # lead or its activity, and the processor reads a stored payload as the webhook did.
+        parsed = strict_json.loads(text, "the body")
+    except strict_json.JsonRefused as refused:
+        raise PayloadError(str(refused)) from None
     if not isinstance(parsed, dict):
         raise PayloadError("the body must be a JSON object")
     try:
         # JSON escapes can spell lone surrogates, which are not UTF-8: DynamoDB refuses them.
         json.dumps(parsed, ensure_ascii=False).encode()
-    except (UnicodeEncodeError, RecursionError):
-        raise PayloadError("the body contains invalid Unicode or is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise PayloadError("the body contains invalid Unicode (a lone surrogate)") from None
     return parsed
 
 
