@@ -270,7 +270,9 @@ def test_big_numbers_and_products_are_refused() -> None:
 
 
 def test_an_output_too_large_is_refused() -> None:
-    big = "{{ email | center(10000) }}" * 60
+    """Too large for a contact whose attribute is as long as an attribute can be (1000
+    characters, 5 times that once escaped)."""
+    big = "{{ attributes.bio }}" * 101
     problem = _refused(html=big)
     assert "more than" in problem["detail"]
 

@@ -178,10 +178,12 @@ class CampaignStore:
             event = events.CampaignUpdated.create(
                 tenant_id, origin, campaign_data(new), new["updated_at"]
             )
+            # The bodies live in the content item, which `load` reads them from.
+            (old_campaign, old_content), (new_campaign, new_content) = _split(old), _split(new)
             self._transact(
                 self.op.update_changed(
-                    old,
-                    new,
+                    old_campaign,
+                    new_campaign,
                     "version = :v AND #state = :state",
                     v=old["version"],
                     state=old["state"],
@@ -189,6 +191,7 @@ class CampaignStore:
                 tenant_id,
                 campaign_id,
                 event,
+                also=[self.op.put(new_content)] if new_content != old_content else [],
             )
             return new
 
