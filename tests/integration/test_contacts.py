@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from crm_core import keys
 from crm_core.ids import is_ulid
 from tests.support.api import Api, User
 from tests.support.calls import create, get, ids, patch, walk
@@ -606,3 +607,152 @@ def test_idempotent_merge_replays(api: Api) -> None:
     assert again.json == first.json
     assert again.headers["idempotent-replayed"] == "true"
     assert get(api, f"/contacts/{keep['id']}", ADMIN)["version"] == 2
+
+
+# Consent: an unsubscribe is the person's, and only their own opt-in reverses it ------------------
+MARKETING = User("acme", ("marketing",))
+SUPPRESSED_AS_UNSUBSCRIBED = "https://crm.dev/problems/unsubscribed"
+
+
+def suppression(table: Any, email: str) -> dict[str, Any] | None:
+    """The tenant's suppression item of `email`, as stored."""
+    item = table.get(keys.suppression("acme", email))
+    return None if item is None else dict(item)
+
+
+def assert_suppressed_as_unsubscribed(table: Any, *emails: str) -> None:
+    for email in emails:
+        item = suppression(table, email)
+        assert item is not None, email
+        assert item["unsubscribed_at"], item
+        assert item["email"] == email
+
+
+def assert_refused_as_unsubscribed(reply: Any) -> dict[str, Any]:
+    body = assert_problem(reply, 409)
+    assert body["type"] == SUPPRESSED_AS_UNSUBSCRIBED, body
+    assert "unsubscribed" in body["detail"], body
+    assert "opt-in" in body["detail"], body
+    assert body["errors"] == [{"loc": ["body", "email_consent"], "msg": body["errors"][0]["msg"]}]
+    return body
+
+
+@pytest.mark.parametrize("user", [ADMIN, SALES, MARKETING], ids=["admin", "sales", "marketing"])
+def test_no_role_can_subscribe_an_unsubscribed_contact_again(
+    api: Api, table: Any, user: User
+) -> None:
+    ada = contact(api, email="ada@example.com", email_consent="subscribed")
+    # Staff record the person's request: that is an unsubscribe like any other.
+    done = patch(api, f"/contacts/{ada['id']}", user, {"email_consent": "unsubscribed"})
+    assert done["email_consent"] == "unsubscribed"
+    assert_suppressed_as_unsubscribed(table, "ada@example.com")
+    before = table_items(table)
+
+    for consent in ("subscribed", "unknown"):
+        reply = api.call("PATCH", f"/contacts/{ada['id']}", user, {"email_consent": consent})
+        assert_refused_as_unsubscribed(reply)
+    # With another change too: nothing of it is written.
+    both = api.call(
+        "PATCH", f"/contacts/{ada['id']}", user, {"tags": ["x"], "email_consent": "subscribed"}
+    )
+    assert_refused_as_unsubscribed(both)
+
+    assert table_items(table) == before
+    assert get(api, f"/contacts/{ada['id']}", user)["email_consent"] == "unsubscribed"
+
+
+def test_subscribing_a_contact_who_never_unsubscribed_is_fine(api: Api, table: Any) -> None:
+    bob = contact(api, email="bob@example.com")
+    assert (
+        patch(api, f"/contacts/{bob['id']}", MARKETING, {"email_consent": "subscribed"})[
+            "email_consent"
+        ]
+        == "subscribed"
+    )
+    assert suppression(table, "bob@example.com") is None
+
+
+def test_deleting_and_creating_again_does_not_resubscribe(api: Api, table: Any) -> None:
+    ada = contact(api, email="ada@example.com", email_consent="subscribed")
+    patch(api, f"/contacts/{ada['id']}", ADMIN, {"email_consent": "unsubscribed"})
+    assert api.call("DELETE", f"/contacts/{ada['id']}", ADMIN).status == 204
+    assert_suppressed_as_unsubscribed(table, "ada@example.com")
+
+    # As subscribed: refused, whatever case the address is typed in; nothing written.
+    before = table_items(table)
+    for email in ("ada@example.com", " ADA@Example.COM "):
+        reply = api.call(
+            "POST", "/contacts", SALES, {"email": email, "email_consent": "subscribed"}
+        )
+        assert_refused_as_unsubscribed(reply)
+    assert table_items(table) == before
+
+    # Without consent (or `unknown`): created, and the record says what the person chose.
+    again = contact(api, email="ada@example.com", first_name="Ada")
+    assert again["email_consent"] == "unsubscribed"
+    assert get(api, f"/contacts/{again['id']}", ADMIN)["email_consent"] == "unsubscribed"
+    assert api.call("DELETE", f"/contacts/{again['id']}", ADMIN).status == 204
+    assert contact(api, email="ada@example.com", email_consent="unknown")["email_consent"] == (
+        "unsubscribed"
+    )
+
+
+def test_an_address_suppressed_as_unsubscribed_cannot_be_subscribed_on_another_contact(
+    api: Api, table: Any
+) -> None:
+    ada = contact(api, email="ada@example.com", email_consent="unsubscribed")
+    assert_suppressed_as_unsubscribed(table, "ada@example.com")
+    assert api.call("DELETE", f"/contacts/{ada['id']}", ADMIN).status == 204
+    bob = contact(api, email="bob@example.com")
+
+    # The address and the consent at once: refused.
+    reply = api.call(
+        "PATCH",
+        f"/contacts/{bob['id']}",
+        ADMIN,
+        {"email": "ada@example.com", "email_consent": "subscribed"},
+    )
+    assert_refused_as_unsubscribed(reply)
+    # The address alone is a change of address (the sender checks the list when it mails);
+    # subscribing that address afterwards is refused.
+    moved = patch(api, f"/contacts/{bob['id']}", ADMIN, {"email": "ada@example.com"})
+    assert moved["email_consent"] == "unknown"
+    reply = api.call("PATCH", f"/contacts/{bob['id']}", ADMIN, {"email_consent": "subscribed"})
+    assert_refused_as_unsubscribed(reply)
+    assert get(api, f"/contacts/{bob['id']}", ADMIN)["email_consent"] == "unknown"
+
+
+def test_an_unsubscribed_contacts_new_address_is_suppressed_too(api: Api, table: Any) -> None:
+    ada = contact(api, email="ada@example.com", email_consent="unsubscribed")
+    patch(api, f"/contacts/{ada['id']}", ADMIN, {"email": "ada@work.example.com"})
+    assert_suppressed_as_unsubscribed(table, "ada@example.com", "ada@work.example.com")
+
+
+@pytest.mark.parametrize(
+    ("keep_consent", "lose_consent"),
+    [("subscribed", "unsubscribed"), ("unsubscribed", "subscribed"), ("unknown", "unsubscribed")],
+)
+def test_a_merge_that_keeps_an_unsubscribe_suppresses_every_address(
+    api: Api, table: Any, keep_consent: str, lose_consent: str
+) -> None:
+    keep = contact(api, email="k@example.com", email_consent=keep_consent)
+    lose = contact(api, email="l@example.com", email_consent=lose_consent)
+
+    merged = patch_merge(api, keep["id"], lose["id"])
+
+    assert merged["email_consent"] == "unsubscribed"
+    assert_suppressed_as_unsubscribed(table, "k@example.com", "l@example.com")
+    # The survivor stays unsubscribed through the API, and so do its addresses.
+    reply = api.call("PATCH", f"/contacts/{keep['id']}", ADMIN, {"email_consent": "subscribed"})
+    assert_refused_as_unsubscribed(reply)
+    assert api.call("DELETE", f"/contacts/{keep['id']}", ADMIN).status == 204
+    for email in ("k@example.com", "l@example.com"):
+        assert contact(api, email=email)["email_consent"] == "unsubscribed", email
+
+
+def test_a_merge_without_an_unsubscribe_suppresses_nothing(api: Api, table: Any) -> None:
+    keep = contact(api, email="k@example.com", email_consent="subscribed")
+    lose = contact(api, email="l@example.com")
+    assert patch_merge(api, keep["id"], lose["id"])["email_consent"] == "subscribed"
+    assert suppression(table, "k@example.com") is None
+    assert suppression(table, "l@example.com") is None

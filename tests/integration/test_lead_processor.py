@@ -371,6 +371,125 @@ def test_a_known_email_fills_blanks_and_never_overwrites_what_a_person_entered(
     }
 
 
+# Consent: a lead with the person's yes is their opt-in ------------------------------------------
+def suppression(crm: Crm, email: str) -> Item | None:
+    return crm.table.get(keys.suppression(TENANT, email))
+
+
+def unsubscribed(crm: Crm, email: str) -> Contact:
+    """A contact whose person unsubscribed (staff recorded it): its address is suppressed."""
+    person = crm.person(email, email_consent="subscribed")
+    crm.contacts.update(TENANT, person.id, {"email_consent": "unsubscribed"}, None, USER)
+    found = suppression(crm, email)
+    assert found is not None
+    assert found["unsubscribed_at"]
+    return person
+
+
+def test_a_lead_with_consent_subscribes_an_unsubscribed_contact_and_lifts_the_suppression(
+    crm: Crm, function: ModuleType
+) -> None:
+    ada = unsubscribed(crm, "ada@example.com")
+    source = crm.source()
+    event = crm.receive(source, {"email": "Ada@Example.com", "newsletter": "yes"})
+
+    handle(function, event)
+
+    contact = crm.contacts.get(TENANT, ada.id)
+    assert contact.email_consent == "subscribed"
+    lead = crm.lead(event)
+    assert contact.model_dump(mode="json")["consent_source"] == {
+        "lead_id": event.lead_id,
+        "source_id": source,
+        "at": lead["received_at"],
+    }
+    assert suppression(crm, "ada@example.com") is None
+    updated = crm.events(ada.id, "ContactUpdated")[-1]
+    assert updated["metadata"]["actor"] == {"type": "lead_source", "id": source}
+    assert {"email_consent", "consent_source"} <= set(updated["data"]["changed"])
+    assert updated["data"]["previous"]["email_consent"] == "unsubscribed"
+
+
+def test_a_lead_with_consent_makes_a_new_contact_subscribed(crm: Crm, function: ModuleType) -> None:
+    source = crm.source(field_map={"email_consent": "answers.gdpr"})
+    event = crm.receive(source, "email=bob%40example.com&answers.gdpr=on", media=FORM)
+
+    handle(function, event)
+
+    contact = crm.contacts.get(TENANT, crm.lead(event)["contact_id"])
+    assert contact.email_consent == "subscribed"
+    assert contact.model_dump(mode="json")["consent_source"]["lead_id"] == event.lead_id
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "ada@example.com", "newsletter": "no"},
+        {"email": "ada@example.com", "opt_in": False},
+        {"email": "ada@example.com", "consent": ""},
+        {"email": "ada@example.com", "first_name": "Ada"},
+    ],
+    ids=["no", "false", "blank", "absent"],
+)
+def test_a_lead_without_a_yes_changes_no_consent(
+    crm: Crm, function: ModuleType, body: dict[str, Any]
+) -> None:
+    """An unticked box is not an unsubscribe, and not a subscribe either."""
+    ada = unsubscribed(crm, "ada@example.com")
+    bob = crm.person("bob@example.com", email_consent="subscribed")
+    source = crm.source()
+
+    handle(function, crm.receive(source, body))
+    handle(function, crm.receive(source, {**body, "email": "bob@example.com"}))
+
+    assert crm.contacts.get(TENANT, ada.id).email_consent == "unsubscribed"
+    assert crm.contacts.get(TENANT, bob.id).email_consent == "subscribed"
+    assert suppression(crm, "ada@example.com") is not None
+
+
+def test_a_lead_without_consent_recreates_a_deleted_unsubscribed_person_unsubscribed(
+    crm: Crm, function: ModuleType
+) -> None:
+    ada = unsubscribed(crm, "ada@example.com")
+    crm.contacts.delete(TENANT, ada.id, None, USER)
+    event = crm.receive(crm.source(), {"email": "ada@example.com", "first_name": "Ada"})
+
+    handle(function, event)
+
+    again = crm.contacts.get(TENANT, crm.lead(event)["contact_id"])
+    assert again.id != ada.id
+    assert again.email_consent == "unsubscribed"
+    assert suppression(crm, "ada@example.com") is not None
+
+
+@pytest.mark.parametrize("reason", ["hard_bounce", "complaint"])
+def test_an_opt_in_never_lifts_a_bounce_or_a_complaint(
+    crm: Crm, function: ModuleType, reason: str
+) -> None:
+    from crm_core.campaigns.suppression import SuppressionReason, suppress_put
+    from crm_core.clock import now_iso
+
+    ada = crm.person("ada@example.com", email_consent="subscribed")
+    crm.table.transact(
+        [
+            suppress_put(
+                crm.table.op, TENANT, "ada@example.com", SuppressionReason(reason), now_iso()
+            )
+        ]
+    )
+    crm.contacts.update(TENANT, ada.id, {"email_consent": "unsubscribed"}, None, USER)
+    event = crm.receive(crm.source(), {"email": "ada@example.com", "opt_in": "true"})
+
+    handle(function, event)
+
+    assert crm.contacts.get(TENANT, ada.id).email_consent == "subscribed"
+    left = suppression(crm, "ada@example.com")
+    assert left is not None  # still never mailed
+    assert left["reason"] == reason
+    assert left[f"{reason}_at"]
+    assert "unsubscribed_at" not in left
+
+
 def test_a_lead_of_a_merged_address_goes_to_the_survivor(crm: Crm, function: ModuleType) -> None:
     survivor = crm.person("ada@example.com")
     merged = crm.person("ada.lovelace@example.com", first_name="Ada")

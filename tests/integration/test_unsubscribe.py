@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import os
 import re
@@ -334,6 +335,144 @@ def test_a_concurrent_change_of_the_contact_is_kept(
     assert item["email_consent"] == "unsubscribed"
     assert item["version"] == ada["version"] + 2
     assert len(outbox(table, ada["id"])["ContactUnsubscribed"]) == 1
+
+
+class Recording:
+    """A DynamoDB client that keeps the keys each transaction of the function wrote."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.transactions: list[list[str]] = []
+
+    def transact_write_items(self, **params: Any) -> Any:
+        written = []
+        for part in params["TransactItems"]:
+            body = next(iter(part.values()))
+            key = body.get("Key") or body.get("Item")
+            written.append(key["PK"]["S"])
+        self.transactions.append(written)
+        return self._client.transact_write_items(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_an_unsubscribe_suppresses_the_address_in_the_same_transaction(
+    link: Api,
+    secret: bytes,
+    ada: dict[str, Any],
+    table: Any,
+    unsubscribe_module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recording = Recording(unsubscribe_module.table.client)
+    monkeypatch.setattr(unsubscribe_module.table, "client", recording)
+    token = unsubscribe_tokens.issue(secret, TENANT, ada["id"], new_ulid())
+
+    assert post(link, token).status == 200
+
+    suppressed = table.get(keys.suppression(TENANT, "ada@example.com"))
+    assert suppressed is not None
+    assert suppressed["unsubscribed_at"] == contact_item(table, ada["id"])["updated_at"]
+    assert suppressed["reason"] == "unsubscribed"
+    (written,) = recording.transactions
+    assert keys.contact(TENANT, ada["id"])["PK"] in written
+    assert keys.suppression(TENANT, "ada@example.com")["PK"] in written
+
+
+def test_the_links_of_a_merged_contact_suppress_the_survivors_addresses(
+    api: Api, link: Api, secret: bytes, table: Any
+) -> None:
+    keep = create(api, "/contacts", ADMIN, {"email": "sam@example.com"})
+    lose = create(api, "/contacts", ADMIN, {"email": "sam.other@example.com"})
+    merged = api.call("POST", f"/contacts/{keep['id']}/merge", ADMIN, {"from_id": lose["id"]})
+    assert merged.status == 200, merged.text
+
+    assert post(link, unsubscribe_tokens.issue(secret, TENANT, lose["id"], None)).status == 200
+
+    for email in ("sam@example.com", "sam.other@example.com"):
+        item = table.get(keys.suppression(TENANT, email))
+        assert item is not None, email
+        assert item["unsubscribed_at"], email
+
+
+# A chain of merges ----------------------------------------------------------------------
+def chain_of_merges(api: Api, length: int) -> list[dict[str, Any]]:
+    """`length` + 1 contacts, each merged into the next: the first is the oldest link of a
+    chain of `length` merges, the last the survivor."""
+    people = [
+        create(
+            api, "/contacts", ADMIN, {"email": f"p{i}@example.com", "email_consent": "subscribed"}
+        )
+        for i in range(length)
+    ]
+    people.append(create(api, "/contacts", ADMIN, {"email": "zoe@example.org"}))
+    for older, newer in itertools.pairwise(people):
+        reply = api.call("POST", f"/contacts/{newer['id']}/merge", ADMIN, {"from_id": older["id"]})
+        assert reply.status == 200, reply.text
+    return people
+
+
+def test_a_chain_of_ten_merges_still_unsubscribes_the_survivor(
+    api: Api, link: Api, secret: bytes, table: Any
+) -> None:
+    people = chain_of_merges(api, 10)
+    oldest, survivor = people[0], people[-1]
+    token = unsubscribe_tokens.issue(secret, TENANT, oldest["id"], new_ulid())
+
+    # The page names the survivor's address.
+    assert page(link, token, accept="application/json").json == {
+        "email": "z***@example.org",
+        "unsubscribed": False,
+    }
+    assert "z***@example.org" in assert_html_page(page(link, token), 200)
+    # A read of the oldest id is redirected straight to the survivor.
+    moved = api.call("GET", f"/contacts/{oldest['id']}", ADMIN)
+    assert_problem(moved, 308)
+    assert moved.headers["location"] == f"/contacts/{survivor['id']}"
+    assert moved.json["merged_into"] == survivor["id"]
+
+    reply = post(link, token)
+
+    assert "z***@example.org" in assert_html_page(reply, 200)
+    assert contact_item(table, survivor["id"])["email_consent"] == "unsubscribed"
+    (event,) = outbox(table, survivor["id"])["ContactUnsubscribed"]
+    assert event["data"]["link_contact_id"] == oldest["id"]
+    assert page(link, token, accept="application/json").json["unsubscribed"] is True
+
+
+def test_a_redirect_that_never_ends_is_a_clear_answer_and_changes_nothing(
+    api: Api, link: Api, secret: bytes, table: Any
+) -> None:
+    """No merge makes a cycle; should the table ever hold one, the walk stops with a 409
+    that says so, never a 500 nor an endless walk."""
+    a, b = chain_of_merges(api, 1)
+    # b's item becomes a redirect back to a: a -> b -> a -> ...
+    table.transact(
+        [
+            table.op.put(
+                {
+                    **keys.contact(TENANT, b["id"]),
+                    "type": keys.REDIRECT_ITEM,
+                    "id": b["id"],
+                    "tenant_id": TENANT,
+                    "merged_into": a["id"],
+                    "version": 9,
+                }
+            )
+        ]
+    )
+    token = unsubscribe_tokens.issue(secret, TENANT, a["id"], None)
+    before = table_items(table)
+
+    for reply in (
+        post(link, token, headers={"accept": "application/json"}),
+        page(link, token, accept="application/json"),
+        api.call("GET", f"/contacts/{a['id']}", ADMIN),
+    ):
+        body = assert_problem(reply, 409)
+        assert "merge" in body["detail"], body
+    assert table_items(table) == before
 
 
 # Tokens ---------------------------------------------------------------------------------

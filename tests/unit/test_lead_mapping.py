@@ -344,3 +344,67 @@ def test_any_payload_maps_to_values_a_contact_and_an_activity_accept(
             **({"page_url": lead.page_url} if lead.page_url else {}),
         },
     )
+
+
+# Consent: only an explicit yes is the person's opt-in -----------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        "email_consent",
+        "consent",
+        "marketing_consent",
+        "opt_in",
+        "newsletter",
+        "optIn",
+        "marketingConsent",
+        "Newsletter",
+    ],
+)
+@pytest.mark.parametrize("value", [True, 1, "true", "TRUE", " yes ", "on", "1", "subscribed"])
+def test_a_yes_under_a_common_name_is_consent(name: str, value: Any) -> None:
+    lead = mapped({"email": "ada@example.com", name: value})
+    assert lead.consent is True
+    assert lead.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "value", [False, 0, "false", "no", "off", "0", "", "  ", None, "unsubscribed"]
+)
+def test_a_no_or_a_blank_is_no_consent_and_no_unsubscribe(value: Any) -> None:
+    lead = mapped({"email": "ada@example.com", "newsletter": value})
+    assert lead.consent is False
+    assert lead.warnings == ()
+
+
+def test_no_consent_field_is_no_consent() -> None:
+    assert mapped({"email": "ada@example.com"}).consent is False
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, ["yes", {"a": 1}], {"value": "yes"}])
+def test_a_value_that_says_neither_is_no_consent_with_a_warning(value: Any) -> None:
+    lead = mapped({"email": "ada@example.com", "consent": value})
+    assert lead.consent is False
+    (warning,) = lead.warnings
+    assert warning.startswith("email_consent: ")
+
+
+def test_a_repeated_form_field_counts_its_last_value() -> None:
+    """A checkbox after a hidden field of the same name: the box's value when ticked."""
+    ticked = parse(FORM, "email=ada%40example.com&newsletter=0&newsletter=1")
+    unticked = parse(FORM, "email=ada%40example.com&newsletter=0")
+    assert mapped(ticked).consent is True
+    assert mapped(unticked).consent is False
+
+
+def test_a_mapped_consent_field_is_looked_up_at_its_path_only() -> None:
+    payload = {"email": "ada@example.com", "answers": {"gdpr": "on"}, "newsletter": "no"}
+    assert mapped(payload, {"email_consent": "answers.gdpr"}).consent is True
+    elsewhere = {"email": "ada@example.com", "newsletter": "yes"}
+    assert mapped(elsewhere, {"email_consent": "answers.gdpr"}).consent is False
+
+
+def test_a_source_may_map_the_consent_field() -> None:
+    from crm_core.leads.models import LeadSourceCreate
+
+    source = LeadSourceCreate(name="Form", field_map={"email_consent": "answers.gdpr"})
+    assert source.field_map == {"email_consent": "answers.gdpr"}

@@ -32,9 +32,21 @@ ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
 _ONE = http.returns(200, "The contact", Contact)
 
 
+_CONSENT = (
+    "An unsubscribe is the person's: `email_consent` cannot go from `unsubscribed` to "
+    "anything else, nor be `subscribed` for an address whose person unsubscribed (a contact "
+    "deleted since included): 409 with type `.../unsubscribed`. Only the person's own "
+    "opt-in (a lead with consent) subscribes them again."
+)
+
+
 @router.post(
     "/contacts",
     summary="Create a contact",
+    description=(
+        f"{_CONSENT} Without `email_consent` (or `unknown`), a contact at such an address is "
+        "created `unsubscribed`."
+    ),
     responses=http.returns(201, "Created", Contact),
 )
 def create_contact(body: ContactCreate) -> Response[str]:
@@ -129,7 +141,9 @@ def get_contact(contact_id: ContactId) -> Response[str]:
     return http.json_response(200, contact, version=contact.version)
 
 
-@router.patch("/contacts/<contact_id>", summary="Change a contact", responses=_ONE)
+@router.patch(
+    "/contacts/<contact_id>", summary="Change a contact", description=_CONSENT, responses=_ONE
+)
 def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
     caller = http.caller(app)
     changes = body.changes()

@@ -26,7 +26,7 @@ from crm_core.activities.models import (
     validate_fields,
 )
 from crm_core.clock import format_iso, now_iso
-from crm_core.contacts.items import load_contact, load_contact_for_write
+from crm_core.contacts.items import load_contact, load_contact_for_write, resolve
 from crm_core.dynamo import Item
 from crm_core.errors import (
     BadRequest,
@@ -533,12 +533,7 @@ class ActivityStore:
             moved += len(batch)
 
     def _final_survivor(self, tenant_id: str, contact_id: str) -> Item | None:
-        for _ in range(20):
-            item = self.table.get(keys.contact(tenant_id, contact_id))
-            if item is None or item.get("type") == CONTACT:
-                return item
-            contact_id = item["merged_into"]
-        raise RuntimeError(f"contact {contact_id}: merge redirects form a chain of over 20")
+        return resolve(self.table, tenant_id, contact_id)
 
     def _move_batch(self, tenant_id: str, contact_id: str) -> list[Item]:
         listing = ListQuery("timeline", keys.contact(tenant_id, contact_id)["PK"])

@@ -35,9 +35,11 @@ What each SES event writes (the recipient; the counter; anything more):
   recipient once, which is what ends a send (`campaign_store.is_complete`).
 - Complaint: the strongest opt-out there is. Besides the suppression (no campaign mails
   the address again), the contact's consent becomes `unsubscribed` through the same write
-  as the unsubscribe link (`unsubscribing.py`), so the CRM shows it and ContactUnsubscribed
-  follows; its consumer logs the `unsubscribed` activity and, as the complaint was counted
-  already, leaves the recipient alone.
+  as the unsubscribe link (`unsubscribing.py`, which suppresses the contact's addresses as
+  `unsubscribed` too), so the CRM shows it and ContactUnsubscribed follows; its consumer
+  logs the `unsubscribed` activity and, as the complaint was counted already, leaves the
+  recipient alone. An opt-in later lifts only the `unsubscribed` reason: the complaint's
+  stays.
 - A recipient still `queued` or `sending` is the sender's to write: the event is early
   (SES was faster than the sender's own transaction), so it is refused (`NotYetSent`) and
   retried by Lambda.
@@ -71,9 +73,10 @@ from crm_core.campaigns.campaign_models import (
     counter,
 )
 from crm_core.campaigns.campaign_store import CampaignStore, counts
-from crm_core.campaigns.suppression import SuppressionReason, normal, suppress_put
-from crm_core.campaigns.unsubscribing import MAX_REDIRECTS, Method, TooManyMerges, Unsubscriber
+from crm_core.campaigns.suppression import SuppressionReason, normal, suppress
+from crm_core.campaigns.unsubscribing import Method, Unsubscriber
 from crm_core.clock import format_iso, now_iso
+from crm_core.contacts.items import MergeChainTooLong
 from crm_core.dynamo import Item
 from crm_core.errors import Conflict, NotFound, TooManyRequests
 from crm_core.events.consumer import PoisonEvent
@@ -415,7 +418,7 @@ class Engagement:
         addresses = _addresses(bounce.bounced_recipients, ses.mail.destination)
         now = now_iso()
         parts = [
-            suppress_put(
+            suppress(
                 self.op, t.tenant_id, address, SuppressionReason.HARD_BOUNCE, now, t.campaign_id
             )
             for address in addresses
@@ -472,9 +475,7 @@ class Engagement:
         addresses = _addresses(complaint.complained_recipients, ses.mail.destination)
         now = now_iso()
         parts = [
-            suppress_put(
-                self.op, t.tenant_id, address, SuppressionReason.COMPLAINT, now, t.campaign_id
-            )
+            suppress(self.op, t.tenant_id, address, SuppressionReason.COMPLAINT, now, t.campaign_id)
             for address in addresses
         ]
         sets: dict[str, Any] = {}
@@ -685,14 +686,16 @@ class Engagement:
         activity: _Activity | None,
         origin: Origin,
     ) -> str | None:
-        """`ops` with the activity logged on the contact (or the contact it was merged
-        into) in the same transaction; without it when the contact is gone. The activity's
-        id, if one was logged. _Refused when a condition of `ops` failed."""
+        """`ops` with the activity logged on the contact (or the one at the end of its
+        chain of merges) in the same transaction; without it when the contact is gone. The
+        activity's id, if one was logged. _Refused when a condition of `ops` failed."""
         if activity is None:
             self._transact(ops)
             return None
         contact_id = t.contact_id
-        for _ in range(MAX_REDIRECTS + 1):
+        # A refusal names the survivor at the end of the chain: another round only when the
+        # survivor itself is merged meanwhile.
+        for _ in range(ATTEMPTS):
             try:
                 item = self.activities.log(
                     t.tenant_id,
@@ -707,6 +710,8 @@ class Engagement:
                 # A deleted contact: its campaign's recipient and counters still change.
                 self._transact(ops)
                 return None
+            except MergeChainTooLong:
+                raise  # corrupt redirects: the event waits in the DLQ, visibly
             except Conflict as conflict:
                 survivor = conflict.extra.get("merged_into")
                 if survivor is None:
@@ -714,7 +719,7 @@ class Engagement:
                 contact_id = str(survivor)
                 continue
             return str(item["id"])
-        raise TooManyMerges(f"over {MAX_REDIRECTS} merges from contact {t.contact_id}")
+        raise TooManyRequests(f"contact {t.contact_id} keeps being merged; try again")
 
     def _transact(self, ops: list[dict[str, Any]]) -> None:
         try:

@@ -2,15 +2,19 @@
 (functions/unsubscribe) and behind a complaint (functions/email_events).
 
 The contact's `email_consent` becomes `unsubscribed` in one transaction with its
-`ContactUpdated` (changed `["email_consent"]`) and `ContactUnsubscribed`, both in the
-contact's partition. It is the guarded write of every contact change
+`ContactUpdated` (changed `["email_consent"]`), `ContactUnsubscribed`, both in the
+contact's partition, and the suppression of each of its addresses as `unsubscribed` (the
+contacts store's part of every change to unsubscribed), so that a contact deleted and
+created again is not mailed either. It is the guarded write of every contact change
 (`ContactStore.absorb`: the version and the score's sequence as read), read again and
 retried when a concurrent change wins, so neither change is lost. A contact already
 unsubscribed is left alone (no event): a link used twice, a one-click POST followed by
 the page's button, or two complaints change nothing the second time.
 
-The contact is the token's (or the email's) contact, or the one it was merged into, at
-most `MAX_REDIRECTS` merges away; a deleted one has nothing left to unsubscribe.
+The contact is the token's (or the email's) contact, or the one at the end of its chain of
+merges however long (`crm_core.contacts.items.resolve`): a link in an email sent before
+any number of merges still unsubscribes the person. A deleted one has nothing left to
+unsubscribe.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from crm_core import keys
+from crm_core.contacts.items import resolve
 from crm_core.contacts.models import EmailConsent
 from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item
@@ -30,8 +35,6 @@ from crm_core.table import Table, read_modify_write
 
 # The contact id of the links in the campaigns API's test sends: nothing to unsubscribe.
 TEST_CONTACT_ID = "test"
-# Merges followed from the token's contact to the one that holds its data now.
-MAX_REDIRECTS = 5
 
 
 class Method(StrEnum):
@@ -61,24 +64,13 @@ class Unsubscribed:
         return self.outcome == Outcome.UNSUBSCRIBED
 
 
-class TooManyMerges(RuntimeError):
-    """The contact was merged into another more than MAX_REDIRECTS times in a row."""
-
-
 def find_contact(
     table: Table, tenant_id: str, contact_id: str, *, consistent: bool = True
 ) -> Item | None:
-    """The contact item of `contact_id`, or of the contact it was merged into (in turn, at
-    most MAX_REDIRECTS merges away); None when there is none (deleted, or never in this
-    tenant)."""
-    for _ in range(MAX_REDIRECTS + 1):
-        item = table.get(keys.contact(tenant_id, contact_id), consistent)
-        if item is None:
-            return None
-        if item.get("type") != keys.REDIRECT_ITEM:
-            return item if item.get("type") == keys.CONTACT_ITEM else None
-        contact_id = str(item["merged_into"])
-    raise TooManyMerges(f"over {MAX_REDIRECTS} merges from contact {contact_id}")
+    """The contact item of `contact_id`, or of the contact at the end of its chain of
+    merges; None when there is none (deleted, or never in this tenant). A chain that never
+    ends is MergeChainTooLong (a 409)."""
+    return resolve(table, tenant_id, contact_id, consistent=consistent)
 
 
 def is_unsubscribed(contact: Item) -> bool:

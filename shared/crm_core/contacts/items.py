@@ -11,23 +11,57 @@ from crm_core.errors import Conflict, Moved, NotFound
 from crm_core.scoring import state as scoring
 from crm_core.table import Table
 
+# A merged contact's id redirects to the contact it was merged into, which may be merged in
+# turn: a chain as long as the merges made one after another. Every reader follows it to its
+# end (one GetItem a link), so an id in an old email's unsubscribe link, a bookmark or an
+# integration still reaches the person. The bound stops only a walk that would never end
+# (a cycle no merge makes); reaching it is a 409 that says so.
+MAX_MERGE_HOPS = 1000
+
+
+class MergeChainTooLong(Conflict):
+    """The redirects from a merged contact's id do not end (a cycle, or over
+    MAX_MERGE_HOPS merges): nothing can be read or written through that id."""
+
+
+def resolve(
+    table: Table, tenant_id: str, contact_id: str, *, consistent: bool = True
+) -> Item | None:
+    """The contact item of `contact_id`, or of the contact at the end of its chain of
+    merges; None when there is none (deleted, or never in this tenant)."""
+    seen = {contact_id}
+    for _ in range(MAX_MERGE_HOPS + 1):
+        item = table.get(keys.contact(tenant_id, contact_id), consistent)
+        if item is None or item.get("type") != keys.REDIRECT_ITEM:
+            return item if item is not None and item.get("type") == keys.CONTACT_ITEM else None
+        contact_id = str(item["merged_into"])
+        if contact_id in seen:
+            break
+        seen.add(contact_id)
+    raise MergeChainTooLong(
+        f"the merges from this contact do not end (a cycle, or over {MAX_MERGE_HOPS}): "
+        "read or change the contact that holds the person's data by its own id"
+    )
+
 
 def load_contact(
     table: Table, tenant_id: str, contact_id: str, *, then: str = "", consistent: bool = True
 ) -> Item:
-    """The stored contact item; NotFound, or Moved (to its survivor's path, plus `then`)
-    when it was merged into another."""
+    """The stored contact item; NotFound, or Moved (to the path of the contact at the end
+    of its chain of merges, plus `then`) when it was merged into another."""
     item = table.get(keys.contact(tenant_id, contact_id), consistent)
-    if item is None:
+    if item is None or item.get("type") not in (keys.CONTACT_ITEM, keys.REDIRECT_ITEM):
         raise NotFound("no such contact")
-    if item.get("type") == keys.REDIRECT_ITEM:
-        survivor = item["merged_into"]
-        raise Moved(
-            f"contact {contact_id} was merged into {survivor}",
-            location=f"/contacts/{survivor}{then}",
-            merged_into=survivor,
-        )
-    return item
+    if item.get("type") == keys.CONTACT_ITEM:
+        return item
+    survivor = resolve(table, tenant_id, str(item["merged_into"]), consistent=consistent)
+    if survivor is None:
+        raise NotFound("no such contact: it was merged into one that was deleted since")
+    raise Moved(
+        f"contact {contact_id} was merged into {survivor['id']}",
+        location=f"/contacts/{survivor['id']}{then}",
+        merged_into=survivor["id"],
+    )
 
 
 def load_contact_for_write(table: Table, tenant_id: str, contact_id: str) -> Item:

@@ -106,6 +106,16 @@ class MergeRequest(BaseModel):
     from_id: Ulid
 
 
+class ConsentSource(BaseModel):
+    """The evidence of the person's own opt-in: the signed lead that carried their consent."""
+
+    model_config = OUTPUT_MODEL
+
+    lead_id: str = Field(description="The lead whose submission gave the consent.")
+    source_id: str = Field(description="The lead source that delivered it, signed.")
+    at: str = Field(description="When the lead was received.")
+
+
 class Contact(BaseModel):
     """A stored contact, as every read and write returns it."""
 
@@ -127,6 +137,13 @@ class Contact(BaseModel):
     country: str | None = None
     attributes: dict[str, Any]
     email_consent: EmailConsent
+    consent_source: ConsentSource | None = Field(
+        default=None,
+        description=(
+            "The person's latest opt-in (a lead with consent). Only such an opt-in subscribes "
+            "a contact who unsubscribed: the API cannot."
+        ),
+    )
     score: float
     attribution: dict[str, Any] | None = Field(
         default=None,

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
-from crm_core.contacts.items import load_contact, load_contact_for_write, stored, write_guard
+from crm_core.contacts import suppression
+from crm_core.contacts.items import (
+    load_contact,
+    load_contact_for_write,
+    resolve,
+    stored,
+    write_guard,
+)
 from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
+from crm_core.contacts.suppression import SuppressionReason
 from crm_core.dynamo import Item
 from crm_core.errors import (
     ConcurrentChange,
@@ -50,8 +59,8 @@ _FILLABLE = (
     "country",
 )
 _API_FIELDS = tuple(Contact.model_fields)
-# Redirects followed from a merged id to its survivor before giving up (a merge chain).
-_MAX_REDIRECTS = 20
+SUBSCRIBED = EmailConsent.SUBSCRIBED.value
+UNSUBSCRIBED = EmailConsent.UNSUBSCRIBED.value
 # The parts a caller writes in the same transaction as a contact, given the contact's item
 # (a lead's claim on the contact it became, say).
 Also = Callable[[Item], Sequence[dict[str, Any]]]
@@ -59,6 +68,40 @@ Also = Callable[[Item], Sequence[dict[str, Any]]]
 
 # The contact's own writes change only what they change (`Op.update_changed`), so they
 # never erase a concurrent update of the summary the activities function keeps on it.
+
+
+class PersonUnsubscribed(Conflict):
+    """A write would subscribe a person who unsubscribed (the contact, or an address of
+    it): only their own opt-in can (decision: an unsubscribe is the person's)."""
+
+    type_slug = "unsubscribed"
+
+
+def person_unsubscribed() -> PersonUnsubscribed:
+    return PersonUnsubscribed(
+        "the person unsubscribed from email, and only their own opt-in (a lead form with "
+        "consent, say) can subscribe them again; no one at the tenant can",
+        errors=[
+            {
+                "loc": ["body", "email_consent"],
+                "msg": "the person unsubscribed: only their own opt-in can subscribe them",
+            }
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class OptIn:
+    """The person's own opt-in to email at `email`: a signed lead that carried consent. It
+    subscribes the contact and lifts the address's `unsubscribed` suppression."""
+
+    email: str
+    lead_id: str
+    source_id: str
+    at: str
+
+    def evidence(self) -> dict[str, str]:
+        return {"lead_id": self.lead_id, "source_id": self.source_id, "at": self.at}
 
 
 def to_contact(item: Mapping[str, Any]) -> Contact:
@@ -100,9 +143,15 @@ class ContactStore:
         *,
         attribution: dict[str, Any] | None = None,
         also: Also | None = None,
+        opt_in: OptIn | None = None,
     ) -> Contact:
         """A new contact. `attribution` is the CRM's own (the lead processor's); `also`
-        adds the caller's parts to the transaction."""
+        adds the caller's parts to the transaction; `opt_in` subscribes it (the person's
+        own consent, with its evidence).
+
+        An address whose person unsubscribed (a contact deleted since, say) keeps them
+        unsubscribed: asked to subscribe it, PersonUnsubscribed (409); else the contact is
+        created `unsubscribed`, as the person chose."""
         now = now_iso()
         item: dict[str, Any] = {
             "type": CONTACT,
@@ -117,13 +166,37 @@ class ContactStore:
         }
         if attribution:
             item["attribution"] = attribution
+        lifts: list[dict[str, Any]] = []
+        if opt_in is not None:
+            item.update(email_consent=SUBSCRIBED, consent_source=opt_in.evidence())
+            lifts = self._lift(tenant_id, opt_in.email)
+        try:
+            return self._insert(item, origin, also, lifts, check=opt_in is None)
+        except PersonUnsubscribed:
+            if item["email_consent"] == SUBSCRIBED:
+                raise
+        # The address's person unsubscribed: the record says so (one write more, only then).
+        item["email_consent"] = UNSUBSCRIBED
+        return self._insert(item, origin, also, lifts, check=False)
+
+    def _insert(
+        self,
+        item: dict[str, Any],
+        origin: Origin,
+        also: Also | None,
+        lifts: list[dict[str, Any]],
+        *,
+        check: bool,
+    ) -> Contact:
+        tenant_id = item["tenant_id"]
         ops = [self.op.put(stored(item), "attribute_not_exists(PK)")]
         ops += self._email_claims(item, [item.get("email")])
         ops += self._tag_changes(item, set(), set(item["tags"]))
         ops += self._company_counts(tenant_id, {item.get("company_id"): 1})
+        ops += self._consent_parts(None, item, check=check) + lifts
         contact = to_contact(item)
         event = events.ContactCreated.create(
-            tenant_id, origin, events.ContactData(contact=contact), now
+            tenant_id, origin, events.ContactData(contact=contact), item["created_at"]
         )
         self._write(ops, item, event, also(item) if also else ())
         return contact
@@ -137,8 +210,13 @@ class ContactStore:
         expected: int | None,
         origin: Origin,
     ) -> Contact:
+        asked = changes.get("email_consent")
+
         def attempt() -> Contact:
             old = self._load_for_write(tenant_id, contact_id, expected)
+            if asked is not None and asked != UNSUBSCRIBED and _unsubscribed(old):
+                # Back to subscribed, or to unknown (the record would lie): the person's.
+                raise person_unsubscribed()
             new = {
                 **apply_patch(old, changes),
                 "updated_at": now_iso(),
@@ -173,6 +251,7 @@ class ContactStore:
             ops += self._company_counts(
                 tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
             )
+            ops += self._consent_parts(old, new, check=asked == SUBSCRIBED)
             after = to_contact(new)
             event = events.contact_updated(tenant_id, origin, to_contact(old), after)
             self._write(ops, new, event)
@@ -188,20 +267,28 @@ class ContactStore:
         origin: Origin,
         *,
         also: Also | None = None,
+        opt_in: OptIn | None = None,
     ) -> Contact:
         """Write `new`, a revision of `old` (the contact as just read, strongly consistent)
         that keeps its email: one attempt, for a caller that reads, decides and retries
-        itself (the lead processor filling blanks from a lead). ConcurrentChange when the
-        contact changed since it was read; Unprocessable when its new company is gone."""
+        itself (the lead processor filling blanks from a lead, an unsubscribe). `opt_in`
+        subscribes it, as on create. ConcurrentChange when the contact (or the opted-in
+        address's suppression) changed since it was read; Unprocessable when its new
+        company is gone."""
         if new.get("email") != old.get("email"):
             raise ValueError("absorb keeps the contact's email")
         new = {**new, "updated_at": now_iso(), "version": old["version"] + 1}
+        lifts: list[dict[str, Any]] = []
+        if opt_in is not None:
+            new.update(email_consent=SUBSCRIBED, consent_source=opt_in.evidence())
+            lifts = self._lift(tenant_id, opt_in.email)
         condition, values = write_guard(old)
         ops = [self.op.update_changed(old, stored(new), condition, **values)]
         ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
         ops += self._company_counts(
             tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
         )
+        ops += self._consent_parts(old, new, check=False) + lifts
         after = to_contact(new)
         event = events.contact_updated(tenant_id, origin, to_contact(old), after)
         self._write(ops, new, event, also(new) if also else ())
@@ -223,6 +310,12 @@ class ContactStore:
         ops += self._email_releases(old, [old.get("email"), *old.get("other_emails", [])])
         ops += self._tag_changes(old, set(old.get("tags", [])), set())
         ops += self._company_counts(tenant_id, {old.get("company_id"): -1})
+        if _unsubscribed(old):
+            # The person's unsubscribe outlives the contact: its addresses stay suppressed
+            # (they are already, unless it unsubscribed before the list kept unsubscribes).
+            ops += suppression.suppress_all(
+                self.op, tenant_id, suppression.addresses(old), _UNSUBSCRIBE, now_iso()
+            )
         event = events.ContactDeleted.create(
             tenant_id,
             origin,
@@ -304,6 +397,8 @@ class ContactStore:
         if loser.get("company_id"):
             counts[loser["company_id"]] = counts.get(loser["company_id"], 0) - 1
         ops += self._company_counts(tenant_id, counts)
+        # An unsubscribe kept by the merge covers every address the survivor now holds.
+        ops += self._consent_parts(target, survivor, check=False)
         contact = to_contact(survivor)
         event = events.ContactMerged.create(
             tenant_id,
@@ -362,14 +457,9 @@ class ContactStore:
         return None if owner is None else self.survivor(tenant_id, owner["contact_id"])
 
     def survivor(self, tenant_id: str, contact_id: str) -> Item | None:
-        """The contact item of `contact_id`, or of the contact it was merged into (in
-        turn, through a chain of merges); None when it is gone. Strongly consistent."""
-        for _ in range(_MAX_REDIRECTS):
-            item = self.table.get(keys.contact(tenant_id, contact_id))
-            if item is None or item.get("type") != REDIRECT:
-                return item
-            contact_id = item["merged_into"]
-        raise RuntimeError(f"contact {contact_id}: a chain of over {_MAX_REDIRECTS} merges")
+        """The contact item of `contact_id`, or of the contact at the end of its chain of
+        merges (`items.resolve`); None when it is gone. Strongly consistent."""
+        return resolve(self.table, tenant_id, contact_id)
 
     def find_by_email(self, tenant_id: str, email: str) -> list[Item]:
         owner = self.table.get(keys.contact_email(tenant_id, email), consistent=False)
@@ -379,6 +469,35 @@ class ContactStore:
         return [item] if item and item.get("type") == CONTACT else []
 
     # Transaction parts ------------------------------------------------------------------
+    def _consent_parts(self, old: Item | None, new: Item, *, check: bool) -> list[dict[str, Any]]:
+        """The suppression list's side of a contact's write (`old` None: a new contact).
+
+        Unsubscribed: each of its addresses suppressed as `unsubscribed`, in the same
+        transaction, whenever it becomes unsubscribed or holds an address it did not (its
+        old ones too: the person's address stays theirs). `check`: the write subscribes it
+        at the caller's request, so none of its addresses may be suppressed as unsubscribed
+        (condition checks: a refusal is PersonUnsubscribed)."""
+        tenant_id = new["tenant_id"]
+        after = suppression.addresses(new)
+        if _unsubscribed(new):
+            before = suppression.addresses(old) if old is not None and _unsubscribed(old) else []
+            if old is not None and before and set(after) <= set(before):
+                return []
+            held = list(dict.fromkeys([*after, *before]))
+            return suppression.suppress_all(
+                self.op, tenant_id, held, _UNSUBSCRIBE, new["updated_at"]
+            )
+        if check:
+            return [suppression.not_unsubscribed(self.op, tenant_id, a) for a in after]
+        return []
+
+    def _lift(self, tenant_id: str, email: str) -> list[dict[str, Any]]:
+        """An opt-in's part: the address's `unsubscribed` suppression taken off, as read
+        now (one GetItem); nothing when there is none."""
+        item = self.table.get(suppression.suppression_key(tenant_id, email))
+        part = suppression.lift_unsubscribe(self.op, item)
+        return [part] if part is not None else []
+
     def _email_claims(self, item: Item, emails: list[str | None]) -> list[dict[str, Any]]:
         return [
             self.op.put(
@@ -462,6 +581,8 @@ def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: I
                 existing_id=owner,
                 errors=[{"loc": ["body", "email"], "msg": "already used by another contact"}],
             )
+        if "#SUPPRESS#" in pk and kind == "ConditionCheck":
+            return person_unsubscribed()
         if "#CO#" in pk and kind == "Update":
             return Unprocessable(
                 "company_id names no company of yours",
@@ -471,6 +592,13 @@ def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: I
             return Conflict("the contact's email changed concurrently; try again")
         return ConcurrentChange("the contact was changed by someone else; reload and retry")
     return Conflict(f"the change was refused: {cancelled}")
+
+
+_UNSUBSCRIBE = SuppressionReason.UNSUBSCRIBED
+
+
+def _unsubscribed(contact: Item) -> bool:
+    return contact.get("email_consent") == UNSUBSCRIBED
 
 
 def _deltas(before: str | None, after: str | None) -> dict[str | None, int]:
@@ -495,6 +623,10 @@ def _merged(target: Item, loser: Item) -> dict[str, Any]:
         survivor["email_consent"] = EmailConsent.UNSUBSCRIBED.value
     elif target.get("email_consent") == EmailConsent.UNKNOWN:
         survivor["email_consent"] = loser.get("email_consent", EmailConsent.UNKNOWN.value)
+    # The person's latest opt-in, whichever record kept it.
+    sources = [s for s in (target.get("consent_source"), loser.get("consent_source")) if s]
+    if sources:
+        survivor["consent_source"] = max(sources, key=lambda s: (s["at"], s["lead_id"]))
     attribution = combined_attribution(target.get("attribution"), loser.get("attribution"))
     if attribution:
         survivor["attribution"] = attribution

@@ -10,6 +10,11 @@ Nothing a sender puts in a payload makes mapping fail: a value of the wrong type
 an object, a boolean where text is expected) is ignored, an invalid email, phone or
 country is dropped, and each is said in `warnings`. A lead with neither a usable email nor
 a usable phone cannot become a contact: `rejection` says why.
+
+Consent to email (`email_consent`) counts only when the person said yes: true, 1, or the
+text "true", "yes", "on", "1" or "subscribed" (any case). No, a blank or no field at all
+changes nothing: an unticked box is not an unsubscribe. A form field sent several times
+counts its last value (a checkbox after a hidden field of the same name).
 """
 
 from __future__ import annotations
@@ -64,7 +69,19 @@ DEFAULT_NAMES: dict[str, tuple[str, ...]] = {
     **{name: (name, "utm" + name[4:].capitalize(), f"utm.{name[4:]}") for name in _UTM_FIELDS},
     "page_url": ("page_url", "pageUrl", "url"),
     "referrer": ("referrer", "referer"),
+    "email_consent": (
+        "email_consent",
+        "emailConsent",
+        "consent",
+        "marketing_consent",
+        "marketingConsent",
+        "opt_in",
+        "optIn",
+        "newsletter",
+    ),
 }
+_YES = frozenset({"true", "yes", "on", "1", "subscribed"})
+_NO = frozenset({"false", "no", "off", "0", "unsubscribed"})
 
 # Keys whose values are never copied into the activity: credentials and anti-bot tokens.
 _SECRET_PARTS = (
@@ -100,6 +117,8 @@ class MappedLead:
     utm: Mapping[str, str] = field(default_factory=dict)
     page_url: str | None = None
     referrer: str | None = None
+    # The person said yes to email (the evidence is the lead itself).
+    consent: bool = False
     # The payload's scalar fields as text, for the form_submission activity.
     form_fields: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -210,6 +229,7 @@ def map_lead(payload: Mapping[str, Any], field_map: Mapping[str, str]) -> Mapped
         utm=utm,
         page_url=page_url,
         referrer=find.text("referrer", MAX_REFERRER_CHARS),
+        consent=_consent(find),
         form_fields=form_fields(payload),
         warnings=tuple(find.warnings),
         rejection=rejection,
@@ -249,6 +269,28 @@ def _country(find: _Finder) -> str | None:
     except ValueError:
         find.refused("country", f"country {_shown(text)} is not an ISO 3166 two-letter code")
         return None
+
+
+def _consent(find: _Finder) -> bool:
+    value, path = find.raw("email_consent", lambda v: _yes_or_no(v) is not None, "yes or no")
+    if path is None:
+        return False
+    return _yes_or_no(value) is True
+
+
+def _yes_or_no(value: Any) -> bool | None:
+    """True for a yes, False for a no, None for a value that says neither. Of a list (a
+    form field sent several times), its last value."""
+    if isinstance(value, list) and value:
+        value = value[-1]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str):
+        word = value.strip().casefold()
+        return True if word in _YES else False if word in _NO else None
+    return None
 
 
 def _tags(find: _Finder) -> tuple[str, ...]:

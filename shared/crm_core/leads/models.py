@@ -29,6 +29,8 @@ LEAD_FIELDS = (
     "utm_content",
     "page_url",
     "referrer",
+    # The person's consent to email: a yes subscribes them (even after an unsubscribe).
+    "email_consent",
 )
 ATTRIBUTE_TARGET = re.compile(r"^attributes\.[A-Za-z][A-Za-z0-9_]{0,63}$")
 # A dotted path into the payload: names (letters, digits, _ - and spaces) and list indexes.

@@ -12,6 +12,13 @@ own Update, conditioned on the state the step starts from:
         + status processed, SET activity_id IF attribute_not_exists(activity_id)
     accepted|failed, no usable email or phone --> rejected (with the reason)
 
+A lead that carries the person's consent (`MappedLead.consent`) is their opt-in: the
+contact step subscribes the contact, new or existing (one who unsubscribed before too),
+records the evidence (`consent_source`: the lead, its source, when it was received) and
+lifts the address's `unsubscribed` suppression, all in that step's transaction. A lead
+without it changes no consent (a new contact at an address whose person unsubscribed is
+created `unsubscribed`, by the contacts store's rule).
+
 A crash between steps leaves the lead with its contact and without its activity: the
 retry skips the contact step. A contact merged between the steps gets the activity on its
 survivor (which becomes the lead's contact); one deleted between them leaves the lead
@@ -40,7 +47,7 @@ from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.activities.store import ActivityStore
 from crm_core.clock import now_iso
 from crm_core.contacts.models import ContactCreate, LifecycleStage
-from crm_core.contacts.store import ContactStore, combined_attribution
+from crm_core.contacts.store import ContactStore, OptIn, combined_attribution
 from crm_core.dynamo import Item, to_attr
 from crm_core.errors import ConcurrentChange, Conflict, CrmError, NotFound, Unprocessable
 from crm_core.events.envelope import Origin
@@ -154,6 +161,9 @@ class LeadProcessor:
         on it; the contact's id."""
         tenant_id = lead["tenant_id"]
         touch = _touch(lead, mapped, source)
+        opt_in = None
+        if mapped.consent and mapped.email:
+            opt_in = OptIn(mapped.email, lead["id"], lead["source_id"], lead["received_at"])
 
         def claim(contact: Item) -> list[dict[str, Any]]:
             return [
@@ -187,14 +197,16 @@ class LeadProcessor:
             )
             attribution = {"first_touch": touch, "last_touch": touch}
             created = self.contacts.create(
-                tenant_id, data, origin, attribution=attribution, also=claim
+                tenant_id, data, origin, attribution=attribution, also=claim, opt_in=opt_in
             )
             return created.id
         company_id = (
             None if existing.get("company_id") else self._company_of(tenant_id, mapped.email)
         )
         revised = _absorbed(existing, mapped, source, touch, company_id)
-        return self.contacts.absorb(tenant_id, existing, revised, origin, also=claim).id
+        return self.contacts.absorb(
+            tenant_id, existing, revised, origin, also=claim, opt_in=opt_in
+        ).id
 
     def _activity_step(
         self, lead: Item, mapped: MappedLead, source: Mapping[str, Any], origin: Origin
