@@ -71,7 +71,15 @@ from tests.e2e.conftest import CloudProcess  # noqa: E402
 
 TAG = "newsletter"
 SKIP_EVERY = 100  # one contact in SKIP_EVERY not consented, another one suppressed
-SEND_FROM = "news@example.com"  # the local cloud's verified SES identity is example.com
+# The local cloud's verified SES identity (SenderDomain) is example.com; each tenant sends from
+# its namespace on it, `<tenant>.<name>@example.com`.
+SEND_DOMAIN = "example.com"
+
+
+def send_from(tenant: str) -> str:
+    return f"{tenant.lower()}.news@{SEND_DOMAIN}"
+
+
 POSTAL_ADDRESS = "1 Bench Street, 1000 Brussels"
 GROUP_SIZE = 50  # recipients per send-queue message (crm_core.campaigns.recipients)
 SENDER_BATCH_SIZE = 2  # template.yaml: the sender's SQS event source's BatchSize
@@ -437,7 +445,12 @@ def through_the_cloud(args: argparse.Namespace, cloud: CloudProcess) -> dict[str
         "POST",
         "/campaigns",
         201,
-        {"name": "Bench", "segment_id": segment["id"], "from_address": SEND_FROM, **CONTENT},
+        {
+            "name": "Bench",
+            "segment_id": segment["id"],
+            "from_address": send_from(tenant),
+            **CONTENT,
+        },
     )
     campaign_id = campaign["id"]
 
@@ -658,7 +671,7 @@ def make_resources() -> str:
         AliasName=os.environ["UNSUBSCRIBE_KEY_ID"], TargetKeyId=key["KeyMetadata"]["KeyId"]
     )
     ses = boto3.client("sesv2")
-    ses.create_email_identity(EmailIdentity=SEND_FROM.rpartition("@")[2])
+    ses.create_email_identity(EmailIdentity=SEND_DOMAIN)
     ses.create_configuration_set(ConfigurationSetName=CONFIGURATION_SET)
     sqs = boto3.client("sqs")
     dlq = sqs.create_queue(QueueName="crm-bench-campaign-send-dlq")["QueueUrl"]
@@ -770,7 +783,12 @@ def campaign_calls(count: int) -> dict[str, Any]:
     )
     campaigns = CampaignStore(table)
     body = CampaignCreate.model_validate(
-        {"name": "Bench", "segment_id": segment.id, "from_address": SEND_FROM, **CONTENT}
+        {
+            "name": "Bench",
+            "segment_id": segment.id,
+            "from_address": send_from(CALLS_TENANT),
+            **CONTENT,
+        }
     )
     campaign_id = str(campaigns.create(CALLS_TENANT, body, origin)["id"])
     campaigns.send_now(CALLS_TENANT, campaign_id, None, origin)

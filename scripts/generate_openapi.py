@@ -13,6 +13,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,50 +88,157 @@ PROBLEM = {
         },
     },
 }
+# What API Gateway answers itself, before any function runs: `{"message": ...}` as
+# application/json (the JWT authorizer's 401, the 10 MB body limit's 413, its throttling's
+# 429), beside the functions' own problem+json.
+GATEWAY_MESSAGE = {
+    "type": "object",
+    "description": "API Gateway's own answer, before any function runs.",
+    "required": ["message"],
+    "properties": {"message": {"type": "string"}},
+}
 _ERRORS = {
     "400": "Malformed JSON, a bad cursor or header",
-    "401": "No token, or a token without a valid tenant",
+    "401": "No token, or an invalid or expired one (API Gateway's JWT authorizer answers "
+    '`{"message": "Unauthorized"}`), or a token without a valid tenant (problem+json)',
     "403": "Your role does not allow this",
     "404": "No such object in your tenant",
     "409": "Duplicate or conflicting change",
     "412": "If-Match names an older version",
-    "413": "Body too large",
+    "413": "Body too large (over 64 KB: problem+json; over API Gateway's 10 MB: its message)",
     "415": "Body is not JSON",
     "422": "Validation failed",
-    "429": "Throttled; retry later",
+    "429": "Throttled; retry later (by the CRM: problem+json; by API Gateway: its message)",
 }
-_HEADERS = {
-    "post": {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "description": "Replays the first response for the same key and body within 24 h.",
-        "schema": {"type": "string", "maxLength": 255},
-    },
-    "patch": {
-        "name": "If-Match",
-        "in": "header",
-        "required": False,
-        "description": 'The ETag read, e.g. "3"; a stale one is 412.',
-        "schema": {"type": "string"},
-    },
+_FROM_THE_GATEWAY = {"401", "413", "429"}
+# Header values exactly as the code takes them (crm_core.http.if_match, crm_core.idempotency).
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'The ETag read, e.g. "3" (or `*`); a stale one is 412.',
+    "schema": {"type": "string", "pattern": r'^[ \t]*(\*|(W/)?"[0-9]{1,12}")[ \t]*$'},
 }
-_HEADERS["delete"] = _HEADERS["put"] = _HEADERS["patch"]
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "1 to 255 visible ASCII characters. The same key and body within 24 h "
+    "replays the first response; the same key with another body is 422.",
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+}
+# POSTs that act on an existing object also honour If-Match (the routes read it).
+_POSTS_WITH_IF_MATCH = {
+    "/campaigns/{campaign_id}/schedule",
+    "/campaigns/{campaign_id}/send",
+    "/campaigns/{campaign_id}/cancel",
+    "/campaigns/{campaign_id}/pause",
+    "/campaigns/{campaign_id}/resume",
+    "/contacts/{contact_id}/merge",
+    "/lead-sources/{source_id}/rotate-secret",
+}
+# Capabilities, for the document's tags (Swagger UI groups routes by them): the first
+# pattern a path matches names its tag.
+TAGS: list[tuple[str, str, str]] = [
+    (
+        r"^/contacts/\{contact_id\}/(activities|timeline)",
+        "Activities",
+        "A contact's activities and timeline, and tasks.",
+    ),
+    (r"^/tasks", "Activities", ""),
+    (
+        r"^/contacts/\{contact_id\}/score",
+        "Lead scoring",
+        "The scoring model, scores explained, re-score jobs.",
+    ),
+    (r"^/scoring/", "Lead scoring", ""),
+    (r"^/contacts", "Contacts", "People: create, read, change, merge, delete."),
+    (r"^/companies", "Companies", "Organizations and their contacts."),
+    (
+        r"^/lead-sources",
+        "Lead sources",
+        "Web forms, ad platforms and partners that post "
+        "leads, their secrets and deliveries (admin).",
+    ),
+    (r"^/webhooks/", "Lead webhooks", "Signed lead deliveries (no Cognito token)."),
+    (r"^/segments", "Segments", "Named filters of contacts, evaluated when used."),
+    (
+        r"^/(campaigns|settings/email)",
+        "Email campaigns",
+        "Campaigns to segments: drafts, "
+        "schedules, sends, tests, recipients, and the tenant's email settings.",
+    ),
+    (r"^/unsubscribe", "Unsubscribe", "Signed one-click unsubscribe links (no Cognito token)."),
+]
 
 
-def with_problems(operation: dict[str, Any], method: str) -> None:
-    """Our error contract replaces Powertools' default 422 body in the document."""
+def tag_of(path: str) -> str:
+    for pattern, tag, _ in TAGS:
+        if re.match(pattern, path):
+            return tag
+    raise ValueError(f"no tag for {path}: add it to TAGS")
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def with_problems(operation: dict[str, Any], method: str, path: str) -> None:
+    """Our error contract replaces Powertools' default 422 body in the document; a 204 has
+    no body; the headers each method honours."""
     responses = operation.setdefault("responses", {})
     for status, description in _ERRORS.items():
-        responses[status] = {
-            "description": description,
-            "content": {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            },
-        }
+        content = _problem_content()
+        if status in _FROM_THE_GATEWAY:
+            content["application/json"] = {"schema": {"$ref": "#/components/schemas/Gateway"}}
+        responses[status] = {"description": description, "content": content}
+    if "204" in responses:
+        responses["204"].pop("content", None)
     operation["responses"] = dict(sorted(responses.items()))
-    if method in _HEADERS:
-        operation.setdefault("parameters", []).append(_HEADERS[method])
+    headers = []
+    if method == "post":
+        headers.append(IDEMPOTENCY_KEY)
+    if method in ("patch", "put", "delete") or (method == "post" and path in _POSTS_WITH_IF_MATCH):
+        headers.append(IF_MATCH)
+    if headers:
+        operation.setdefault("parameters", []).extend(headers)
+
+
+def clean_operation_id(operation: dict[str, Any], method: str, path: str) -> None:
+    """Powertools names an operation `<function><path>_<method>`; the function's name alone
+    is unique in this API and reads better in generated clients."""
+    suffix = re.sub(r"\W", "_", path) + "_" + method
+    operation_id = str(operation.get("operationId", ""))
+    if operation_id.endswith(suffix):
+        operation["operationId"] = operation_id.removesuffix(suffix)
+
+
+def add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from what creates an object to what reads, changes or deletes it
+    (`$response.body#/id`), so clients and fuzzers can follow them."""
+    operation_ids = {
+        (path, method): op["operationId"]
+        for path, ops in paths.items()
+        for method, op in ops.items()
+    }
+    for path, ops in paths.items():
+        for method, operation in ops.items():
+            for status in ("201", "202"):
+                response = operation["responses"].get(status)
+                if response is None or method != "post":
+                    continue
+                links = {}
+                # The source's own path parameters carry over (an activity's contact).
+                carried = {name: f"$request.path.{name}" for name in re.findall(r"\{(\w+)\}", path)}
+                for (target, _), target_id in sorted(operation_ids.items()):
+                    child = re.match(re.escape(path) + r"/\{(\w+)\}(/|$)", target)
+                    if child and target_id != operation["operationId"]:
+                        links[target_id] = {
+                            "operationId": target_id,
+                            "parameters": {**carried, child.group(1): "$response.body#/id"},
+                        }
+                if links:
+                    response["links"] = links
 
 
 def merged_document() -> dict[str, Any]:
@@ -146,6 +254,8 @@ def merged_document() -> dict[str, Any]:
         "DISPATCHER_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-openapi-dispatcher-dlq",
         "SES_CONFIGURATION_SET": "crm-openapi-campaigns",
         "UNSUBSCRIBE_KEY_ID": "alias/crm-openapi-unsubscribe",
+        "SENDER_DOMAIN": "mail.crm-openapi.example",
+        "USER_POOL_ID": "us-east-1_openapi",
     }.items():
         os.environ.setdefault(name, value)
     os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
@@ -169,13 +279,21 @@ def merged_document() -> dict[str, Any]:
         for path, operations in part.get("paths", {}).items():
             for method, operation in operations.items():
                 if not part.get("described"):
-                    with_problems(operation, method)
+                    with_problems(operation, method, path)
+                    clean_operation_id(operation, method, path)
+                operation["tags"] = [tag_of(path)]
             document["paths"].setdefault(path, {}).update(operations)
         document["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
     for powertools_only in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         document["components"]["schemas"].pop(powertools_only, None)
     document["components"]["schemas"]["Problem"] = PROBLEM
+    document["components"]["schemas"]["Gateway"] = GATEWAY_MESSAGE
     document["paths"] = dict(sorted(document["paths"].items()))
+    add_links(document["paths"])
+    tags: dict[str, str] = {}
+    for _, tag, description in TAGS:
+        tags[tag] = tags.get(tag) or description
+    document["tags"] = [{"name": name, "description": text} for name, text in tags.items()]
     document["components"]["schemas"] = dict(sorted(document["components"]["schemas"].items()))
     return document
 

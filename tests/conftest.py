@@ -41,6 +41,10 @@ os.environ.update(
         ),
         "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-scheduler",
         "DISPATCHER_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-campaign-dispatcher-dlq",
+        # The shared sending domain (mail_setup's) and a user pool id: tests that need the
+        # pool create one and point the function's `teammates` at it.
+        "SENDER_DOMAIN": "mail.example.com",
+        "USER_POOL_ID": "us-east-1_crmtest",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

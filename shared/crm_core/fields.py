@@ -171,7 +171,7 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _UTC_RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z (in UTC)"
 
 
-def _iso_text(value: Any) -> Any:
+def iso_text(value: Any) -> Any:
     # Pydantic would read a number (or digits) as Unix seconds, or milliseconds if large:
     # refuse the guess, as the schema (a date-time string) does.
     if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
@@ -179,7 +179,7 @@ def _iso_text(value: Any) -> Any:
     raise ValueError("a time is ISO 8601 text with a zone, such as 2026-06-01T09:30:00Z")
 
 
-def _in_utc(moment: datetime) -> datetime:
+def in_utc(moment: datetime) -> datetime:
     try:
         utc = moment.astimezone(UTC)
     except OverflowError:  # before year 1 or after 9999 once in UTC
@@ -193,8 +193,8 @@ def _in_utc(moment: datetime) -> datetime:
 # parameter (`Annotated[UtcDateTime | None, Query(description=...)]`).
 UtcDateTime = Annotated[
     AwareDatetime,
-    BeforeValidator(_iso_text),
-    AfterValidator(_in_utc),
+    BeforeValidator(iso_text),
+    AfterValidator(in_utc),
     WithJsonSchema(
         {
             "type": "string",

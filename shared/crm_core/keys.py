@@ -239,6 +239,12 @@ def scoring_job_of_version(tenant_id: str, version: int) -> dict[str, str]:
     return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBV#{version:010d}"}
 
 
+def scoring_job_slot(tenant_id: str, scope: str) -> dict[str, str]:
+    """Names the one job of a scope (`stale`, `all`) that may run: a job is started only by
+    taking this slot from no job, or from one that ended, stalled or runs an older model."""
+    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBSLOT#{scope}"}
+
+
 # Segments and campaigns ---------------------------------------------------------------
 def segment(tenant_id: str, segment_id: str) -> dict[str, str]:
     """A segment, in its tenant's one partition of segments (a list is one Query)."""
@@ -295,11 +301,26 @@ def email_settings(tenant_id: str) -> dict[str, str]:
     return {"PK": f"T#{tenant_id}#SETTINGS", "SK": EMAIL_SETTINGS}
 
 
+def quota_of_test_sends(tenant_id: str, window: str) -> dict[str, str]:
+    """How many test emails the tenant sent in one quota window (`window` names the hour,
+    `2026-11-22T10`); the item expires after its window."""
+    return {"PK": f"T#{tenant_id}#TESTSENDS", "SK": f"{TEST_SEND_WINDOW_PREFIX}{window}"}
+
+
+def sender_namespace(namespace: str) -> dict[str, str]:
+    """Who owns a sender namespace on the shared sending domain (`<namespace>.<name>@`).
+
+    Outside every tenant's partitions, as `lead_source_route`: tenant ids that differ only
+    in case lower-case to one namespace, so the first tenant to use it claims it here."""
+    return {"PK": f"SYS#SENDER_NS#{namespace}", "SK": UNIQUE}
+
+
 CAMPAIGN = "CAMPAIGN"
 CAMPAIGN_CONTENT = "CONTENT"
 RECIPIENT_PREFIX = "R#"
 SUPPRESSION = "SUPPRESSION"
 EMAIL_SETTINGS = "EMAIL"
+TEST_SEND_WINDOW_PREFIX = "HOUR#"
 
 
 # Outbox ---------------------------------------------------------------------------------

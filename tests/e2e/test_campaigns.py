@@ -64,7 +64,8 @@ class Scene:
         body = {
             "name": name,
             "segment_id": segment_id,
-            "from_address": "news@example.com",
+            # The tenant's namespace on the local cloud's sending domain (SenderDomain).
+            "from_address": f"{self.tenant.lower()}.news@example.com",
             "from_name": "Acme News",
             "subject": "{{ first_name | default('Hello') }}, our {{ 'June' }} news",
             "html": "<p>Hi {{ first_name | default('there') }},</p><p>News.</p>",

@@ -31,6 +31,9 @@ KEY = {"Fn::GetAtt": ["UnsubscribeKey", "Arn"]}
 IDENTITY = {
     "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SenderDomain}"
 }
+ANY_IDENTITY = {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}
+# SendEmail from an identity other than the shared domain: only one tagged for a tenant.
+TAGGED_FOR_A_TENANT = {"Null": {"aws:ResourceTag/crm:tenant_id": "false"}}
 CONFIGURATION_SET = {
     "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
     "configuration-set/${CampaignConfigurationSet}"
@@ -230,8 +233,30 @@ def test_the_campaigns_function_schedules_in_its_group_and_passes_only_that_role
         "ses:GetEmailIdentity",
         "ses:SendEmail",
     }
-    assert statements["SenderIdentityStatus"]["Resource"] == IDENTITY
+    # Any identity's status and tags are read; a tenant's own identity sends when tagged.
+    assert statements["SenderIdentityStatus"]["Resource"] == ANY_IDENTITY
     assert statements["TestSend"]["Resource"] == [IDENTITY, CONFIGURATION_SET]
+    tagged = statements["TestSendFromTenantIdentities"]
+    assert (tagged["Action"], tagged["Resource"]) == (["ses:SendEmail"], ANY_IDENTITY)
+    assert tagged["Condition"] == TAGGED_FOR_A_TENANT
+
+
+def test_the_campaigns_function_knows_the_sender_domain_and_lists_only_its_pools_users(
+    template: Template,
+) -> None:
+    env = _env(template, "CampaignsFunction")
+    assert env["SENDER_DOMAIN"] == {"Ref": "SenderDomain"}
+    assert env["USER_POOL_ID"] == {"Ref": "UserPool"}
+    assert _actions(template, "CampaignsFunction", "cognito-idp:") == {"cognito-idp:ListUsers"}
+    users = function_statements(template, "CampaignsFunction")["TenantUsers"]
+    assert users["Resource"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    # No other function reads the pool.
+    readers = {
+        where.split(".")[0]
+        for where, statement in iam_statements(template)
+        if any(str(a).startswith("cognito-idp:") for a in statement.get("Action", []))
+    }
+    assert readers == {"CampaignsFunction"}
 
 
 def test_the_campaigns_function_keeps_its_segment_access(template: Template) -> None:
@@ -308,6 +333,9 @@ def test_the_sender_sends_only_from_the_domain_with_the_configuration_set(
     assert statements["TableItems"]["Resource"] == TABLE
     assert set(statements["SendEmails"]["Action"]) == {"ses:SendEmail", "ses:SendRawEmail"}
     assert statements["SendEmails"]["Resource"] == [IDENTITY, CONFIGURATION_SET]
+    tagged = statements["SendFromTenantIdentities"]
+    assert set(tagged["Action"]) == {"ses:SendEmail", "ses:SendRawEmail"}
+    assert (tagged["Resource"], tagged["Condition"]) == (ANY_IDENTITY, TAGGED_FOR_A_TENANT)
     assert _actions(template, "CampaignSenderFunction", "ses:") == {
         "ses:SendEmail",
         "ses:SendRawEmail",

@@ -307,7 +307,7 @@ SEGMENT_PATTERNS = {
     "preview-min-score",
     "preview-tags-any",
 }
-SENDER = "news@mail.example.com"  # on mail_setup's verified SES domain
+SENDER = "acme.news@mail.example.com"  # acme's namespace on mail_setup's verified SES domain
 POSTAL = "1 Main Street, Springfield 12345"
 CAMPAIGN = {
     "name": "Spring",
@@ -344,11 +344,12 @@ class Campaigns:
             function.token_key.secret  # noqa: B018 - derives and keeps it
 
     def clients(self) -> list[Any]:
-        """The clients besides DynamoDB's of the campaigns function: Scheduler, SESv2, SQS,
-        and the other campaign functions' DynamoDB clients."""
+        """The clients besides DynamoDB's of the campaigns function: Scheduler, SESv2,
+        Cognito, SQS, and the other campaign functions' DynamoDB clients."""
         return [
             self.context.schedules.client,
             self.context.ses(),
+            self.context.teammates.client,
             self.dispatcher.table.client,
             self.dispatcher.sqs,
             self.sender.table.client,
@@ -358,8 +359,9 @@ class Campaigns:
         ]
 
     def forget_senders(self) -> None:
-        """The campaigns function's answers about SES identities (kept 5 minutes) dropped:
-        the rows count the GetEmailIdentity calls of a function that has not asked yet."""
+        """The campaigns function's answers about SES identities (kept 5 minutes) and sender
+        namespaces dropped: the rows count the GetEmailIdentity calls and the namespace
+        claim of a function that has not asked yet."""
         self.context.senders.forget()
 
     # The scene ------------------------------------------------------------------------------
@@ -510,7 +512,8 @@ def campaign_scenario(c: Campaigns, pattern: str) -> Callable[[], Reply]:
         if pattern == "send-campaign-now":
             return lambda: c.post(campaign_id, "send")
         if pattern == "test-send-campaign":
-            return lambda: c.post(campaign_id, "test", {"to": "ada@example.com"})
+            # To the caller's own verified address (the sample token's): no user pool lookup.
+            return lambda: c.post(campaign_id, "test", {"to": "sam@acme.example"})
         body = {"send_at": _in_a_month(), "timezone": "Europe/Paris"}
         return lambda: c.post(campaign_id, "schedule", body)
     if pattern == "cancel-campaign":

@@ -45,7 +45,7 @@ ORIGIN = Origin.user("user-1", "req-1")
 SENDER_DOMAIN = "mail.example.com"
 POSTAL = "1 Main Street, Springfield 12345"
 CONTENT = {
-    "from_address": f"news@{SENDER_DOMAIN}",
+    "from_address": f"acme.news@{SENDER_DOMAIN}",  # acme's namespace on the shared domain
     "from_name": "Acme News",
     "subject": "Hello {{ first_name | default('there') }}",
     "html": "<p>Hi {{ first_name }}</p><p>{{ attributes.plan }}</p>",

@@ -237,7 +237,7 @@ def test_every_email_carries_a_working_one_click_unsubscribe_and_the_footer(mail
         assert (url.scheme, url.netloc, url.path) == ("https", "api.crm.test", "/unsubscribe")
         claims = unsubscribe_tokens.verify(secret, parse_qs(url.query)["token"][0])
         assert (claims.tenant_id, claims.campaign_id) == (TENANT, campaign_id)
-        assert message["From"] == f"Acme News <news@{SENDER_DOMAIN}>"
+        assert message["From"] == f"Acme News <acme.news@{SENDER_DOMAIN}>"
         html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
         text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         for part in (html, text):
@@ -266,7 +266,7 @@ def test_the_request_names_the_configuration_set_and_tags_the_recipient(
 
     (request,) = ses.requests
     assert request["ConfigurationSetName"] == os.environ["SES_CONFIGURATION_SET"]
-    assert request["FromEmailAddress"] == f"news@{SENDER_DOMAIN}"
+    assert request["FromEmailAddress"] == f"acme.news@{SENDER_DOMAIN}"
     assert request["Destination"] == {
         "ToAddresses": [mail.recipients(campaign_id)[contact_id]["email"]]
     }
@@ -575,19 +575,50 @@ def test_an_unverified_sender_is_refused_by_ses_and_fails_each_recipient(mail: M
     assert mail.item(campaign_id)["state"] == "sent"
 
 
-def test_a_template_that_cannot_render_for_a_contact_fails_that_recipient(mail: Mail) -> None:
+def test_an_operation_that_fails_for_a_contact_renders_empty_and_the_email_goes(
+    mail: Mail,
+) -> None:
+    """A division by a contact's zero renders as a missing value: empty, or its default."""
     fine = mail.contact(attributes={"n": 4})
-    broken = mail.contact(attributes={"n": 0})
-    html = "<p>{% if attributes.n is defined %}{{ 100 / attributes.n }}{% endif %}</p>"
+    zero = mail.contact(attributes={"n": 0})
+    html = "<p>{{ 100 / attributes.n }}|{{ (100 / attributes.n) | default('n/a') }}</p>"
+    campaign_id = mail.campaign(mail.segment(), html=html)
+    mail.start(campaign_id)
+
+    assert mail.deliver_all() == []
+
+    assert_sent_once(mail, campaign_id, [fine, zero])
+    found = mail.recipients(campaign_id)
+    bodies = {
+        m["To"]: m.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        for m in mail.emails(campaign_id)
+    }
+    assert bodies[found[fine]["email"]].startswith("<p>25.0|25.0</p>")
+    assert bodies[found[zero]["email"]].startswith("<p>|n/a</p>")
+
+
+def test_a_template_saved_before_it_was_refused_fails_each_recipient_not_the_batch(
+    mail: Mail,
+) -> None:
+    """Saved before templates were bounded (the store does not check them; the API now
+    refuses to save, schedule or send it): a width taken from a contact. Every recipient
+    fails with what to fix, in little memory; the message is not failed and retried."""
+    short = mail.contact(attributes={"n": 3})
+    wide = mail.contact(attributes={"n": 2_000_000})
+    html = '<p>{{ "%0*d" | format(attributes.n | default(1), 1) }}</p>'
     campaign_id = mail.campaign(mail.segment(), html=html)
     mail.start(campaign_id)
 
     assert mail.deliver_all() == []
 
     found = mail.recipients(campaign_id)
-    assert found[broken]["status"] == "failed"
-    assert "does not render" in found[broken]["error"]
-    assert_sent_once(mail, campaign_id, [fine])
+    for contact_id in (short, wide):
+        assert found[contact_id]["status"] == "failed"
+        assert "the filter 'format'" in found[contact_id]["error"]
+        assert "truncate" in found[contact_id]["error"]  # the filters it may use instead
+    assert mail.emails(campaign_id) == []
+    assert mail.counts(campaign_id)["failed"] == 2
+    assert mail.item(campaign_id)["state"] == "sent"
 
 
 # Claims ------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class Scene:
         body = CampaignCreate(
             name="Spring",
             segment_id=new_ulid(),
-            from_address="news@mail.example.com",
+            from_address="acme.news@mail.example.com",
             subject=SUBJECT,
             html="<p>Hi</p>",
             text="Hi",
@@ -161,7 +161,7 @@ class Scene:
             "eventType": kind,
             "mail": {
                 "timestamp": "2026-11-22T10:00:00.000Z",
-                "source": "news@mail.example.com",
+                "source": "acme.news@mail.example.com",
                 "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/mail.example.com",
                 "sendingAccountId": "123456789012",
                 "messageId": message_id,
@@ -169,7 +169,7 @@ class Scene:
                 "headersTruncated": False,
                 "headers": [{"name": "Subject", "value": SUBJECT}],
                 "commonHeaders": {
-                    "from": ["news@mail.example.com"],
+                    "from": ["acme.news@mail.example.com"],
                     "to": [email],
                     "messageId": message_id,
                     "subject": SUBJECT,
@@ -457,6 +457,25 @@ def test_a_complaint_counts_suppresses_and_unsubscribes_the_contact_once(scene: 
     assert updated["data"]["changed"] == ["email_consent"]
     # No activity of its own: ContactUnsubscribed's consumer logs `unsubscribed`.
     assert [a["activity_type"] for a in scene.activities(ada["id"])] == ["email_delivered"]
+
+
+def test_a_complaint_suppresses_the_address_as_unsubscribed_with_the_consent(
+    scene: Scene,
+) -> None:
+    """The complaint's own suppression, and the unsubscribe's, in the consent's transaction:
+    both reasons hold, the first one named."""
+    ada = scene.contact(email_consent="subscribed")
+    campaign_id = scene.campaign()
+    message_id = scene.recipient(campaign_id, ada)
+
+    scene.deliver(scene.ses("Complaint", campaign_id, ada, message_id))
+
+    suppression = scene.suppression(ada["email"])
+    contact = scene.table.get(keys.contact(TENANT, ada["id"]))
+    assert suppression["reason"] == "complaint"
+    assert suppression["complaint_at"]
+    assert suppression["unsubscribed_at"] == contact["updated_at"]
+    assert contact["email_consent"] == "unsubscribed"
 
 
 def test_a_reject_moves_the_recipient_from_sent_to_failed(scene: Scene) -> None:

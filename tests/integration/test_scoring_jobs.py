@@ -588,3 +588,150 @@ def test_a_request_repeated_with_its_idempotency_key_makes_one_job(crm: Crm) -> 
 
     assert again["id"] == first["id"]
     assert [j["id"] for j in crm.jobs()] == [first["id"]]
+
+
+# One running job per tenant and scope -------------------------------------------------------
+def post_job(crm: Crm, body: dict[str, Any], user: User = ADMIN, **kw: Any) -> Any:
+    return crm.scoring_api.call("POST", "/scoring/jobs", user, body, **kw)
+
+
+def test_twenty_requests_while_a_job_runs_answer_that_job(crm: Crm) -> None:
+    crm.people(3)
+    first = post_job(crm, {"scope": "all"})
+    assert first.status == 202, first.text
+
+    again = [post_job(crm, {"scope": "all"}) for _ in range(19)]
+
+    for reply in again:
+        assert reply.status == 200, reply.text
+        assert reply.json["id"] == first.json["id"]
+        assert reply.headers["location"] == f"/scoring/jobs/{first.json['id']}"
+        assert reply.json["status"] == "running"
+    assert [j["id"] for j in crm.jobs()] == [first.json["id"]]
+    # One run was asked for: the first job's announcement, and no other.
+    assert len(crm.progress()) == 1
+
+
+def test_a_request_after_the_job_finished_starts_a_new_one(crm: Crm) -> None:
+    crm.people(3)
+    first = request_job(crm, {"scope": "all"})
+    done = crm.deliver(crm.progress_items(first["id"])[-1])
+    assert done["status"] == "done"
+
+    second = request_job(crm, {"scope": "all"})
+
+    assert second["id"] != first["id"]
+    assert [j["id"] for j in crm.jobs()] == [second["id"], first["id"]]
+
+
+def test_stale_and_all_each_have_their_own_running_job(crm: Crm) -> None:
+    crm.people(2)
+    everyone = request_job(crm, {"scope": "all"})
+    stale = request_job(crm, {"scope": "stale"})
+    assert stale["id"] != everyone["id"]
+
+    for body, job in (({"scope": "all"}, everyone), ({}, stale), ({"scope": "stale"}, stale)):
+        reply = post_job(crm, body)
+        assert (reply.status, reply.json["id"]) == (200, job["id"]), reply.text
+    assert {j["id"] for j in crm.jobs()} == {everyone["id"], stale["id"]}
+
+
+def test_a_stalled_job_no_longer_holds_its_scope(crm: Crm) -> None:
+    from crm_core.scoring.jobs import STALLED_AFTER
+
+    contacts = crm.people(3)
+    stalled = request_job(crm, {"scope": "all"})
+    # Its run ended in the DLQ: the job's item stopped moving long ago.
+    long_ago = datetime.now(UTC) - STALLED_AFTER - timedelta(minutes=1)
+    key = keys.scoring_job(TENANT, stalled["id"])
+    crm.table.client.update_item(
+        TableName=crm.table.name,
+        Key=key_attrs(key),
+        UpdateExpression="SET updated_at = :t",
+        ExpressionAttributeValues={":t": {"S": long_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+    )
+
+    fresh = request_job(crm, {"scope": "all"})
+
+    assert fresh["id"] != stalled["id"]
+    old = crm.job(stalled["id"])
+    assert (old["status"], old["superseded_by"]) == ("superseded", 0)
+    assert old["finished_at"] is not None
+    # Its run, re-driven from the DLQ later, does nothing; the new job does the work.
+    late = crm.deliver(crm.progress_items(stalled["id"])[0])
+    assert (late["status"], late["seen"]) == ("superseded", 0)
+    result = crm.deliver(crm.progress_items(fresh["id"])[-1])
+    assert (result["status"], result["seen"], result["rescored"]) == ("done", 3, 3)
+    assert all(crm.state(c).rebuilt_before > 0 for c in contacts)
+
+
+def test_a_job_that_is_slow_but_moving_still_holds_its_scope(crm: Crm) -> None:
+    from crm_core.scoring.jobs import STALLED_AFTER
+
+    running = request_job(crm, {"scope": "all"})
+    recently = datetime.now(UTC) - STALLED_AFTER + timedelta(minutes=1)
+    crm.table.client.update_item(
+        TableName=crm.table.name,
+        Key=key_attrs(keys.scoring_job(TENANT, running["id"])),
+        UpdateExpression="SET updated_at = :t",
+        ExpressionAttributeValues={":t": {"S": recently.strftime("%Y-%m-%dT%H:%M:%S.000Z")}},
+    )
+    reply = post_job(crm, {"scope": "all"})
+    assert (reply.status, reply.json["id"]) == (200, running["id"])
+
+
+def test_a_model_change_joins_a_stale_job_of_its_version_already_running(crm: Crm) -> None:
+    """PUT /scoring/model, then POST /scoring/jobs before the model's event arrives: the
+    event finds the requested job (same scope, same version) and runs it; no second job."""
+    contacts = crm.people(4)
+    version = crm.put_model()
+    requested = request_job(crm, {})
+    assert requested["model_version"] == version
+
+    result = crm.deliver(crm.model_changed(version))
+
+    assert result["job_id"] == requested["id"]
+    assert (result["status"], result["rescored"]) == ("done", 4)
+    assert [j["id"] for j in crm.jobs()] == [requested["id"]]
+    assert_rescored(crm, contacts, version)
+    # A second delivery of the event still finds that job.
+    crm.forget_deliveries()
+    assert crm.deliver(crm.model_changed(version))["job_id"] == requested["id"]
+
+
+@pytest.mark.usefixtures("paged")
+def test_a_model_change_takes_over_a_requested_stale_job_of_an_older_model(crm: Crm) -> None:
+    contacts = crm.people(6)
+    older = request_job(crm, {})
+    assert older["model_version"] == 0
+    version = crm.put_model()
+
+    result = crm.deliver(crm.model_changed(version))
+
+    assert result["job_id"] != older["id"]
+    assert (result["status"], result["rescored"]) == ("done", 6)
+    assert_rescored(crm, contacts, version)
+    old = crm.job(older["id"])
+    assert (old["status"], old["superseded_by"]) == ("superseded", version)
+    # With the newer job done, the scope is free again.
+    assert post_job(crm, {}).status == 202
+
+
+def test_concurrent_requests_start_one_job(crm: Crm) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crm_core.events.envelope import Origin
+    from crm_core.scoring.jobs import JobScope, JobStore
+
+    store = JobStore(crm.table)
+
+    def ask(n: int) -> tuple[str, bool]:
+        job, started = store.request(TENANT, 0, JobScope.ALL, Origin.user(f"u{n}", f"r{n}"))
+        return job.id, started
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, range(8)))
+
+    assert len({job_id for job_id, _ in answers}) == 1
+    assert sum(started for _, started in answers) == 1
+    assert len(crm.jobs()) == 1

@@ -109,12 +109,12 @@ def test_the_unsubscribe_link_leads_to_the_local_gateway(cloud: tuple[LocalCloud
 # SES events -----------------------------------------------------------------------------------
 def send(local: LocalCloud, to: str, tags: dict[str, str] | None = TAGS) -> str:
     message = EmailMessage()
-    message["From"] = "Acme News <news@example.com>"
+    message["From"] = "Acme News <acme.news@example.com>"
     message["To"] = to
     message["Subject"] = f"Spring {uuid.uuid4().hex[:6]}"
     message.set_content("Hello")
     kwargs: dict[str, Any] = {
-        "FromEmailAddress": "news@example.com",
+        "FromEmailAddress": "acme.news@example.com",
         "Destination": {"ToAddresses": [to]},
         "Content": {"Raw": {"Data": message.as_bytes()}},
         "ConfigurationSetName": env(local, "CampaignSenderFunction")["SES_CONFIGURATION_SET"],
@@ -223,6 +223,31 @@ def test_the_stages_bus_hands_campaign_events_on(
 
     (event,) = wait_until(delivered, f"{function} to get {detail_type}", timeout=20, log=log)
     assert (event["source"], event["detail-type"]) == (source, detail_type)
+
+
+# Test emails and senders -----------------------------------------------------------------------
+def test_the_campaigns_function_finds_the_users_crm_tenant_create_makes(
+    cloud: tuple[LocalCloud, Log],
+) -> None:
+    """A test email goes to a user of the caller's tenant: the pool the function is given is
+    the one `crm tenant create` fills, and its users count (enabled, verified addresses)."""
+    from crm_core.campaigns.sender_identity import SenderIdentities
+    from crm_core.campaigns.test_sends import Teammates
+    from infra.identity import Identity
+
+    local, _ = cloud
+    campaigns = env(local, "CampaignsFunction")
+    cognito = local.client("cognito-idp")
+    tenant = f"Cloud{uuid.uuid4().hex[:6]}"
+    users = Identity(cognito, campaigns["USER_POOL_ID"], "").create_tenant(tenant)
+
+    teammates = Teammates(lambda: cognito, campaigns["USER_POOL_ID"])
+    assert all(teammates.includes(tenant, user.email) for user in users)
+    assert not teammates.includes("someone-else", users[0].email)
+    assert not teammates.includes(tenant, "stranger@example.com")
+    # The tenant's namespace is on the stage's verified sending domain.
+    assert campaigns["SENDER_DOMAIN"] == "example.com"
+    assert SenderIdentities(lambda: local.client("sesv2")).identity("example.com") is not None
 
 
 # The campaign's schedule ----------------------------------------------------------------------

@@ -126,7 +126,10 @@ def test_the_campaign_functions_environments(
         "DISPATCHER_DLQ_ARN": f"{SQS}:crm-local-campaign-dispatcher-dlq",
         "SES_CONFIGURATION_SET": "crm-local-campaigns",
         "UNSUBSCRIBE_KEY_ID": key_arn,
+        "SENDER_DOMAIN": "example.com",
+        "USER_POOL_ID": provisioned.physical["UserPool"].ref,
     }
+    assert campaigns["USER_POOL_ID"].startswith(f"{REGION}_")
     assert functions["CampaignDispatcherFunction"].arn == campaigns["DISPATCHER_ARN"]
     sender = functions["CampaignSenderFunction"]
     assert sender.timeout_s == 120

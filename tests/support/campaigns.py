@@ -12,6 +12,7 @@ from typing import Any
 from tests.support.api import LambdaContext
 
 CONFIGURATION_SET = "crm-test-campaigns"  # conftest's SES_CONFIGURATION_SET
+SENDER_DOMAIN = "mail.example.com"  # conftest's SENDER_DOMAIN, verified by mail_setup
 SEND_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:crm-test-campaign-send"
 _DETAIL_TYPES = {
     "Send": "Email Sent",
@@ -32,6 +33,11 @@ class LongContext(LambdaContext):
         return 280_000
 
 
+def sender(tenant_id: str, name: str = "news", domain: str = SENDER_DOMAIN) -> str:
+    """A from address of the tenant's namespace on the shared sending domain."""
+    return f"{tenant_id.lower()}.{name}@{domain}"
+
+
 def ses_event(
     kind: str,
     tenant_id: str,
@@ -46,7 +52,7 @@ def ses_event(
         "eventType": kind,
         "mail": {
             "timestamp": "2026-11-22T10:00:00.000Z",
-            "source": "news@mail.example.com",
+            "source": sender(tenant_id),
             "messageId": message_id,
             "destination": [email],
             "commonHeaders": {"to": [email], "messageId": message_id, "subject": "Spring"},

@@ -42,6 +42,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "score_change": lambda t, x: keys.score_change(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
     "scoring_job": lambda t, x: keys.scoring_job(t, x)["PK"],
     "scoring_job_of_version": lambda t, x: keys.scoring_job_of_version(t, 4)["PK"],
+    "scoring_job_slot": lambda t, x: keys.scoring_job_slot(t, x)["PK"],
     "segment": lambda t, x: keys.segment(t, x)["PK"],
     "campaign_partition": lambda t, x: keys.campaign_partition(t, x),
     "campaign": lambda t, x: keys.campaign(t, x)["PK"],
@@ -51,6 +52,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "recipients_in_status": lambda t, x: keys.recipients_in_status(t, x, "queued"),
     "suppression": lambda t, x: keys.suppression(t, x)["PK"],
     "email_settings": lambda t, x: keys.email_settings(t)["PK"],
+    "quota_of_test_sends": lambda t, x: keys.quota_of_test_sends(t, x)["PK"],
     "segments_of_tenant": lambda t, x: keys.segments_of_tenant(t),
 }
 values = st.text(min_size=1, max_size=60)

@@ -1,10 +1,12 @@
 """/campaigns: draft, list, read and change email campaigns; schedule, send now, pause,
 resume or cancel them; send a test; list their recipients.
 
-Saving a campaign checks what can be checked then (its segment exists, its sender is on a
-verified SES identity, its templates render); scheduling and sending check again, and that
-the segment is not empty now and that the tenant has its email settings (the postal
-address every email shows). Every refusal says how to fix it.
+Saving a campaign checks what can be checked then (its segment exists, its sender is one
+of the tenant's addresses (crm_core/campaigns/sender_rules.py), its templates render);
+scheduling and sending check again, and that the segment is not empty now and that the
+tenant has its email settings (the postal address every email shows). A test email goes
+only to the tenant's own users, never to a suppressed address, within an hourly quota
+(crm_core/campaigns/test_sends.py). Every refusal says how to fix it.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from campaigns_api.context import (
     senders,
     ses,
     table,
+    teammates,
+    test_send_quota,
     token_key,
 )
 from crm_core import http, keys
 from crm_core.auth import Action
-from crm_core.campaigns import templates, unsubscribe_tokens
+from crm_core.campaigns import templates, test_sends, unsubscribe_tokens
 from crm_core.campaigns.campaign_models import (
     EDITABLE,
     Campaign,
@@ -128,7 +132,7 @@ def create_campaign(body: CampaignCreate) -> Response[str]:
 
     def run() -> Response[str]:
         errors = _segment_errors(caller.tenant_id, body.segment_id, ["body", "segment_id"])
-        errors += _sender_errors(body.from_address, ["body", "from_address"])
+        errors += _sender_errors(caller.tenant_id, body.from_address, ["body", "from_address"])
         errors += _template_errors(body.subject, body.html, body.text, "body")
         _refuse(errors, "the campaign cannot be saved")
         campaign = to_campaign(campaigns.create(caller.tenant_id, body, http.origin(app, caller)))
@@ -180,7 +184,9 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch) -> Response[str
     if "segment_id" in changes:
         errors += _segment_errors(caller.tenant_id, changes["segment_id"], ["body", "segment_id"])
     if "from_address" in changes:
-        errors += _sender_errors(changes["from_address"], ["body", "from_address"])
+        errors += _sender_errors(
+            caller.tenant_id, changes["from_address"], ["body", "from_address"]
+        )
     if {"subject", "html", "text"} & changes.keys():
         content = {**{k: current[k] for k in ("subject", "html", "text")}, **changes}
         errors += _template_errors(content["subject"], content["html"], content["text"], "body")
@@ -308,9 +314,15 @@ def resume_campaign(campaign_id: CampaignId) -> Response[str]:
     summary="Send one test email of the campaign (admin, marketing)",
     description=(
         "Rendered for `contact_id` (a contact of yours) or a sample contact, with `[Test] ` "
-        "before its subject. It counts in no stats, and its unsubscribe link changes nothing."
+        "before its subject. It counts in no stats, and its unsubscribe link changes nothing. "
+        "`to` is your own verified address or another user of your tenant, never a "
+        f"suppressed one; a tenant sends at most {test_sends.TEST_SENDS_PER_HOUR} test emails "
+        "an hour (then `429` with `Retry-After`)."
     ),
-    responses=http.returns(202, "SES accepted it", TestSendResult),
+    responses={
+        **http.returns(202, "SES accepted it", TestSendResult),
+        429: {"description": "The tenant's test emails of this hour are used up"},
+    },
 )
 def send_test(campaign_id: CampaignId, body: TestSendRequest) -> Response[str]:
     caller = http.caller(app)
@@ -324,7 +336,14 @@ def send_test(campaign_id: CampaignId, body: TestSendRequest) -> Response[str]:
         )
         return http.json_response(202, TestSendResult(message_id=message_id))
 
-    return http.once_per_key(app, table, caller, run)
+    try:
+        return http.once_per_key(app, table, caller, run)
+    except test_sends.TestSendQuotaExceeded as exceeded:
+        # Raised, not returned, inside once_per_key: an Idempotency-Key keeps no record of
+        # it, so the same request may be made again after Retry-After.
+        response = http.error_response(exceeded)
+        response.headers["Retry-After"] = str(exceeded.retry_after)
+        return response
 
 
 @router.get(
@@ -435,7 +454,8 @@ def _send_test(tenant_id: str, campaign_id: str, body: TestSendRequest) -> str:
     item = campaigns.load(tenant_id, campaign_id)
     settings_found = email_settings.find(tenant_id)
     errors = [] if settings_found else _settings_errors()
-    errors += _sender_errors(item["from_address"], ["campaign", "from_address"])
+    errors += _sender_errors(tenant_id, item["from_address"], ["campaign", "from_address"])
+    errors += _test_recipient_errors(tenant_id, body.to)
     if errors or settings_found is None:
         raise _refusal(errors, "the test email cannot be sent")
     contact = _test_contact(tenant_id, body)
@@ -460,9 +480,11 @@ def _send_test(tenant_id: str, campaign_id: str, body: TestSendRequest) -> str:
     # No contact_id tag: email_events ignores the events of a test email.
     tags = {"tenant_id": tenant_id, "campaign_id": campaign_id, "test": "true"}
     request = messages.send_request(raw, envelope, campaign_settings.ses_configuration_set, tags)
+    window = test_send_quota.take(tenant_id)
     try:
         response = ses().send_email(**request)
     except ClientError as exc:
+        test_send_quota.give_back(tenant_id, window)
         error = exc.response.get("Error", {})
         code, message = str(error.get("Code", "")), str(error.get("Message", "refused"))
         if code in _SES_THROTTLES:
@@ -516,17 +538,33 @@ def _segment_errors(tenant_id: str, segment_id: str, loc: list[str]) -> Errors:
     return []
 
 
-def _sender_errors(address: str, loc: list[str]) -> Errors:
-    if senders.verified(address):
-        return []
-    domain = address.rpartition("@")[2]
-    return [
-        {
-            "loc": loc,
-            "msg": f"{address} is not on an SES identity verified for sending: send from an "
-            f"address of a verified domain, or verify {domain} (or the address) in SES",
-        }
-    ]
+def _sender_errors(tenant_id: str, address: str, loc: list[str]) -> Errors:
+    refusal = senders.refusal(tenant_id, address)
+    return [] if refusal is None else [{"loc": loc, "msg": refusal}]
+
+
+def _test_recipient_errors(tenant_id: str, to: str) -> Errors:
+    """The caller's own verified address, or a user of the tenant; never a suppressed one."""
+    loc = ["body", "to"]
+    authorizer = app.current_event.request_context.authorizer
+    own = test_sends.own_verified_address(authorizer.jwt_claim if authorizer else None)
+    if to != own and not teammates.includes(tenant_id, to):
+        return [
+            {
+                "loc": loc,
+                "msg": f"{to} may not receive test emails: they go only to your own verified "
+                "address or to another user of your tenant",
+            }
+        ]
+    if test_sends.is_suppressed(table, tenant_id, to):
+        return [
+            {
+                "loc": loc,
+                "msg": f"{to} is on your tenant's suppression list (a bounce or a complaint): "
+                "no email goes to it, tests included; send the test to another of your users",
+            }
+        ]
+    return []
 
 
 def _template_errors(subject: str, html: str, text: str, root: str) -> Errors:
@@ -565,7 +603,7 @@ def _readiness_errors(tenant_id: str, item: Item, moment: datetime | None = None
             )
     if email_settings.find(tenant_id) is None:
         errors += _settings_errors()
-    errors += _sender_errors(item["from_address"], ["campaign", "from_address"])
+    errors += _sender_errors(tenant_id, item["from_address"], ["campaign", "from_address"])
     errors += _template_errors(item["subject"], item["html"], item["text"], "campaign")
     errors += _audience_errors(tenant_id, item["segment_id"])
     return errors

@@ -1,8 +1,8 @@
 """What the routes share for the life of the process: settings, the table, the stores, the
 resolver, and the Powertools logger, tracer and metrics.
 
-The AWS clients beyond DynamoDB (Scheduler, SESv2, KMS) are created on first use: most
-requests (reads, segment writes) never need them.
+The AWS clients beyond DynamoDB (Scheduler, SESv2, KMS, Cognito) are created on first use:
+most requests (reads, segment writes) never need them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from crm_core.campaigns.email_settings import EmailSettingsStore
 from crm_core.campaigns.scheduling import CampaignSchedules, ScheduleTarget
 from crm_core.campaigns.segment_store import SegmentStore
 from crm_core.campaigns.sender_identity import SenderIdentities
+from crm_core.campaigns.sender_namespace import NamespaceClaims
+from crm_core.campaigns.sender_rules import SenderRules
+from crm_core.campaigns.test_sends import Teammates, TestSendQuota
 from crm_core.campaigns.unsubscribe_tokens import TokenKey
 from crm_core.clients import client
 from crm_core.runtime import function_runtime
@@ -35,6 +38,10 @@ class CampaignsSettings(BaseModel):
     dispatcher_dlq_arn: str = Field(min_length=1)
     ses_configuration_set: str = Field(min_length=1)
     unsubscribe_key_id: str = Field(min_length=1)
+    # The stage's shared sending domain (each tenant has a namespace on it) and the user
+    # pool whose users of a tenant may receive its test emails.
+    sender_domain: str = Field(min_length=1)
+    user_pool_id: str = Field(min_length=1)
 
     @classmethod
     def from_env(cls) -> CampaignsSettings:
@@ -68,6 +75,10 @@ def ses() -> Any:
     return _ses_client
 
 
-senders = SenderIdentities(ses)
+senders = SenderRules(
+    SenderIdentities(ses), NamespaceClaims(table), campaign_settings.sender_domain
+)
+teammates = Teammates(lambda: client("cognito-idp"), campaign_settings.user_pool_id)
+test_send_quota = TestSendQuota(table)
 token_key = TokenKey(lambda: client("kms"), campaign_settings.unsubscribe_key_id)
 app = APIGatewayHttpResolver(enable_validation=True)

@@ -51,7 +51,14 @@ def list_jobs(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> 
 @router.post(
     "/scoring/jobs",
     summary="Re-score contacts with the current model now (admin, marketing)",
-    responses=http.returns(202, "The job, started", ScoringJob),
+    description=(
+        "One job per scope runs at a time: while one runs (and moves), asking again answers "
+        "it with `200` instead of starting another."
+    ),
+    responses={
+        **http.returns(202, "The job, started", ScoringJob),
+        **http.returns(200, "The job of this scope already running", ScoringJob),
+    },
 )
 def post_job(body: JobRequest) -> Response[str]:
     caller = http.caller(app)
@@ -59,9 +66,11 @@ def post_job(body: JobRequest) -> Response[str]:
 
     def run() -> Response[str]:
         version = models.current(caller.tenant_id).version
-        job = jobs.request(caller.tenant_id, version, body.scope, http.origin(app, caller))
-        logger.info("re-score job requested", extra={"job_id": job.id, "scope": job.scope})
-        return http.json_response(202, job, location=f"/scoring/jobs/{job.id}")
+        origin = http.origin(app, caller)
+        job, started = jobs.request(caller.tenant_id, version, body.scope, origin)
+        what = "re-score job requested" if started else "re-score job already running"
+        logger.info(what, extra={"job_id": job.id, "scope": job.scope})
+        return http.json_response(202 if started else 200, job, location=f"/scoring/jobs/{job.id}")
 
     return http.once_per_key(app, table, caller, run)
 

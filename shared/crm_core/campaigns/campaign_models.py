@@ -14,9 +14,25 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, OneLine, Ulid, check_patch
+from crm_core.fields import (
+    INPUT_MODEL,
+    OUTPUT_MODEL,
+    Email,
+    OneLine,
+    Ulid,
+    check_patch,
+    in_utc,
+    iso_text,
+)
 
 MAX_SUBJECT_CHARS = 300
 MAX_HTML_CHARS = 200_000
@@ -176,8 +192,9 @@ class ScheduleRequest(BaseModel):
 
     model_config = INPUT_MODEL
 
-    send_at: datetime = Field(
+    send_at: Annotated[datetime, BeforeValidator(iso_text)] = Field(
         description="ISO 8601. Without an offset it is read in `timezone`.",
+        json_schema_extra={"format": "date-time"},
     )
     timezone: str = Field(default="UTC", min_length=1, max_length=64)
 
@@ -191,6 +208,13 @@ class ScheduleRequest(BaseModel):
                 f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)"
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _convertible(self) -> ScheduleRequest:
+        # A time that does not convert to UTC (year 1 at +14:00) could never be sent, and
+        # every later conversion would fail.
+        in_utc(self.moment())
+        return self
 
     def moment(self) -> datetime:
         """The send time as an aware datetime."""

@@ -1,9 +1,13 @@
-"""Whether a from address may send: is it on an SES identity verified for sending?
+"""Whether a from address may send: is it on an SES identity verified for sending, and
+for which tenant?
 
 SES lets an address send when the address itself, its domain, or a parent domain of it is
 a verified identity. Each is asked with SESv2 GetEmailIdentity, most specific first. An
 identity counts as verified when `VerifiedForSendingStatus` is true or its
-`VerificationStatus` is SUCCESS (moto reports only the latter).
+`VerificationStatus` is SUCCESS (moto reports only the latter). The same answer carries the
+identity's tags: ops tag a tenant's own domain or address `crm:tenant_id=<tenant>`
+(docs/operations.md), which `sender_rules.py` reads. (moto shows the tags given when the
+identity was created, not those of a later TagResource; SES shows both.)
 
 The answers are kept for a few minutes per process: saving or scheduling a campaign asks
 again and again about the same one or two domains, and verification changes rarely. A
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,6 +26,8 @@ from botocore.exceptions import ClientError
 from crm_core.clients import client
 
 CACHE_SECONDS = 300.0
+# The tag that names the tenant an identity belongs to.
+TENANT_TAG = "crm:tenant_id"
 CACHE_NO_SECONDS = 30.0
 # Asking about an identity this function may not read (the IAM policy names the stage's
 # sending domain only) or that does not exist is a "no" for that identity, not an error.
@@ -44,6 +51,21 @@ def is_verified(identity: dict[str, Any]) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """An SES identity verified for sending, and the tenant its tag names (None: untagged)."""
+
+    name: str
+    tenant_id: str | None
+
+
+def tagged_tenant(identity: dict[str, Any]) -> str | None:
+    for tag in identity.get("Tags") or []:
+        if tag.get("Key") == TENANT_TAG and tag.get("Value"):
+            return str(tag["Value"])
+    return None
+
+
 class SenderIdentities:
     def __init__(
         self,
@@ -53,7 +75,7 @@ class SenderIdentities:
         self._make_client = make_client
         self._client: Any = None
         self._clock = clock
-        self._answers: dict[str, tuple[bool, float]] = {}
+        self._answers: dict[str, tuple[Identity | None, float]] = {}
 
     @property
     def client(self) -> Any:
@@ -63,21 +85,32 @@ class SenderIdentities:
 
     def verified(self, address: str) -> bool:
         """True when `address` may send through SES now (as far as a few minutes tell)."""
-        return any(self._identity_verified(name) for name in candidates(address))
+        return self.sending_identity(address) is not None
+
+    def sending_identity(self, address: str) -> Identity | None:
+        """The most specific verified identity that lets `address` send (None: none does)."""
+        for name in candidates(address):
+            found = self.identity(name)
+            if found is not None:
+                return found
+        return None
 
     def forget(self) -> None:
         self._answers.clear()
 
-    def _identity_verified(self, name: str) -> bool:
+    def identity(self, name: str) -> Identity | None:
+        """The identity `name` if it exists and is verified for sending."""
         now = self._clock()
         cached = self._answers.get(name)
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
-            answer = is_verified(self.client.get_email_identity(EmailIdentity=name))
+            raw = self.client.get_email_identity(EmailIdentity=name)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in _NOT_THIS_ONE:
                 raise
-            answer = False
-        self._answers[name] = (answer, now + (CACHE_SECONDS if answer else CACHE_NO_SECONDS))
+            raw = None
+        answer = Identity(name, tagged_tenant(raw)) if raw and is_verified(raw) else None
+        keep = CACHE_SECONDS if answer is not None else CACHE_NO_SECONDS
+        self._answers[name] = (answer, now + keep)
         return answer
