@@ -436,3 +436,16 @@ def test_an_untagged_or_another_tenants_identity_is_refused(
     # An address of no verified identity says how to verify it.
     msg = _refused(_create(campaigns_api, scene[TENANT], from_address="a@nowhere.example"), _FROM)
     assert "verify nowhere.example (or the address) in SES" in msg
+
+
+def test_an_address_the_identity_service_cannot_route_is_refused_not_a_500(
+    campaigns_api: Api, scene: dict[str, str], table: Any
+) -> None:
+    # A `/` in the local part is a valid address; asking SES about it as an identity meets a
+    # bare 404 (no such route), which means "no such identity", as NotFoundException does
+    # (the API fuzzer found it answering 500).
+    before = table_items(table)
+    for address in ("u'&/8n!jt9@wvw.example", "a/b@nowhere.example", "/%@le.example"):
+        msg = _refused(_create(campaigns_api, scene[TENANT], from_address=address), _FROM)
+        assert "is not on an SES identity verified for sending" in msg, msg
+    assert table_items(table) == before

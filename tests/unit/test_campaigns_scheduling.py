@@ -35,7 +35,15 @@ TARGET = ScheduleTarget(
 
 
 def _error(code: str, operation: str = "Op") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": f"{code} happened"}}, operation)
+    # A bare HTTP status (a code of digits) is what botocore makes of an answer without one.
+    status = int(code) if code.isdigit() else 400
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"{code} happened"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
 
 
 # at(...) -------------------------------------------------------------------------------------
@@ -228,6 +236,9 @@ PENDING = {"VerifiedForSendingStatus": False, "VerificationStatus": "PENDING"}
         ({"news@mail.example.com": PENDING, "example.com": SES_VERIFIED}, True),
         ({"other.example.com": SES_VERIFIED}, False),
         ({"mail.example.com": "AccessDeniedException", "example.com": SES_VERIFIED}, True),
+        # A bare 404 (an identity name with a `/` reaches no route): no such identity.
+        ({"news@mail.example.com": "404", "example.com": SES_VERIFIED}, True),
+        ({"news@mail.example.com": "308", "example.com": SES_VERIFIED}, True),
         ({}, False),
     ],
 )

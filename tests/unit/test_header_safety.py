@@ -47,8 +47,8 @@ def test_a_from_name_without_one_is_refused_only_for_its_length(text: str) -> No
 def test_the_from_name_schema_says_what_is_refused() -> None:
     schema = from_names.json_schema()
     # fullmatch: in a JSON schema (ECMA-262) `$` is the end of the text, never before a
-    # final line break as in Python's `re`.
-    pattern = re.compile(schema["pattern"])
+    # final line break as in Python's `re`. (Beside it, a pattern saying it is not blank.)
+    (pattern,) = [re.compile(p["pattern"]) for p in schema["allOf"] if p["pattern"][0] == "^"]
     assert not pattern.fullmatch("Acme\r\nBcc: x")
     assert not pattern.fullmatch("Acme\n")  # not even at the end
     assert pattern.fullmatch("Zoë & Co — News 🚀")
@@ -91,3 +91,22 @@ def test_a_rendered_subject_keeps_its_words_with_one_space_between() -> None:
     contact = {"first_name": "Ada\x00\x1b[31mLove\r\nlace\u2028\tX"}
     rendered = templates.render("Hi  {{ first_name }}\n!", "<p>x</p>", "x", contact, FOOTER)
     assert rendered.subject == "Hi Ada [31mLove lace X !"
+
+
+def test_a_stored_display_name_with_a_line_break_still_makes_one_from_header() -> None:
+    # A campaign saved before from_name was checked may hold CR/LF: the message is built
+    # anyway, with the name on one line (before, building failed, every send of it).
+    from email import message_from_bytes
+
+    from crm_core.campaigns import messages
+
+    envelope = messages.Envelope(
+        from_address="acme.news@mail.example.com",
+        to_address="ada@example.com",
+        from_name="Acme\r\nBcc: everyone@example.com",
+    )
+    rendered = templates.Rendered(subject="Hello", html="<p>Hi</p>", text="Hi")
+    raw = messages.build(envelope, rendered, FOOTER.unsubscribe_url, "acme", "c1")
+    parsed = message_from_bytes(raw)
+    assert parsed["From"] == '"Acme Bcc: everyone@example.com" <acme.news@mail.example.com>'
+    assert parsed["Bcc"] is None

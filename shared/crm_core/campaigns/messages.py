@@ -22,6 +22,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from crm_core.campaigns.templates import Rendered
+from crm_core.fields import one_line
 
 # SES tag values: letters, digits, '_', '-', '.', '@' only, up to 256 characters.
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
@@ -48,9 +49,12 @@ def build(
 ) -> bytes:
     message = EmailMessage()
     message["Subject"] = rendered.subject
+    # A display name is one line since it is checked at save (fields.OneLine); one stored
+    # before that may hold a line break, which would fail every message of the campaign.
+    name = one_line(envelope.from_name or "")
     message["From"] = (
-        Address(display_name=envelope.from_name, addr_spec=envelope.from_address)
-        if envelope.from_name
+        Address(display_name=name, addr_spec=envelope.from_address)
+        if name
         else envelope.from_address
     )
     message["To"] = envelope.to_address

@@ -107,10 +107,23 @@ class SenderIdentities:
         try:
             raw = self.client.get_email_identity(EmailIdentity=name)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _NOT_THIS_ONE:
+            if not _not_this_one(exc):
                 raise
             raw = None
         answer = Identity(name, tagged_tenant(raw)) if raw and is_verified(raw) else None
         keep = CACHE_SECONDS if answer is not None else CACHE_NO_SECONDS
         self._answers[name] = (answer, now + keep)
         return answer
+
+
+def _not_this_one(error: ClientError) -> bool:
+    """A refusal that means "no such identity to send from": its code, or an answer that is
+    not the service's error at all (a bare 404 or redirect: an address whose local part
+    holds a `/` or a `%` names a path the endpoint does not route as an identity)."""
+    response = error.response
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _NOT_THIS_ONE or (code.isdigit() and status in _NOT_ROUTED)
+
+
+_NOT_ROUTED = {301, 302, 307, 308, 404}

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crm_core import keys
+from crm_core import keys, strict_json
 from crm_core.dynamo import Item
 from crm_core.errors import BadRequest
 from crm_core.pagination import ListQuery
@@ -149,8 +149,9 @@ def _decode(cursor: str, tenant_id: str, stage: str, min_score: float | None) ->
     if not cursor or len(cursor) > _MAX_CURSOR_CHARS:
         raise invalid
     try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload: Any = strict_json.loads(raw.decode("utf-8"), "the cursor")
+    except (binascii.Error, ValueError, UnicodeDecodeError):  # JsonRefused is a ValueError
         raise invalid from None
     if (
         not isinstance(payload, dict)
