@@ -117,7 +117,7 @@ IF_MATCH = {
     "in": "header",
     "required": False,
     "description": 'The ETag read, e.g. "3" (or `*`); a stale one is 412.',
-    "schema": {"type": "string", "pattern": r'^[ \t]*(\*|(W/)?"[0-9]{1,12}")[ \t]*$'},
+    "schema": {"type": "string", "pattern": '^ *(\\*|(W/)?"[0-9]{1,12}") *$'},
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
@@ -232,7 +232,12 @@ def add_links(paths: dict[str, Any]) -> None:
                 carried = {name: f"$request.path.{name}" for name in re.findall(r"\{(\w+)\}", path)}
                 for (target, _), target_id in sorted(operation_ids.items()):
                     child = re.match(re.escape(path) + r"/\{(\w+)\}(/|$)", target)
-                    if child and target_id != operation["operationId"]:
+                    needs = set(re.findall(r"\{(\w+)\}", target))
+                    if (
+                        child
+                        and target_id != operation["operationId"]
+                        and needs <= {*carried, child.group(1)}
+                    ):
                         links[target_id] = {
                             "operationId": target_id,
                             "parameters": {**carried, child.group(1): "$response.body#/id"},

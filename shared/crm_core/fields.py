@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -21,15 +21,19 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import CoreSchema, core_schema
 
 from crm_core import normalize
+from crm_core.countries import ISO_3166_ALPHA2
 from crm_core.ids import ULID_PATTERN
 
 # Models are built on first use, not at import: a cold start then builds only the models
 # its first request needs (docs/decisions.md, "Cold start").
-INPUT_MODEL = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+# Strings are not stripped before their checks: the schema's lengths and patterns apply to
+# the text as sent (free text is stripped after its checks: `Text` types below).
+INPUT_MODEL = ConfigDict(extra="forbid", defer_build=True)
 # Outputs always carry every field (null when unset): their schemas say so.
 OUTPUT_MODEL = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
 
@@ -44,28 +48,115 @@ def check_patch(patch: BaseModel, not_null: Iterable[str] = ()) -> None:
         raise ValueError("the patch changes nothing")
 
 
+class PatchBody(BaseModel):
+    """A PATCH body: the fields sent are changed; those of NOT_NULL may be left out but not
+    set to null; it changes something. Its JSON schema says both (no null for NOT_NULL
+    fields, `minProperties: 1`), so that a client held to the schema is held to the code."""
+
+    model_config = INPUT_MODEL
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _patch_rules(self) -> Self:
+        check_patch(self, self.NOT_NULL)
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        json_schema = handler.resolve_ref_schema(handler(schema))
+        for name in cls.NOT_NULL:
+            field = json_schema["properties"][name]
+            kept = [s for s in field.pop("anyOf", []) if s != {"type": "null"}]
+            if len(kept) == 1:
+                field.update(kept[0])
+            elif kept:
+                field["anyOf"] = kept
+            field.pop("default", None)
+        json_schema["minProperties"] = 1
+        return json_schema
+
+
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE_CHARS = 1000
 ATTRIBUTE_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-_ATTRIBUTE_KEY_RE = re.compile(ATTRIBUTE_KEY_PATTERN)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+# Python's whitespace (what str.strip removes), spelled so that JSON Schema's regex dialect
+# reads it alike: free text must hold something else (NOT_BLANK, a `pattern`, which JSON
+# Schema searches for anywhere in the text).
+WHITESPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{WHITESPACE}]"
+# Free text is stored without surrounding whitespace, once its checks (on the text as sent,
+# as the schema states them) have passed.
+STRIPPED = AfterValidator(str.strip)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), STRIPPED]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=150, pattern=NOT_BLANK), STRIPPED]
 Ulid = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
 # Users are Cognito subjects (UUIDs) today; other identity providers may use other forms.
 UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")]
+
+
+def _email(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("an email address has no surrounding whitespace")
+    return normalize.email(value)
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" for c in word)
+
+
+# An address as RFC 5321 has it (the schema's `email` format), stored lower-cased, that can
+# be delivered (normalize.email): a local part of at most 64 characters, a domain with a
+# dot whose last label ends with a letter, and no special-use domain (RFC 6761: .test,
+# .localhost...). The schema says each, as the validator applies it.
+_SPECIAL_USE = "|".join(_any_case(name) for name in normalize.SPECIAL_USE_DOMAINS)
+EMAIL_SCHEMA: dict[str, Any] = {
+    "format": "email",
+    "allOf": [{"pattern": "^[^@]{1,64}@"}, {"pattern": "@[^@]+\\.[^@.]*[A-Za-z]$"}],
+    "not": {"pattern": f"[@.]({_SPECIAL_USE})$"},
+}
 Email = Annotated[
-    str, StringConstraints(min_length=3, max_length=254), AfterValidator(normalize.email)
+    str,
+    StringConstraints(min_length=3, max_length=254),
+    Field(json_schema_extra=EMAIL_SCHEMA),
+    AfterValidator(_email),
 ]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+# Kept as typed when it cannot be read as a number (the contact's country helps).
+Phone = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=NOT_BLANK), STRIPPED]
+
+
+def _country(value: str) -> str:
+    if value not in ISO_3166_ALPHA2:
+        raise ValueError("not an ISO 3166-1 alpha-2 country code (two capital letters, e.g. FR)")
+    return value
+
+
 Country = Annotated[
-    str, StringConstraints(min_length=2, max_length=2), AfterValidator(normalize.country)
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(ISO_3166_ALPHA2),
+            "description": "ISO 3166-1 alpha-2, in capitals.",
+        }
+    ),
+    AfterValidator(_country),
 ]
+# A domain name, or a URL whose host it is: `https://www.Acme.com/about` is `acme.com`. The
+# pattern is the code's rule (normalize.DOMAIN_INPUT); ASCII only (send IDNs as punycode).
 Domain = Annotated[
-    str, StringConstraints(min_length=3, max_length=255), AfterValidator(normalize.domain)
+    str,
+    StringConstraints(min_length=3, max_length=253, pattern=normalize.DOMAIN_INPUT),
+    AfterValidator(normalize.domain),
 ]
+# A tag as sent (letters, digits, space and _.:/+-, starting with a letter or digit), stored
+# lower-cased with runs of spaces folded; a list keeps each tag once.
+TAG_INPUT = r"^[A-Za-z0-9][A-Za-z0-9 _.:/+-]*$"
 
 
 def _tags(values: list[str]) -> list[str]:
@@ -73,10 +164,23 @@ def _tags(values: list[str]) -> list[str]:
 
 
 Tags = Annotated[
-    list[Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS * 2)]],
-    Field(max_length=MAX_TAGS * 2),
+    list[Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS, pattern=TAG_INPUT)]],
+    Field(max_length=MAX_TAGS),
     AfterValidator(_tags),
 ]
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction (1.0, 1e3 too): take those.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# On a strict integer, after its Field (`Annotated[int, Field(strict=True, ...), WHOLE]`:
+# before it, pydantic's schema would lose the bounds): a JSON number without a fraction is
+# an integer, as the schema's `integer` says.
+WHOLE = BeforeValidator(_whole)
 
 # Numbers stay within what JSON clients and DynamoDB both hold exactly: integers up to
 # 2**53, finite floats of magnitude 1e-15..1e15 (DynamoDB refuses NaN, and tiny exponents).
@@ -85,43 +189,13 @@ MIN_MAGNITUDE = 1e-15
 MAX_MAGNITUDE = 1e15
 
 
-def _storable_float(value: float) -> float:
-    if value != 0 and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
-        raise ValueError("a number must be 0 or have a magnitude between 1e-15 and 1e15")
-    return value
-
-
-AttributeValue = (
-    Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE_CHARS)]
-    | StrictBool
-    | Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
-    | Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_storable_float)]
-    | None
-)
-
-
-def _attributes(values: dict[str, Any]) -> dict[str, Any]:
-    if len(values) > MAX_ATTRIBUTES:
-        raise ValueError(f"at most {MAX_ATTRIBUTES} custom attributes")
-    for key in values:
-        if not _ATTRIBUTE_KEY_RE.match(key):
-            raise ValueError(
-                f"attribute name {key[:70]!r} must start with a letter and use only letters, "
-                "digits and _ (at most 64 characters)"
-            )
-    return values
-
-
-Attributes = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=64)], AttributeValue],
-    AfterValidator(_attributes),
-]
+AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY_PATTERN)]
 
 
 @dataclass(frozen=True)
 class Storable:
     """A number's metadata (`Annotated[float, Storable(limit)]`): finite, and 0 or of a
-    magnitude between MIN_MAGNITUDE and `limit` (at most MAX_MAGNITUDE). DynamoDB refuses
+    magnitude between MIN_MAGNITUDE and `limit`. DynamoDB refuses
     1e-300 (a 500 once it reached a write), and JSON clients lose digits beyond 1e15. The
     JSON schema says exactly that, so a client held to the schema is held to the code."""
 
@@ -162,21 +236,61 @@ def _shown(number: float) -> str:
 
 StorableNumber = Annotated[float, Storable()]
 
+# A custom attribute's value: text, a boolean, an integer JSON clients hold exactly, or a
+# storable number (up to 2**53 too, so a float such as 5e15, an integer to JSON Schema, is
+# taken either way).
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE_CHARS)]
+    | StrictBool
+    | Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+    | Annotated[float, Field(strict=True), Storable(float(MAX_SAFE_INTEGER))]
+    | None
+)
+Attributes = Annotated[
+    dict[AttributeKey, AttributeValue],
+    Field(
+        max_length=MAX_ATTRIBUTES,
+        description="Names start with a letter: letters, digits and _, at most 64.",
+        # patternProperties alone would let other names through: the code refuses them.
+        json_schema_extra={"additionalProperties": False},
+    ),
+]
+
 
 # Times every later step can turn into UTC and format (clock.format_iso): an offset can put
 # a stored time before year 1 or after 9999 in UTC, an OverflowError (a 500) at each use.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _UTC_RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z (in UTC)"
+# ISO 8601 times as the code reads them (the schema says the same): RFC 3339's form, but
+# seconds may be left out; a year of 1970 to 9999, each part in its range, at most
+# microseconds, and a zone (optional where a time zone is given beside it: schedules).
+_DATE_TIME = (
+    "(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "[Tt]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?"
+)
+_ZONE = "([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+DATE_TIME_PATTERN = f"^{_DATE_TIME}{_ZONE}$"
+LOCAL_DATE_TIME_PATTERN = f"^{_DATE_TIME}{_ZONE}?$"
+_DATE_TIME_RE = re.compile(DATE_TIME_PATTERN)
+_LOCAL_DATE_TIME_RE = re.compile(LOCAL_DATE_TIME_PATTERN)
 
 
 def iso_text(value: Any) -> Any:
-    # Pydantic would read a number (or digits) as Unix seconds, or milliseconds if large:
-    # refuse the guess, as the schema (a date-time string) does.
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+    # Pydantic would read a number (or digits) as Unix seconds, and other shapes of text
+    # than RFC 3339: refuse them, as the schema does.
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME_RE.fullmatch(value)):
         return value
     raise ValueError("a time is ISO 8601 text with a zone, such as 2026-06-01T09:30:00Z")
+
+
+def local_iso_text(value: Any) -> Any:
+    """Like iso_text, the zone optional (a time read in a time zone given beside it)."""
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and _LOCAL_DATE_TIME_RE.fullmatch(value)
+    ):
+        return value
+    raise ValueError("a time is ISO 8601 text, such as 2026-06-01T09:30 or 2026-06-01T09:30Z")
 
 
 def in_utc(moment: datetime) -> datetime:
@@ -198,8 +312,8 @@ UtcDateTime = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "format": "date-time",
-            "description": f"ISO 8601 with a zone, {_UTC_RANGE}.",
+            "pattern": DATE_TIME_PATTERN,
+            "description": f"ISO 8601 with a zone (seconds optional), {_UTC_RANGE}.",
         }
     ),
 ]
@@ -233,7 +347,11 @@ class OneLine:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> dict[str, Any]:
         json_schema: dict[str, Any] = handler(schema)
-        json_schema["pattern"] = ONE_LINE_PATTERN
+        other = json_schema.pop("pattern", None)
+        if other is None:
+            json_schema["pattern"] = ONE_LINE_PATTERN
+        else:
+            json_schema["allOf"] = [{"pattern": other}, {"pattern": ONE_LINE_PATTERN}]
         return json_schema
 
 

@@ -37,7 +37,9 @@ Cursor = Annotated[str | None, Query(description="From `next_cursor`, exactly as
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024
-_IF_MATCH_RE = re.compile(r'^\s*(?:W/)?"(\d{1,12})"\s*$')
+# The header's value as the OpenAPI document's pattern gives it (scripts/generate_openapi.py):
+# spaces around are HTTP's optional whitespace; digits are ASCII ones (`\\d` takes "٣").
+_IF_MATCH_RE = re.compile(r'^ *(?:(\*)|(?:W/)?"([0-9]{1,12})") *$')
 
 
 def problem(status: int, title: str, detail: str, type_uri: str, **extra: Any) -> Response[str]:
@@ -174,12 +176,15 @@ def origin(app: APIGatewayHttpResolver, principal: Principal) -> Origin:
 def if_match(app: APIGatewayHttpResolver) -> int | None:
     """The version named by If-Match; None when absent or `*`."""
     raw = app.current_event.headers.get("if-match")
-    if raw is None or raw.strip() == "*":
-        return None
-    found = _IF_MATCH_RE.match(raw)
+    return None if raw is None else parse_if_match(raw)
+
+
+def parse_if_match(raw: str) -> int | None:
+    """An If-Match value's version (None for `*`); BadRequest for anything else."""
+    found = _IF_MATCH_RE.fullmatch(raw)
     if not found:
         raise BadRequest('If-Match must be an ETag such as "3"')
-    return int(found.group(1))
+    return None if found.group(1) else int(found.group(2))
 
 
 def json_response(

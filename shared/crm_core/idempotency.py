@@ -16,7 +16,13 @@ from crm_core.errors import BadRequest, Conflict, Unprocessable
 from crm_core.table import Table
 
 RECORD_TTL_SECONDS = 24 * 3600
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def valid_key(key: str) -> bool:
+    """1 to 255 visible ASCII characters, as the OpenAPI document's pattern says."""
+    return _KEY_RE.fullmatch(key) is not None
+
 
 Outcome = dict[str, Any]
 _store: Any = None
@@ -74,7 +80,7 @@ def once(
         IdempotencyValidationError,
     )
 
-    if not _KEY_RE.match(key):
+    if not valid_key(key):
         raise BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
     config = IdempotencyConfig(
         event_key_jmespath="[operation, key]",

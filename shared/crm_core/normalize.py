@@ -11,8 +11,18 @@ from urllib.parse import urlsplit
 from crm_core.countries import ISO_3166_ALPHA2
 
 MAX_EMAIL_CHARS = 254
+# The special-use domain names email-validator refuses an address under (RFC 6761).
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9 _.:/+-]*$")
 _DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# What the API takes as a company's domain (fields.Domain): a domain name, or an http(s)
+# URL whose host it is (a port and a path are dropped); labels of letters, digits and inner
+# hyphens, the last one starting with a letter. `domain` reads anything of this form.
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DOMAIN_INPUT = (
+    f"^([Hh][Tt][Tt][Pp][Ss]?://)?({_LABEL}\\.)+[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    "\\.?(:[0-9]{1,5})?(/[!-~]*)?$"
+)
 
 
 def email(value: str) -> str:
@@ -61,7 +71,7 @@ def domain(value: str) -> str:
         text = "//" + text
     host = urlsplit(text).hostname or ""
     host = host.rstrip(".")
-    if host.startswith("www."):
+    if host.startswith("www.") and host.count(".") > 1:
         host = host[4:]
     try:
         host = host.encode("idna").decode("ascii")

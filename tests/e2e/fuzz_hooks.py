@@ -24,6 +24,10 @@ from schemathesis.specs.openapi import checks as builtin
 from tests.e2e.test_api_fuzz import ALLOWED, ROLE_ORDER, WRAPPED_CHECKS, Allowed
 
 _TOKENS: dict[str, str] = json.loads(os.environ["CRM_FUZZ_TOKENS"])
+# Objects of the fuzz tenant made before the run (a segment, its sender address): a
+# campaign the fuzzer drafts names them every other time, so that drafts are saved and
+# the routes after them (schedule, send, pause...) are reached, not only refused.
+_FIXTURES: dict[str, str] = json.loads(os.environ["CRM_FUZZ_FIXTURES"])
 _turn = itertools.count()
 _lock = threading.Lock()
 
@@ -41,13 +45,46 @@ class RoleTokens:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data[role]}"}
 
 
+_campaign_turn = itertools.count()
+
+
+@schemathesis.hook
+def map_body(context: Any, body: Any) -> Any:
+    operation = context.operation
+    if (
+        operation is None
+        or (operation.method.upper(), operation.path) not in _FIXTURE_FIELDS
+        or not isinstance(body, dict)
+    ):
+        return body
+    with _lock:
+        real = next(_campaign_turn) % 2 == 0
+    if real:
+        for name, fixture in _FIXTURE_FIELDS[(operation.method.upper(), operation.path)]:
+            if name in body or operation.method.upper() == "POST":
+                body[name] = _FIXTURES[fixture]
+    return body
+
+
+# Which body fields of which operations name a fixture (field, fixture).
+_FIXTURE_FIELDS = {
+    ("POST", "/campaigns"): (("segment_id", "segment_id"), ("from_address", "sender")),
+    ("PATCH", "/campaigns/{campaign_id}"): (
+        ("segment_id", "segment_id"),
+        ("from_address", "sender"),
+    ),
+    ("POST", "/campaigns/{campaign_id}/test"): (("to", "teammate"),),
+}
+
+
 def _detail(response: Any) -> str:
-    """What the answer says: the problem's detail and each refused field (`loc: msg`), or
-    API Gateway's message."""
+    """What the answer says: the problem's detail and each refused field (`loc: msg`), API
+    Gateway's message, or the text of a page (the unsubscribe link's)."""
+    text = (response.content or b"").decode("utf-8", "replace")
     try:
-        body = json.loads(response.content or b"null")
+        body = json.loads(text or "null")
     except ValueError:
-        return str(response.content[:200])
+        return text[:2000]
     if not isinstance(body, dict):
         return ""
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []
@@ -73,6 +110,21 @@ def _allowance(check: str, response: Any, case: Any) -> Allowed | None:
     return None
 
 
+def _not_really_positive(case: Any) -> bool:
+    """A case schemathesis calls positive although part of it is not schema-valid: its
+    coverage phase reuses a header drawn for a negative case in the positive ones (it sends
+    `If-Match: 0`, which the document's pattern refuses), sometimes saying so in the case's
+    components, sometimes not. Only a request that is valid as sent can be refused wrongly."""
+    components = getattr(getattr(case, "meta", None), "components", None) or {}
+    if any(info.mode.is_negative for info in components.values()):
+        return True
+    sent = {str(k).lower(): v for k, v in (case.headers or {}).items()}
+    return any(
+        parameter.name.lower() in sent and not parameter.is_valid(sent[parameter.name.lower()])
+        for parameter in case.operation.headers
+    )
+
+
 def _wrap(name: str) -> None:
     original = getattr(builtin, name)
 
@@ -80,6 +132,8 @@ def _wrap(name: str) -> None:
         try:
             return original(ctx, response, case)  # type: ignore[no-any-return]
         except AssertionError:
+            if name == "positive_data_acceptance" and _not_really_positive(case):
+                return None
             if _allowance(name, response, case) is not None:
                 return None
             raise

@@ -275,6 +275,14 @@ ROWS: list[Row] = [
     Row("email-and-phone-null", "POST", "/contacts", 422, {"email": None, "phone": None}),
     Row("country-unknown", "POST", "/contacts", 422, {**NEW, "country": "XX"}, loc="country"),
     Row("country-alpha3", "POST", "/contacts", 422, {**NEW, "country": "USA"}, loc="country"),
+    # The schema's exact forms (an enum in capitals, an address without spaces, a tag that
+    # starts with a letter or digit, an ASCII domain): what the document refuses, the code does.
+    Row("country-lower-case", "POST", "/contacts", 422, {**NEW, "country": "fr"}, loc="country"),
+    Row("email-padded", "POST", "/contacts", 422, {"email": " ada@example.com"}, loc="email"),
+    Row("tag-padded", "POST", "/contacts", 422, {**NEW, "tags": [" vip"]}, loc="tags"),
+    Row(
+        "name-blank", "POST", "/contacts", 422, {**NEW, "first_name": " \u3000 "}, loc="first_name"
+    ),
     Row(
         "company-id-unknown",
         "POST",
@@ -417,6 +425,14 @@ ROWS: list[Row] = [
         },
     ),
     Row("cursor-nested-deep", "GET", "/contacts", 400, query={"cursor": b64(b"[" * 1536)}),
+    # The ranked list's own cursor (crm_core/scoring/ranking.py) reads JSON strictly too.
+    Row(
+        "score-cursor-nested-deep",
+        "GET",
+        "/contacts",
+        400,
+        query={"lifecycle_stage": "lead", "sort": "-score", "cursor": b64(b"[" * 1536)},
+    ),
     Row(
         "cursor-with-email-filter",
         "GET",
@@ -573,6 +589,14 @@ ROWS: list[Row] = [
         "/companies",
         422,
         {**COMPANY, "domain": "localhost"},
+        loc="domain",
+    ),
+    Row(
+        "company-domain-unicode",
+        "POST",
+        "/companies",
+        422,
+        {**COMPANY, "domain": "bücher.example"},
         loc="domain",
     ),
     Row(

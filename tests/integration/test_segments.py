@@ -298,7 +298,7 @@ def test_filter_lists_within_their_bound_are_kept_once_each_in_order(
     body = {
         "lifecycle_stage": ["sql", "lead", "sql", "sql", "lead", "mql", "sql", "sql"],
         "email_consent": ["unknown", "subscribed", "unknown"],
-        "country": ["de", "FR", "DE", "fr", *["US"] * 246],
+        "country": ["DE", "FR", "DE", "FR", *["US"] * 246],
     }
     segment = _create(campaigns_api, filter=body)
     kept = {

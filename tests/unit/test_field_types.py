@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -98,7 +99,12 @@ def test_the_schema_says_the_bounds() -> None:
         if s.get("type") and s["type"] != "null"
     ]
     assert schema["type"] == "string"
-    assert schema["format"] == "date-time"
+    # The pattern the code applies: years 1970 to 9999, a zone required.
+    pattern = re.compile(schema["pattern"])
+    assert pattern.fullmatch("2026-06-01T09:30:00.123456+02:00")
+    assert pattern.fullmatch("2026-06-01T09:30Z")
+    assert not pattern.fullmatch("1969-12-31T23:59:59Z")
+    assert not pattern.fullmatch("2026-06-01T09:30:00")
     assert "1970-01-01T00:00:00Z" in schema["description"]
     assert "9999-12-31T23:59:59Z" in schema["description"]
 
@@ -166,3 +172,12 @@ def test_the_number_schema_says_exactly_what_is_accepted() -> None:
         else:
             accepted = True
         assert validator.is_valid(value) == accepted, value
+
+
+def test_the_special_use_domains_are_email_validators() -> None:
+    # The schema names them (fields.EMAIL_SCHEMA) because the validator refuses them.
+    import email_validator
+
+    from crm_core import normalize
+
+    assert set(normalize.SPECIAL_USE_DOMAINS) == set(email_validator.SPECIAL_USE_DOMAIN_NAMES)

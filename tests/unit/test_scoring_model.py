@@ -79,7 +79,7 @@ def test_sensible_fit_rules(rule: dict[str, Any]) -> None:
         ({"behaviour": [behaviour(id="Bad Id")]}, "should match pattern"),
         ({"behaviour": [behaviour(), behaviour()]}, "repeated: r"),
         ({"behaviour": [behaviour(id=f"r{n}") for n in range(MAX_RULES + 1)]}, "at most 100"),
-        ({"fit": [fit(field="password")]}, "not a field"),
+        ({"fit": [fit(field="password")]}, "should match pattern"),
         ({"fit": [fit(value="x")]}, "no value"),
         ({"fit": [fit(operator="in", value="US")]}, "a list"),
         ({"fit": [fit(operator="in", value=[])]}, "a list"),

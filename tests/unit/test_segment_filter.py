@@ -39,7 +39,7 @@ def test_every_list_says_its_bound_in_the_schema() -> None:
     tags = SCHEMA["$defs"]["TagFilter"]["properties"]
     for name in ("any", "all", "none"):
         (listed,) = [s for s in tags[name]["anyOf"] if s.get("type") == "array"]
-        assert listed["maxItems"] == 40
+        assert listed["maxItems"] == 20
 
 
 scores = st.one_of(

@@ -8,16 +8,13 @@ CRM's own functions log the `SYSTEM_TYPES` (a lead's form, email engagement, uns
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -25,7 +22,18 @@ from pydantic import (
 )
 
 from crm_core.clock import format_iso
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Email, Ulid, UserId
+from crm_core.fields import (
+    INPUT_MODEL,
+    NOT_BLANK,
+    OUTPUT_MODEL,
+    STRIPPED,
+    WHOLE,
+    Email,
+    PatchBody,
+    Ulid,
+    UserId,
+    UtcDateTime,
+)
 
 
 class ActivityType(StrEnum):
@@ -63,32 +71,25 @@ MAX_MEETING = timedelta(days=7)
 MAX_CALL_SECONDS = 24 * 3600
 # Clocks differ: an `occurred_at` a little ahead of ours is a phone's clock, not the future.
 CLOCK_SKEW = timedelta(minutes=5)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def _in_range(moment: datetime) -> datetime:
-    if not _EPOCH <= moment <= _LATEST:
-        raise ValueError("the time must be between 1970 and 9999")
+def _milliseconds(moment: datetime) -> datetime:
     # Stored times have millisecond precision, as every timestamp of the API.
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def _iso_text(value: Any) -> Any:
-    # Pydantic would read a number (or digits) as Unix seconds, or milliseconds if large:
-    # refuse the guess.
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
-        return value
-    raise ValueError("a time is ISO 8601 text with a zone, such as 2025-06-01T09:30:00Z")
-
-
-# An ISO 8601 time with a zone (naive times are refused: "10:00" means nothing alone).
-Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
+# An ISO 8601 time with a zone (naive times are refused: "10:00" means nothing alone),
+# within fields.UtcDateTime's range, in UTC to the millisecond.
+Moment = Annotated[UtcDateTime, AfterValidator(_milliseconds)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
-Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=998)]
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Attendee = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+Subject = Annotated[
+    str, StringConstraints(min_length=1, max_length=998, pattern=NOT_BLANK), STRIPPED
+]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), STRIPPED]
+Attendee = Annotated[
+    str, StringConstraints(min_length=1, max_length=254, pattern=NOT_BLANK), STRIPPED
+]
+Location = Annotated[str, StringConstraints(max_length=500), STRIPPED]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^https?://\S+$")]
 
 
@@ -144,7 +145,7 @@ class CallFields(BaseModel):
 
     direction: Direction
     outcome: CallOutcome
-    duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_CALL_SECONDS)] | None = None
+    duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_CALL_SECONDS), WHOLE] | None = None
     body: Text | None = Field(default=None, description="Notes taken on the call.")
 
 
@@ -168,7 +169,7 @@ class MeetingFields(BaseModel):
     attendees: Annotated[list[Attendee], Field(max_length=MAX_ATTENDEES)] = Field(
         default_factory=list, description="Email addresses or names."
     )
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    location: Location | None = None
     outcome: MeetingOutcome = MeetingOutcome.SCHEDULED
     body: Text | None = None
 
@@ -316,37 +317,32 @@ def fields_of(
     return validate_fields(ActivityType(data.type), raw)
 
 
-class ActivityPatch(BaseModel):
+class ActivityPatch(PatchBody):
     """PATCH /contacts/{id}/activities/{aid}: the fields sent are changed, null clears an
-    optional one. Which fields exist depends on the activity's type; the result is checked
-    by that type's rules (a meeting's new end against its stored start, say). A task's
-    status, due time and assignee are here; `type` and `occurred_at` never change."""
+    optional one. Each field has the type it has in the types that hold it; which fields
+    exist depends on the activity's type, and the result is checked by that type's rules (a
+    meeting's new end against its stored start, say). A task's status, due time and
+    assignee are here; `type` and `occurred_at` never change."""
 
     model_config = ConfigDict(**INPUT_MODEL, populate_by_name=True)
 
     direction: Direction | None = None
-    outcome: str | None = Field(default=None, max_length=40)
-    duration_s: int | None = None
-    body: str | None = Field(default=None, max_length=MAX_EMAIL_BODY_CHARS)
-    subject: str | None = Field(default=None, max_length=998)
-    from_: str | None = Field(default=None, alias="from", max_length=254)
-    to: list[str] | None = Field(default=None, max_length=MAX_RECIPIENTS)
-    cc: list[str] | None = Field(default=None, max_length=MAX_RECIPIENTS)
-    title: str | None = Field(default=None, max_length=200)
-    starts_at: str | None = Field(default=None, max_length=40)
-    ends_at: str | None = Field(default=None, max_length=40)
-    attendees: list[str] | None = Field(default=None, max_length=MAX_ATTENDEES)
-    location: str | None = Field(default=None, max_length=500)
-    due_at: str | None = Field(default=None, max_length=40)
-    assignee_id: str | None = Field(default=None, max_length=128)
+    outcome: CallOutcome | MeetingOutcome | None = None
+    duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_CALL_SECONDS), WHOLE] | None = None
+    body: Annotated[str, StringConstraints(max_length=MAX_EMAIL_BODY_CHARS)] | None = None
+    subject: Subject | None = None
+    from_: Email | None = Field(default=None, alias="from")
+    to: Annotated[list[Email], Field(max_length=MAX_RECIPIENTS)] | None = None
+    cc: Annotated[list[Email], Field(max_length=MAX_RECIPIENTS)] | None = None
+    title: Short | None = None
+    starts_at: Moment | None = None
+    ends_at: Moment | None = None
+    attendees: Annotated[list[Attendee], Field(max_length=MAX_ATTENDEES)] | None = None
+    location: Location | None = None
+    due_at: Moment | None = None
+    assignee_id: UserId | None = None
     priority: TaskPriority | None = None
     status: TaskStatus | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> ActivityPatch:
-        if not self.model_fields_set:
-            raise ValueError("the patch changes nothing")
-        return self
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, include=self.model_fields_set)

@@ -12,27 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
     StringConstraints,
-    field_validator,
+    WithJsonSchema,
     model_validator,
 )
 
 from crm_core.fields import (
     INPUT_MODEL,
+    LOCAL_DATE_TIME_PATTERN,
+    NOT_BLANK,
     OUTPUT_MODEL,
+    STRIPPED,
     Email,
     OneLine,
+    PatchBody,
     Ulid,
-    check_patch,
     in_utc,
-    iso_text,
+    local_iso_text,
 )
+from crm_core.timezones import TimeZone, zone
 
 MAX_SUBJECT_CHARS = 300
 MAX_HTML_CHARS = 200_000
@@ -133,7 +136,7 @@ COMPLAINT_RATE_LIMIT = 0.003
 COMPLAINT_RATE_MIN_DELIVERIES = 1000
 
 CampaignName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), STRIPPED
 ]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
 HtmlBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HTML_CHARS)]
@@ -141,10 +144,13 @@ TextBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CH
 # A display name in the From header (and the company name, in the footer and the subject's
 # merge values): one line, or every send of the campaign would fail on its header.
 FromName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), OneLine()
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK),
+    OneLine(),
+    STRIPPED,
 ]
 PostalAddress = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=500)
+    str, StringConstraints(min_length=10, max_length=500, pattern=NOT_BLANK), STRIPPED
 ]
 
 
@@ -163,10 +169,10 @@ class CampaignCreate(BaseModel):
     text: TextBody = Field(description="A template for the plain-text part.")
 
 
-class CampaignPatch(BaseModel):
+class CampaignPatch(PatchBody):
     """PATCH /campaigns/{id}: the fields sent are replaced (a draft or scheduled campaign)."""
 
-    model_config = INPUT_MODEL
+    NOT_NULL = ("name", "segment_id", "from_address", "subject", "html", "text")
 
     name: CampaignName | None = None
     segment_id: Ulid | None = None
@@ -176,11 +182,6 @@ class CampaignPatch(BaseModel):
     subject: Subject | None = None
     html: HtmlBody | None = None
     text: TextBody | None = None
-
-    @model_validator(mode="after")
-    def _sensible(self) -> CampaignPatch:
-        check_patch(self, ("name", "segment_id", "from_address", "subject", "html", "text"))
-        return self
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", include=self.model_fields_set, exclude_none=False)
@@ -192,22 +193,12 @@ class ScheduleRequest(BaseModel):
 
     model_config = INPUT_MODEL
 
-    send_at: Annotated[datetime, BeforeValidator(iso_text)] = Field(
-        description="ISO 8601. Without an offset it is read in `timezone`.",
-        json_schema_extra={"format": "date-time"},
-    )
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)"
-            ) from None
-        return value
+    send_at: Annotated[
+        datetime,
+        BeforeValidator(local_iso_text),
+        WithJsonSchema({"type": "string", "pattern": LOCAL_DATE_TIME_PATTERN}),
+    ] = Field(description="RFC 3339; without an offset it is read in `timezone`.")
+    timezone: TimeZone = "UTC"
 
     @model_validator(mode="after")
     def _convertible(self) -> ScheduleRequest:
@@ -219,7 +210,7 @@ class ScheduleRequest(BaseModel):
     def moment(self) -> datetime:
         """The send time as an aware datetime."""
         if self.send_at.tzinfo is None:
-            return self.send_at.replace(tzinfo=ZoneInfo(self.timezone))
+            return self.send_at.replace(tzinfo=zone(self.timezone))
         return self.send_at
 
 

@@ -11,20 +11,29 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from crm_core.clock import format_iso
 from crm_core.contacts.models import EmailConsent, LifecycleStage
 from crm_core.fields import (
     INPUT_MODEL,
+    NOT_BLANK,
     OUTPUT_MODEL,
+    STRIPPED,
     Country,
+    PatchBody,
     Storable,
     Tags,
     Ulid,
     UserId,
     UtcDateTime,
-    check_patch,
 )
 from crm_core.scoring.state import score_now
 
@@ -32,8 +41,10 @@ MAX_SCORE = 1e9
 MAX_COUNTRIES = 250  # ISO 3166 has 249 codes
 # Finite, and a magnitude DynamoDB stores (it refuses 1e-300: a 500 at creation).
 Score = Annotated[float, Storable(MAX_SCORE)]
-SegmentName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+SegmentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), STRIPPED
+]
+Description = Annotated[str, StringConstraints(max_length=1000), STRIPPED]
 
 
 def _once_each(values: list[Any]) -> list[Any]:
@@ -62,7 +73,16 @@ Countries = Annotated[
 class TagFilter(BaseModel):
     """Tags the contact has: at least one of `any`, every one of `all`, none of `none`."""
 
-    model_config = INPUT_MODEL
+    # At least one of the three, as the schema says too.
+    model_config = ConfigDict(
+        **INPUT_MODEL,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "array", "minItems": 1}}}
+                for name in ("any", "all", "none")
+            ]
+        },
+    )
 
     any: Tags | None = None
     all: Tags | None = None
@@ -157,19 +177,14 @@ class SegmentCreate(BaseModel):
     filter: SegmentFilter = Field(default_factory=SegmentFilter)
 
 
-class SegmentPatch(BaseModel):
+class SegmentPatch(PatchBody):
     """PATCH /segments/{id}: the fields sent are replaced (a filter as a whole)."""
 
-    model_config = INPUT_MODEL
+    NOT_NULL = ("name", "filter")
 
     name: SegmentName | None = None
     description: Description | None = None
     filter: SegmentFilter | None = None
-
-    @model_validator(mode="after")
-    def _sensible(self) -> SegmentPatch:
-        check_patch(self, ("name", "filter"))
-        return self
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", include=self.model_fields_set, exclude_none=False)

@@ -9,19 +9,26 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from crm_core import normalize
 from crm_core.fields import (
     INPUT_MODEL,
+    NOT_BLANK,
     OUTPUT_MODEL,
+    STRIPPED,
+    WHOLE,
     Attributes,
     Country,
     Domain,
+    PatchBody,
     Phone,
     Tags,
     UserId,
-    check_patch,
 )
 
-CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Industry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-EmployeeCount = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
+CompanyName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), STRIPPED
+]
+Industry = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), STRIPPED
+]
+EmployeeCount = Annotated[int, Field(strict=True, ge=0, le=10_000_000), WHOLE]
 
 
 class CompanyCreate(BaseModel):
@@ -44,10 +51,8 @@ class CompanyCreate(BaseModel):
         return self
 
 
-class CompanyPatch(BaseModel):
+class CompanyPatch(PatchBody):
     """PATCH /companies/{id}: sent fields change, null clears; attributes merge (RFC 7396)."""
-
-    model_config = INPUT_MODEL
 
     name: CompanyName | None = None
     domain: Domain | None = None
@@ -59,9 +64,10 @@ class CompanyPatch(BaseModel):
     tags: Tags | None = None
     attributes: Attributes | None = None
 
+    NOT_NULL = ("name",)
+
     @model_validator(mode="after")
     def _rules(self) -> CompanyPatch:
-        check_patch(self, ("name",))
         if self.phone is not None:
             self.phone = normalize.phone(self.phone, self.country)
         return self

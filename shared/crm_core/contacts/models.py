@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crm_core import normalize
 from crm_core.fields import (
@@ -15,12 +15,12 @@ from crm_core.fields import (
     Country,
     Email,
     Name,
+    PatchBody,
     Phone,
     Tags,
     Title,
     Ulid,
     UserId,
-    check_patch,
 )
 
 
@@ -44,7 +44,16 @@ class EmailConsent(StrEnum):
 class ContactCreate(BaseModel):
     """POST /contacts. Server-owned fields (id, score, timestamps, version) are refused."""
 
-    model_config = INPUT_MODEL
+    # An email or a phone, as the schema says too.
+    model_config = ConfigDict(
+        **INPUT_MODEL,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+            ]
+        },
+    )
 
     email: Email | None = None
     first_name: Name | None = None
@@ -68,13 +77,13 @@ class ContactCreate(BaseModel):
         return self
 
 
-class ContactPatch(BaseModel):
+class ContactPatch(PatchBody):
     """PATCH /contacts/{id}: the fields sent are changed; null clears an optional field.
 
     `attributes` merges like RFC 7396: keys sent are set, a null value removes the key.
     """
 
-    model_config = INPUT_MODEL
+    NOT_NULL = ("lifecycle_stage", "email_consent")
 
     email: Email | None = None
     first_name: Name | None = None
@@ -90,8 +99,7 @@ class ContactPatch(BaseModel):
     email_consent: EmailConsent | None = None
 
     @model_validator(mode="after")
-    def _required_stay_set(self) -> ContactPatch:
-        check_patch(self, ("lifecycle_stage", "email_consent"))
+    def _phone(self) -> ContactPatch:
         if self.phone is not None:
             self.phone = normalize.phone(self.phone, self.country)
         return self

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, Tags, UserId, check_patch
+from crm_core.fields import (
+    INPUT_MODEL,
+    NOT_BLANK,
+    OUTPUT_MODEL,
+    STRIPPED,
+    PatchBody,
+    Tags,
+    UserId,
+)
 
 # The fields a lead can fill. `attributes.<name>` maps into a contact's custom attributes.
 LEAD_FIELDS = (
@@ -32,44 +39,34 @@ LEAD_FIELDS = (
     # The person's consent to email: a yes subscribes them (even after an unsubscribe).
     "email_consent",
 )
-ATTRIBUTE_TARGET = re.compile(r"^attributes\.[A-Za-z][A-Za-z0-9_]{0,63}$")
-# A dotted path into the payload: names (letters, digits, _ - and spaces) and list indexes.
-PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\- ]{1,64}$")
+ATTRIBUTE_TARGET = r"attributes\.[A-Za-z][A-Za-z0-9_]{0,63}"
 MAX_PATH_SEGMENTS = 8
 MAX_FIELD_MAP = 50
-
-
-def _field_map(values: dict[str, str]) -> dict[str, str]:
-    for target, path in values.items():
-        if target not in LEAD_FIELDS and not ATTRIBUTE_TARGET.match(target):
-            raise ValueError(
-                f"{target[:70]!r} is not a lead field: use one of {', '.join(LEAD_FIELDS)}, "
-                "or attributes.<name>"
-            )
-        segments = path.split(".")
-        if len(segments) > MAX_PATH_SEGMENTS or not all(PATH_SEGMENT.match(s) for s in segments):
-            raise ValueError(
-                f"{target}: {path[:70]!r} is not a dotted path such as 'contact.email' or "
-                f"'answers.0.value' (at most {MAX_PATH_SEGMENTS} parts)"
-            )
-    return values
-
+# A field map's keys and values, as patterns the JSON schema states and the code applies: a
+# lead field or `attributes.<name>`, and a dotted path into the payload (names of letters,
+# digits, _ - and spaces, and list indexes; at most 8 parts).
+FIELD_MAP_TARGET = "^(" + "|".join(LEAD_FIELDS) + "|" + ATTRIBUTE_TARGET + ")$"
+_SEGMENT = "[A-Za-z0-9_\\- ]{1,64}"
+FIELD_MAP_PATH = f"^{_SEGMENT}(\\.{_SEGMENT}){{0,{MAX_PATH_SEGMENTS - 1}}}$"
 
 FieldMap = Annotated[
     dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=80)],
-        Annotated[str, StringConstraints(min_length=1, max_length=300)],
+        Annotated[str, StringConstraints(pattern=FIELD_MAP_TARGET)],
+        Annotated[str, StringConstraints(pattern=FIELD_MAP_PATH)],
     ],
     Field(
         max_length=MAX_FIELD_MAP,
         description=(
-            'Lead field -> dotted path into the payload, e.g. {"email": "contact.email"}. '
-            "Fields not mapped are looked up under their common names."
+            'Lead field -> dotted path into the payload, e.g. {"email": "contact.email"}: a '
+            f"field of {', '.join(LEAD_FIELDS)}, or attributes.<name>. Fields not mapped are "
+            "looked up under their common names."
         ),
+        json_schema_extra={"additionalProperties": False},
     ),
-    AfterValidator(_field_map),
 ]
-SourceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+SourceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), STRIPPED
+]
 
 
 class SourceStatus(StrEnum):
@@ -95,20 +92,15 @@ class LeadSourceCreate(BaseModel):
     default_owner_id: UserId | None = None
 
 
-class LeadSourcePatch(BaseModel):
+class LeadSourcePatch(PatchBody):
     """PATCH /lead-sources/{id}: the fields sent are changed; null clears the owner."""
 
-    model_config = INPUT_MODEL
+    NOT_NULL = ("name", "field_map", "default_tags")
 
     name: SourceName | None = None
     field_map: FieldMap | None = None
     default_tags: Tags | None = None
     default_owner_id: UserId | None = None
-
-    @model_validator(mode="after")
-    def _sensible(self) -> LeadSourcePatch:
-        check_patch(self, ("name", "field_map", "default_tags"))
-        return self
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(mode="json", include=self.model_fields_set)

@@ -7,11 +7,10 @@ an MQL and an SQL. Every rule has an id, so a score's breakdown can name what pr
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from crm_core.activities.models import (
     ActivityType,
@@ -20,18 +19,24 @@ from crm_core.activities.models import (
     MeetingOutcome,
     TaskStatus,
 )
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
+from crm_core.fields import INPUT_MODEL, MAX_SAFE_INTEGER, OUTPUT_MODEL, WHOLE, Storable
 from crm_core.scoring.decay import MAX_HALF_LIFE, MIN_HALF_LIFE
 
 MAX_RULES = 100
 MAX_POINTS = 1000
 MAX_IN_VALUES = 100
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
-Points = Annotated[int, Field(ge=-MAX_POINTS, le=MAX_POINTS, strict=True)]
+# Never 0 (a rule of 0 points does nothing), as the schema says too.
+Points = Annotated[
+    int,
+    Field(ge=-MAX_POINTS, le=MAX_POINTS, strict=True, json_schema_extra={"not": {"const": 0}}),
+    WHOLE,
+]
 Scalar = (
     Annotated[str, StringConstraints(min_length=1, max_length=200)]
     | Annotated[int, Field(strict=True, ge=-(2**53), le=2**53)]
-    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    # A number DynamoDB can store (1e-300 it refuses), as attribute values are.
+    | Annotated[float, Field(strict=True), Storable(float(MAX_SAFE_INTEGER))]
     | bool
 )
 # The contact fields a fit rule may test; `attributes.<name>` tests a custom attribute.
@@ -47,7 +52,7 @@ FIT_FIELDS = (
     "first_name",
     "last_name",
 )
-_ATTRIBUTE_FIELD = re.compile(r"^attributes\.[A-Za-z][A-Za-z0-9_]{0,63}$")
+FIT_FIELD_PATTERN = "^(" + "|".join(FIT_FIELDS) + "|attributes\\.[A-Za-z][A-Za-z0-9_]{0,63})$"
 _EMAIL_EVENTS = {
     ActivityType.EMAIL_DELIVERED,
     ActivityType.EMAIL_OPENED,
@@ -94,8 +99,8 @@ class BehaviourRule(BaseModel):
     activity_type: ActivityType
     conditions: Conditions = Field(default_factory=Conditions)
     points: Points
-    cap_per_day: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True)] | None = None
-    cap_total: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True)] | None = None
+    cap_per_day: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True), WHOLE] | None = None
+    cap_total: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True), WHOLE] | None = None
 
     @model_validator(mode="after")
     def _sensible(self) -> BehaviourRule:
@@ -124,25 +129,51 @@ class Operator(StrEnum):
     LTE = "lte"
 
 
+def _value_for(operator: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"operator": {"const": operator}}},
+        "then": {"properties": {"value": schema}},
+    }
+
+
+_SCALAR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+
+
 class FitRule(BaseModel):
     """`points` while the contact's `field` satisfies `operator` `value` (e.g. title
     contains "VP": +10). `exists` takes no value; `in` a list; `gte`/`lte` a number."""
 
-    model_config = INPUT_MODEL
+    # Which value each operator takes, as the schema says too.
+    model_config = ConfigDict(
+        **INPUT_MODEL,
+        json_schema_extra={
+            "allOf": [
+                _value_for("exists", {"type": "null"}),
+                _value_for("in", {"type": "array", "minItems": 1, "maxItems": MAX_IN_VALUES}),
+                _value_for("gte", {"type": "number"}),
+                _value_for("lte", {"type": "number"}),
+                _value_for("contains", {"type": "string"}),
+                _value_for("eq", _SCALAR),
+                {
+                    "if": {
+                        "properties": {"operator": {"enum": ["in", "gte", "lte", "contains", "eq"]}}
+                    },
+                    "then": {"required": ["value"]},
+                },
+            ]
+        },
+    )
 
     id: RuleId
-    field: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    field: Annotated[str, StringConstraints(pattern=FIT_FIELD_PATTERN)] = Field(
+        description="A contact field, or attributes.<name>."
+    )
     operator: Operator
     value: Scalar | list[Scalar] | None = None
     points: Points
 
     @model_validator(mode="after")
     def _value_fits_operator(self) -> FitRule:
-        if self.field not in FIT_FIELDS and not _ATTRIBUTE_FIELD.match(self.field):
-            raise ValueError(
-                f"{self.field[:80]!r} is not a field a rule can test: use one of "
-                f"{', '.join(FIT_FIELDS)}, or attributes.<name>"
-            )
         if self.points == 0:
             raise ValueError("a rule of 0 points does nothing")
         value = self.value
@@ -166,8 +197,8 @@ class FitRule(BaseModel):
 class Thresholds(BaseModel):
     model_config = INPUT_MODEL
 
-    mql: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True)]
-    sql: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True)]
+    mql: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True), WHOLE]
+    sql: Annotated[int, Field(ge=1, le=100 * MAX_POINTS, strict=True), WHOLE]
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
