@@ -26,7 +26,7 @@ from pathlib import Path
 from tests.e2e.conftest import ROOT, CloudProcess
 
 SEED = 20261206
-BUDGET_SECONDS = 150
+BUDGET_SECONDS = 120
 TENANT = "fuzz"
 # Admin every other request: most routes write, and only admins may do everything.
 ROLE_ORDER = ("admin", "sales", "admin", "marketing", "admin", "support", "admin", "viewer")
