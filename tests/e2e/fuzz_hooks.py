@@ -102,7 +102,8 @@ def _allowance(check: str, response: Any, case: Any) -> Allowed | None:
     for allowed in ALLOWED:
         if (
             allowed.check == check
-            and allowed.status == response.status_code
+            and response.status_code
+            in (allowed.status if isinstance(allowed.status, tuple) else (allowed.status,))
             and re.fullmatch(allowed.operations, label)
             and re.search(allowed.detail, detail)
         ):

@@ -39,7 +39,7 @@ WRAPPED_CHECKS = ("positive_data_acceptance", "unsupported_method", "use_after_f
 class Allowed:
     check: str
     operations: str  # a regex on "METHOD /path/{param}"
-    status: int
+    status: int | tuple[int, ...]
     # A regex searched in "<detail> | <loc>: <msg> | ..." (the problem's detail and each
     # refused field), or in API Gateway's message.
     detail: str
@@ -213,11 +213,12 @@ ALLOWED: tuple[Allowed, ...] = (
     # Methods, and what DELETE of a lead source keeps.
     Allowed(
         "use_after_free",
-        r"GET /lead-sources/\{source_id\}",
-        200,
+        r"\w+ /lead-sources/\{source_id\}.*",
+        (200, 204, 409),
         r"",
         "DELETE of a lead source disables it (`status: disabled`, its webhook answers 401) "
-        "and keeps it readable with its deliveries log, as the document says.",
+        "and keeps it, as the document says: it stays readable with its deliveries log and "
+        "editable, a second DELETE is a 204, a new secret a 409.",
     ),
     Allowed(
         "unsupported_method",
@@ -230,9 +231,16 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 # The stateful phase follows the document's links only: schemathesis's inferred ones read
 # ids out of bodies that hold none (it sent `/campaigns/None/send`).
+# A body over 64 KiB is refused with the documented 413 before it is parsed: for a
+# schema-violating body (a 100,001-character `text`) that is a refusal like the 422 it
+# would otherwise get. schemathesis's own list of refusals lacks 413.
 CONFIG = """
 [phases.stateful.inference]
 algorithms = []
+
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422",
+    "428", "429", "5xx"]
 """
 
 
@@ -271,7 +279,7 @@ def test_the_api_does_what_its_document_says(cloud: CloudProcess, tmp_path: Path
             "--exclude-checks",
             ",".join(WRAPPED_CHECKS),
             "--workers",
-            "2",
+            "1",
             "--report",
             "json",
             "--report-dir",
@@ -295,7 +303,9 @@ def test_the_api_does_what_its_document_says(cloud: CloudProcess, tmp_path: Path
         f"{elapsed:.0f} s (seed {SEED})"
     )
     assert not any(status >= 500 for status in statuses), statuses
-    assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
+    # Generated bodies can be 100 KB of one letter: runs are shortened so the failure shows.
+    shown = re.sub(r"(.)\1{79,}", lambda run: f"{run[1] * 8}...({len(run[0])})", result.stdout)
+    assert result.returncode == 0, shown[-20000:] + result.stderr[-5000:]
 
 
 def _fixtures(cloud: CloudProcess, admin: str) -> dict[str, str]:

@@ -170,7 +170,8 @@ def test_a_meeting_and_two_pricing_clicks_make_a_lead_an_mql_scored_45(
     # Listed by the causing event, newest first; events may be scored in another order, so
     # the scores chain in the order they were made.
     made = sorted(changes, key=lambda c: c["at"])
-    assert (made[0]["old_score"], made[-1]["new_score"]) == (0, 45), made
+    # Decay between events scored seconds apart shows in the fourth decimal on a slow machine.
+    assert (made[0]["old_score"], round(made[-1]["new_score"], 2)) == (0, 45), made
     for before, after in itertools.pairwise(made):
         assert abs(after["old_score"] - before["new_score"]) < 0.01, made
     earned: dict[str, float] = {}
