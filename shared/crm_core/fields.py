@@ -236,6 +236,15 @@ def _shown(number: float) -> str:
 
 StorableNumber = Annotated[float, Storable()]
 
+
+def _no_rounded_integer(value: Any) -> Any:
+    # An integer the int branch refused (past 2**53) would become the nearest double here:
+    # 2**53 + 1 stored as 2**53, another number than the one sent.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"an integer must be between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}")
+    return value
+
+
 # A custom attribute's value: text, a boolean, an integer JSON clients hold exactly, or a
 # storable number (up to 2**53 too, so a float such as 5e15, an integer to JSON Schema, is
 # taken either way).
@@ -243,7 +252,12 @@ AttributeValue = (
     Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE_CHARS)]
     | StrictBool
     | Annotated[int, Field(strict=True, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
-    | Annotated[float, Field(strict=True), Storable(float(MAX_SAFE_INTEGER))]
+    | Annotated[
+        float,
+        Field(strict=True),
+        Storable(float(MAX_SAFE_INTEGER)),
+        BeforeValidator(_no_rounded_integer),
+    ]
     | None
 )
 Attributes = Annotated[

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from crm_core.clock import format_iso
-from crm_core.fields import EARLIEST, LATEST, StorableNumber, UtcDateTime
+from crm_core.fields import EARLIEST, LATEST, Attributes, StorableNumber, UtcDateTime
 from tests.support.api import SAMPLE
 
 moments = TypeAdapter(UtcDateTime)
@@ -181,3 +181,20 @@ def test_the_special_use_domains_are_email_validators() -> None:
     from crm_core import normalize
 
     assert set(normalize.SPECIAL_USE_DOMAINS) == set(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+ATTRIBUTES = TypeAdapter(Attributes)
+SAFE = 2**53
+
+
+@pytest.mark.parametrize("value", [SAFE, -SAFE, 0, 5, 1.5, 5e15, -5e15])
+def test_attribute_numbers_within_two_to_the_53_are_kept_exactly(value: float) -> None:
+    kept = ATTRIBUTES.validate_json(json.dumps({"n": value}))["n"]
+    assert (kept, type(kept)) == (value, type(value))
+
+
+@pytest.mark.parametrize("value", [SAFE + 1, -SAFE - 1, 10**20, -(10**20)])
+def test_an_attribute_integer_past_two_to_the_53_is_refused_not_rounded(value: int) -> None:
+    # A float would take it as the nearest double (2**53 + 1 -> 2**53): another number.
+    with pytest.raises(ValidationError):
+        ATTRIBUTES.validate_json(json.dumps({"n": value}))
