@@ -1,6 +1,6 @@
 """The `crm` command: the local cloud and the admin chores around it.
 
-crm dev [--fresh]                         the whole CRM on this machine
+crm dev [--fresh] [--artifact]            the whole CRM on this machine
 crm token --tenant T --role R             an ID token, alone on stdout
 crm tenant create T [--stage S]           a tenant with one user per role
 crm user add --tenant T --email E --role R [--stage S]
@@ -66,6 +66,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         state_dir_override=_state_dir(args),
         template_override=args.template,
+        artifact=args.artifact,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     cloud = LocalCloud(config)
@@ -153,6 +154,13 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--api-port", type=int, default=3000)
     dev.add_argument("--fresh", action="store_true", help="ignore the saved state")
     dev.add_argument("--template", type=Path, help="another template (tests use fixtures)")
+    dev.add_argument(
+        "--artifact",
+        nargs="?",
+        const=REPO_ROOT / ".aws-sam" / "build",
+        type=Path,
+        help="run the functions from `make build`'s output (default .aws-sam/build)",
+    )
     dev.set_defaults(run=cmd_dev)
 
     token = commands.add_parser("token", help="print an ID token")

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class LocalConfig:
     log: Callable[[str], None] = print
     state_dir_override: Path | None = None
     template_override: Path | None = None
+    artifact: Path | None = None  # a `make build` output to run the functions from
 
     @property
     def template_path(self) -> Path:
@@ -137,6 +138,8 @@ class LocalCloud:
         if skipped:
             self.config.log(f"[crm] skipped: {'; '.join(sorted(skipped))}")
         self.functions = serverless_functions(template, self.provisioned.resolver)
+        if self.config.artifact is not None:
+            self.functions = self._from_artifact(self.functions, self.config.artifact)
         self.apis = http_apis(template, self.provisioned.resolver, self.functions)
         pool_id, client_id = _cognito_ids(template, physical)
         if pool_id and client_id:
@@ -204,6 +207,29 @@ class LocalCloud:
         self._snapshot_thread.start()
         self.ready_seconds = time.perf_counter() - started
         return self.running
+
+    def _from_artifact(self, specs: list[FunctionSpec], build_dir: Path) -> list[FunctionSpec]:
+        """The specs, pointed at a copy of the built artifact that runs here (its arm64
+        wheels swapped for this machine's), each worker without site-packages."""
+        from infra.artifact import host_copy
+
+        layout, swapped = host_copy(build_dir, self.config.state_dir / "artifact")
+        missing = sorted({s.logical_id for s in specs} - set(layout.functions))
+        if missing:
+            raise RuntimeError(f"{build_dir} lacks {', '.join(missing)}: run `make build`")
+        self.config.log(
+            f"[crm] functions run from the artifact in {build_dir} "
+            f"(swapped for this machine: {', '.join(swapped) or 'nothing'})"
+        )
+        return [
+            replace(
+                spec,
+                code_dir=layout.functions[spec.logical_id],
+                layer_dirs=(layout.layer,),
+                isolated=True,
+            )
+            for spec in specs
+        ]
 
     def _invoke_page(self, request: Any) -> tuple[int, dict[str, str], bytes]:
         """`crm invoke`: one event through the running cloud's own warm runner."""

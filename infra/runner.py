@@ -708,7 +708,7 @@ class FunctionRunner:
             "handler": self._spec.handler,
             "path": [str(self._spec.code_dir), *(str(d) for d in self._spec.layer_dirs)],
         }
-        flags = ["-I", "-u"]
+        flags = ["-I", "-u", *(["-S"] if self._spec.isolated else [])]
         if os.environ.get("PYTHONDONTWRITEBYTECODE"):
             flags.append("-B")  # -I ignores the variable itself
         try:

@@ -201,6 +201,9 @@ class FunctionSpec:
     events: dict[str, dict[str, Any]]
     # Every property, resolved, Globals merged: EventInvokeConfig, DeadLetterQueue...
     properties: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # Run from the built artifact (`crm dev --artifact`): the code and layer dirs are all
+    # the function sees, without this environment's site-packages behind them.
+    isolated: bool = False
 
     @property
     def arn(self) -> str:

@@ -2,8 +2,7 @@
 Lambda can use as is, nothing the functions do not load, every function starting from it
 alone, and its cold start near the floor.
 
-The build is `make build`'s (`make test` builds before it runs the tests); when it is older
-than the sources, or missing, this file builds it first.
+The build is `make build`'s (tests/support/artifact.py).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import pytest
 from infra.artifact import BUILD_DIR, PRUNED, Layout, host_copy, used_services
 from infra.cold_start import FLOOR, FUNCTION, lambda_env, probe_code, sample, source_names
 from tests.conftest import ROOT
+from tests.support.artifact import built as built_artifact
 
 # Loose on purpose (the goal is 1.3, `make bench` measures it; 1.5-1.8 today, and up to
 # 2.1 seen while other tests load the machine): a function that imports something heavy at
@@ -30,24 +30,11 @@ RUNS = 5
 # An HTTP function with the most routes, one without an authorizer, two event consumers
 # (every function is in `make bench`).
 TIMED = ("contacts", "unsubscribe", "lead_processor", "campaign_sender")
-SOURCES = ("template.yaml", "shared", "functions", "infra/artifact.py")
-
-
-def _newest_source() -> float:
-    newest = 0.0
-    for name in SOURCES:
-        path = ROOT / name
-        files = [path] if path.is_file() else path.rglob("*")
-        newest = max([newest, *(f.stat().st_mtime for f in files if "__pycache__" not in f.parts)])
-    return newest
 
 
 @pytest.fixture(scope="module")
 def built() -> Layout:
-    template = BUILD_DIR / "template.yaml"
-    if not template.exists() or template.stat().st_mtime < _newest_source():
-        subprocess.run(["make", "-s", "build"], cwd=ROOT, check=True)
-    return Layout.of(BUILD_DIR)
+    return built_artifact()
 
 
 @pytest.fixture(scope="module")
