@@ -288,6 +288,24 @@ def test_send_now_writes_each_member_once_and_enqueues_them_in_groups(scene: Sce
         assert body["dispatch_id"] == item["dispatch_id"]
 
 
+def test_each_message_carries_its_tenant_as_message_group_for_fair_sending(
+    scene: Scene,
+) -> None:
+    """SQS fair queues (standard queues, by MessageGroupId) serve a quiet tenant's messages
+    before a backlog of one tenant's big campaign: each message names its tenant."""
+    scene.many(60, tags=["news"])
+    scene.many(2, OTHER, tags=["news"])
+    scene.dispatch(scene.send_now(scene.campaign(scene.segment(tags={"any": ["news"]}))))
+    other_campaign = scene.campaign(scene.segment(OTHER, tags={"any": ["news"]}), OTHER)
+    scene.dispatch(scene.send_now(other_campaign, OTHER))
+
+    received = scene.received()
+    groups = Counter(m["Attributes"].get("MessageGroupId") for m in received)
+    assert groups == {TENANT: 2, OTHER: 1}, groups
+    for message in received:
+        assert message["Attributes"]["MessageGroupId"] == json.loads(message["Body"])["tenant_id"]
+
+
 def test_the_schedule_starts_the_campaign_and_a_second_firing_does_nothing(scene: Scene) -> None:
     members = scene.many(3)
     campaign_id = scene.campaign(scene.segment())

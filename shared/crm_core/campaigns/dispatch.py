@@ -455,6 +455,8 @@ class Dispatcher:
             entries = [
                 {
                     "Id": str(n),
+                    # SQS fair queues: a tenant's backlog does not delay other tenants' sends.
+                    "MessageGroupId": tenant_id,
                     "MessageBody": SendBatch(
                         tenant_id=tenant_id,
                         campaign_id=campaign_id,
