@@ -12,6 +12,9 @@ local port and answers as the real service does:
   function is not invoked. Claims reach the function as strings, lists as `[a b]`.
 - the event: payload format 2.0 as the service builds it; the reference shape is
   events/http/sam-http-api-proxy.json (`sam local generate-event apigateway http-api-proxy`).
+- throttling: each route's token bucket (`DefaultRouteSettings`, or the route's own
+  `RouteSettings`); a request past it is `429 {"message":"Too Many Requests"}`, before the
+  authorizer, and the function is not invoked.
 - limits: a request body over 10 MB is `413 {"message":"Request Entity Too Large"}`, read
   no further than needed. An event over Lambda's 6 MB synchronous invoke limit is refused
   with the same 413 (the service refuses it too; its exact answer there is our reading).
@@ -55,7 +58,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import jwt
 
 from infra.invocation import InvokeResult
-from infra.topology import ACCOUNT_ID, REGION, HttpApiSpec, HttpRoute, JwtAuthorizerSpec
+from infra.topology import (
+    ACCOUNT_ID,
+    REGION,
+    HttpApiSpec,
+    HttpRoute,
+    JwtAuthorizerSpec,
+    Throttle,
+)
 
 Invoke = Callable[[str, dict[str, Any]], InvokeResult]  # (function logical id, event) -> result
 LocalPage = Callable[["LocalRequest"], tuple[int, dict[str, str], bytes]]
@@ -413,6 +423,29 @@ def _message(status: int, message: str, *extra: tuple[str, str]) -> _Response:
     return _Response(status, [("content-type", "application/json"), *extra], body)
 
 
+class TokenBucket:
+    """A route's throttle as API Gateway applies it: `burst` tokens, refilled at `rate` a
+    second; a request without a token is `429 {"message":"Too Many Requests"}`."""
+
+    def __init__(self, throttle: Throttle, clock: Callable[[], float] = time.monotonic) -> None:
+        self.throttle = throttle
+        self._clock = clock
+        self._tokens = float(throttle.burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            refilled = self._tokens + (now - self._at) * self.throttle.rate
+            self._tokens = min(float(self.throttle.burst), refilled)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 class _MalformedResponse(ValueError):
     """The function's return value is not a valid payload format 2.0 response."""
 
@@ -551,6 +584,7 @@ class HttpGateway:
         self.integration_timeout_s = integration_timeout_s
         self._log = log or (lambda _line: None)
         self.router = Router(api.routes)
+        self.buckets = {r.route_key: TokenBucket(r.throttle) for r in api.routes if r.throttle}
         self.cors = Cors(api.cors) if api.cors else None
         self.verifier: JwtVerifier | None = None
         self._identity_source: tuple[str, str] = ("header", "authorization")
@@ -717,6 +751,11 @@ class HttpGateway:
         if matched is None:
             return _message(404, "Not Found")
         route, params = matched
+        bucket = self.buckets.get(route.route_key)
+        if bucket is not None and not bucket.take():
+            response = _message(429, "Too Many Requests")
+            response.note = f"throttled: {route.route_key} ({bucket.throttle})"
+            return response
         claims = None
         if route.authorized and self.verifier is not None:
             try:

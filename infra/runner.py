@@ -823,7 +823,11 @@ class FunctionRunners:
         self._runners: dict[str, FunctionRunner] = {}
         self._by_name: dict[str, FunctionRunner] = {}
         for spec in specs:
-            runner = FunctionRunner(spec, endpoint_url, **runner_kwargs)
+            kwargs = dict(runner_kwargs)
+            reserved = spec.properties.get("ReservedConcurrentExecutions")
+            if reserved is not None and "max_concurrency" not in kwargs:
+                kwargs["max_concurrency"] = int(reserved)  # as Lambda caps the function
+            runner = FunctionRunner(spec, endpoint_url, **kwargs)
             self._runners[spec.logical_id] = runner
             self._by_name[spec.name] = runner
 

@@ -211,11 +211,32 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class Throttle:
+    """A route's throttle (API Gateway's token bucket): `rate` requests a second on average,
+    at most `burst` at once."""
+
+    rate: float
+    burst: int
+
+    @classmethod
+    def of(cls, *settings: Mapping[str, Any] | None) -> Throttle | None:
+        """From RouteSettings-shaped mappings, later ones overriding earlier ones."""
+        merged: dict[str, Any] = {}
+        for one in settings:
+            merged.update(one or {})
+        rate, burst = merged.get("ThrottlingRateLimit"), merged.get("ThrottlingBurstLimit")
+        if rate is None or burst is None:
+            return None
+        return cls(float(rate), int(burst))
+
+
+@dataclass(frozen=True)
 class HttpRoute:
     method: str  # upper case, or "ANY"
     path: str  # as in the template: /contacts/{contact_id}, /files/{proxy+}
     function: str  # logical id
     authorized: bool
+    throttle: Throttle | None = None
 
     @property
     def route_key(self) -> str:
@@ -328,6 +349,9 @@ def http_apis(
                         path=str(props_e.get("Path", "/$default")),
                         function=function.logical_id,
                         authorized=authorizer is not None and route_auth != "NONE",
+                        throttle=Throttle.of(
+                            props.get("DefaultRouteSettings"), props_e.get("RouteSettings")
+                        ),
                     )
                 )
         cors = props.get("CorsConfiguration")

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from infra.gateway import MAX_REQUEST_BODY, HttpGateway, LocalRequest
+from infra.gateway import MAX_REQUEST_BODY, HttpGateway, LocalRequest, TokenBucket
 from infra.invocation import InvokeResult
-from infra.topology import JwtAuthorizerSpec
+from infra.topology import HttpApiSpec, HttpRoute, JwtAuthorizerSpec, Throttle
 from tests.gateway.support import FakeInvoke, Gateways, api, call, ok
 
 ROUTES = api(
@@ -651,3 +651,35 @@ def test_stop_frees_the_port() -> None:
     gateway.stop()  # idempotent
     with pytest.raises(ConnectionRefusedError):
         call(url, "GET", "/contacts", timeout=1)
+
+
+# Throttling ----------------------------------------------------------------------------------
+def test_a_route_past_its_throttle_is_429_and_another_route_still_answers(
+    gateways: Gateways,
+) -> None:
+    spec = HttpApiSpec(
+        logical_id="HttpApi",
+        routes=(
+            HttpRoute("POST", "/hooks", "Hook", authorized=False, throttle=Throttle(0.01, 3)),
+            HttpRoute("GET", "/things", "Things", authorized=False, throttle=Throttle(100, 200)),
+        ),
+        authorizer=None,
+        cors=None,
+    )
+    gateway, invoke = gateways(spec)
+    statuses = [call(gateway.url, "POST", "/hooks").status for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    refused = call(gateway.url, "POST", "/hooks")
+    assert (refused.status, refused.json()) == (429, {"message": "Too Many Requests"})
+    assert invoke.functions == ["Hook"] * 3  # a throttled request invokes nothing
+    assert [call(gateway.url, "GET", "/things").status for _ in range(5)] == [200] * 5
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    now = [0.0]
+    bucket = TokenBucket(Throttle(rate=2, burst=4), clock=lambda: now[0])
+    assert [bucket.take() for _ in range(5)] == [True] * 4 + [False]
+    now[0] += 0.5  # one token back
+    assert [bucket.take(), bucket.take()] == [True, False]
+    now[0] += 60  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 4

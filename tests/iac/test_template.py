@@ -820,7 +820,10 @@ def test_http_api_auth_cors_throttling_logs(template: Template) -> None:
     assert "Idempotency-Key" in cors["AllowHeaders"]
     assert set(cors["ExposeHeaders"]) >= {"ETag", "Location"}
     assert set(cors["AllowMethods"]) == {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-    assert api["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Fn::FindInMap": ["StageSettings", {"Ref": "Stage"}, "ApiBurst"]},
+        "ThrottlingRateLimit": {"Fn::FindInMap": ["StageSettings", {"Ref": "Stage"}, "ApiRate"]},
+    }  # tests/iac/test_limits.py holds the numbers
     destination = _ref_target(api["AccessLogSettings"]["DestinationArn"])
     assert resources(template)[destination or ""]["Type"] == "AWS::Logs::LogGroup"
     assert "$context.requestId" in api["AccessLogSettings"]["Format"]

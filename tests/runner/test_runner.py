@@ -500,6 +500,13 @@ def test_runners_left_open_are_closed_at_interpreter_exit(tmp_path: Path) -> Non
 
 
 # All functions of a stage ----------------------------------------------------------------
+def test_a_functions_reserved_concurrency_caps_its_environments(logs: Logs) -> None:
+    capped = make_spec("sleepy", properties={"ReservedConcurrentExecutions": 1})
+    with FunctionRunners([capped, make_spec("echo")], ENDPOINT, log_sink=logs) as runners:
+        assert runners["SleepyFunction"].max_concurrency == 1
+        assert runners["EchoFunction"].max_concurrency == 4  # Lambda's pool, locally
+
+
 def test_function_runners_find_functions_by_logical_id_and_by_name(logs: Logs) -> None:
     specs = [make_spec("echo"), make_spec("sleepy")]
     with FunctionRunners(specs, ENDPOINT, log_sink=logs, max_concurrency=2) as runners:
