@@ -9,15 +9,15 @@ import gc
 gc.disable()
 
 from campaigns_api import campaigns, email_settings, segments  # noqa: E402
-from campaigns_api.context import app, logger, metrics, tracer  # noqa: E402
-from crm_core import http  # noqa: E402
+from campaigns_api.context import app, logger, metrics, table, tracer  # noqa: E402
+from crm_core import http, tenant_quota  # noqa: E402
 
 http.install(app, logger)
 app.include_router(segments.router)
 app.include_router(campaigns.router)
 app.include_router(email_settings.router)
 
-handler = http.api_handler(app, logger, tracer, metrics)
+handler = http.api_handler(app, logger, tracer, metrics, quota=tenant_quota.from_environment(table))
 
 gc.enable()
 gc.freeze()

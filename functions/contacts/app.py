@@ -10,14 +10,14 @@ import gc
 gc.disable()
 
 from contacts_api import companies, contacts  # noqa: E402
-from contacts_api.context import app, logger, metrics, tracer  # noqa: E402
-from crm_core import http  # noqa: E402
+from contacts_api.context import app, logger, metrics, table, tracer  # noqa: E402
+from crm_core import http, tenant_quota  # noqa: E402
 
 http.install(app, logger)
 app.include_router(contacts.router)
 app.include_router(companies.router)
 
-handler = http.api_handler(app, logger, tracer, metrics)
+handler = http.api_handler(app, logger, tracer, metrics, quota=tenant_quota.from_environment(table))
 
 gc.enable()
 gc.freeze()

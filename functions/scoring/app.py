@@ -8,15 +8,15 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
-from crm_core import http  # noqa: E402
+from crm_core import http, tenant_quota  # noqa: E402
 from scoring_api import model, scores  # noqa: E402
-from scoring_api.context import app, logger, metrics, tracer  # noqa: E402
+from scoring_api.context import app, logger, metrics, table, tracer  # noqa: E402
 
 http.install(app, logger)
 app.include_router(model.router)
 app.include_router(scores.router)
 
-handler = http.api_handler(app, logger, tracer, metrics)
+handler = http.api_handler(app, logger, tracer, metrics, quota=tenant_quota.from_environment(table))
 
 gc.enable()
 gc.freeze()

@@ -27,6 +27,7 @@ from crm_core.errors import (
 from crm_core.events.envelope import Origin
 from crm_core.pagination import MAX_LIMIT
 from crm_core.table import Table
+from crm_core.tenant_quota import TenantQuota, TenantThrottled
 
 # Query parameters every list route takes (PRODUCT.md: lists).
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 100.")]
@@ -263,11 +264,15 @@ def log_keys(event: dict[str, Any]) -> dict[str, str]:
 
 
 def api_handler(
-    app: APIGatewayHttpResolver, logger: Any, tracer: Any, metrics: Any
+    app: APIGatewayHttpResolver,
+    logger: Any,
+    tracer: Any,
+    metrics: Any,
+    quota: TenantQuota | None = None,
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda handler of an HTTP API function: logs keyed by the request id, tenant and
     user; a trace without the response (it holds personal data); metrics flushed; bodies
-    screened before the resolver parses them."""
+    screened before the resolver parses them; the tenant's request quota, if any."""
     from aws_lambda_powertools.logging import correlation_paths
 
     @logger.inject_lambda_context(
@@ -276,10 +281,18 @@ def api_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        logger.append_keys(**log_keys(event))
+        keys = log_keys(event)
+        logger.append_keys(**keys)
         refused = screen(event)
         if refused is not None:
             return raw_response(refused)
+        if quota is not None and "tenant_id" in keys:
+            try:
+                quota.admit(keys["tenant_id"])
+            except TenantThrottled as throttled:
+                too_many = error_response(throttled)
+                too_many.headers["Retry-After"] = str(throttled.retry_after)
+                return raw_response(too_many)
         response: dict[str, Any] = app.resolve(event, context)
         return response
 

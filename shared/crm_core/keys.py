@@ -301,6 +301,12 @@ def email_settings(tenant_id: str) -> dict[str, str]:
     return {"PK": f"T#{tenant_id}#SETTINGS", "SK": EMAIL_SETTINGS}
 
 
+def tenant_requests(tenant_id: str, second: int) -> dict[str, str]:
+    """How many API requests the tenant made in one second (Unix time), as its functions'
+    environments reported them (crm_core/tenant_quota.py); the item expires soon after."""
+    return {"PK": f"T#{tenant_id}#REQUESTS", "SK": f"S#{second}"}
+
+
 def quota_of_test_sends(tenant_id: str, window: str) -> dict[str, str]:
     """How many test emails the tenant sent in one quota window (`window` names the hour,
     `2026-11-22T10`); the item expires after its window."""

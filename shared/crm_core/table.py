@@ -300,6 +300,26 @@ class Table:
         """One Update built by `op.update`, on its own (outside a transaction)."""
         self._call("update_item", **operation["Update"])
 
+    def add(self, key: Mapping[str, str], attribute: str, amount: int, **also: Any) -> int:
+        """Add `amount` to a counter (creating the item), set the `also` attributes, and
+        return the counter's new value: one UpdateItem."""
+        names = {"#n": attribute, **{f"#a{i}": name for i, name in enumerate(also)}}
+        values = {
+            ":n": to_attr(amount),
+            **{f":a{i}": to_attr(v) for i, v in enumerate(also.values())},
+        }
+        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(also)))
+        response = self._call(
+            "update_item",
+            TableName=self.name,
+            Key=key_attrs(key),
+            UpdateExpression="ADD #n :n" + (f" SET {sets}" if sets else ""),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(from_item(response["Attributes"])[attribute])
+
     def transact(self, operations: Sequence[dict[str, Any]]) -> None:
         if not operations:
             return

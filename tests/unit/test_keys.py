@@ -53,6 +53,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "suppression": lambda t, x: keys.suppression(t, x)["PK"],
     "email_settings": lambda t, x: keys.email_settings(t)["PK"],
     "quota_of_test_sends": lambda t, x: keys.quota_of_test_sends(t, x)["PK"],
+    "tenant_requests": lambda t, x: keys.tenant_requests(t, len(x))["PK"],
     "segments_of_tenant": lambda t, x: keys.segments_of_tenant(t),
 }
 values = st.text(min_size=1, max_size=60)
