@@ -120,6 +120,7 @@ def test_the_campaign_functions_environments(
     assert {k: v for k, v in campaigns.items() if k.isupper() and not k.startswith("POWER")} == {
         "TABLE_NAME": "crm-local",
         "STAGE": "local",
+        "TENANT_REQUESTS_PER_SECOND": "200",
         "SCHEDULE_GROUP": "crm-local-campaigns",
         "DISPATCHER_ARN": f"{LAMBDA}:function:crm-local-campaign-dispatcher",
         "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/crm-local-SchedulerRole",
