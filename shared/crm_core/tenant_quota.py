@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -88,7 +89,5 @@ class TenantQuota:
 
 def from_environment(table: Table) -> TenantQuota | None:
     """The stage's quota (`TENANT_REQUESTS_PER_SECOND`, template.yaml); None when unset or 0."""
-    import os
-
     per_second = int(os.environ.get("TENANT_REQUESTS_PER_SECOND") or 0)
     return TenantQuota(table, per_second) if per_second > 0 else None
