@@ -67,7 +67,7 @@ print(time.perf_counter() - _t)
 
 
 def template_env(function: str) -> dict[str, str]:
-    """The function's own variables from template.yaml; a reference (a bus name, say)
+    """The function's variables from template.yaml, Globals' included; a reference (a bus name, say)
     becomes a stand-in value, as only its presence matters at init (an ARN-shaped one for
     a `..._ARN`, a number for a mapped rate: functions check those shapes at init)."""
 
@@ -78,10 +78,14 @@ def template_env(function: str) -> dict[str, str]:
             return "10"
         return f"crm-bench-{logical}-{name.lower()}"
 
-    for logical, resource in load_template()["Resources"].items():
+    template = load_template()
+    shared = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    for logical, resource in template["Resources"].items():
         props = resource.get("Properties") or {}
         if Path(str(props.get("CodeUri", ""))).name == function:
-            variables = (props.get("Environment") or {}).get("Variables") or {}
+            own = (props.get("Environment") or {}).get("Variables") or {}
+            # SAM merges Globals' variables under the function's own, as here.
+            variables = {**(shared.get("Variables") or {}), **own}
             return {
                 k: v if isinstance(v, str) else stand_in(logical, k) for k, v in variables.items()
             }

@@ -15,6 +15,11 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
+# Powertools' event handler and data classes without their package-wide imports (decision 68).
+from crm_core import lean_imports  # noqa: E402
+
+lean_imports.install()
+
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 

@@ -9,6 +9,11 @@ import gc
 # (docs/decisions.md, "Cold start").
 gc.disable()
 
+# Powertools' event handler and data classes without their package-wide imports (decision 68).
+from crm_core import lean_imports  # noqa: E402
+
+lean_imports.install()
+
 from contacts_api import companies, contacts  # noqa: E402
 from contacts_api.context import app, logger, metrics, table, tracer  # noqa: E402
 from crm_core import http, tenant_quota  # noqa: E402

@@ -7,6 +7,11 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
+# Powertools' event handler and data classes without their package-wide imports (decision 68).
+from crm_core import lean_imports  # noqa: E402
+
+lean_imports.install()
+
 from crm_core import http, tenant_quota  # noqa: E402
 from lead_sources_api import deliveries, sources  # noqa: E402
 from lead_sources_api.context import app, logger, metrics, table, tracer  # noqa: E402

@@ -113,3 +113,39 @@ def test_each_cold_start_on_the_artifact_stays_near_the_floor(
     print({name: round(ratio, 2) for name, ratio in sorted(ratios.items())})
     assert set(ratios) == set(TIMED), ratios
     assert max(ratios.values()) <= MAX_RATIO, ratios
+
+
+# Modules the functions never run, which the packages' own `__init__`s would import
+# (crm_core/lean_imports.py), and pydantic's plugin search (PYDANTIC_DISABLE_PLUGINS).
+NEVER_LOADED = (
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.event_handler.bedrock_agent",
+    "aws_lambda_powertools.utilities.data_classes.connect_contact_flow_event",
+    "aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event",
+)
+LOADED = """
+import sys
+import pydantic.plugin._loader as plugins
+print([m for m in {never!r} if m in sys.modules], plugins._plugins)
+"""
+
+
+@pytest.mark.parametrize("function", ["contacts", "campaign_sender"])
+def test_a_cold_start_loads_no_resolver_or_event_class_it_never_runs(
+    here: tuple[Layout, list[str]], function: str
+) -> None:
+    layout, _ = here
+    logical = next(k for k, v in source_names().items() if v == function)
+    task = layout.functions[logical]
+    # Through a first request where there is one: it builds the models it validates with.
+    code = (probe_code(function) or FUNCTION) + LOADED.format(never=NEVER_LOADED)
+    result = subprocess.run(
+        [sys.executable, "-S", "-B", "-c", code],
+        env=lambda_env(function, task, layout.layer),
+        cwd=task,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[] None", result.stdout
