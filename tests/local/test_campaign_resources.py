@@ -121,6 +121,7 @@ def test_the_campaign_functions_environments(
         "TABLE_NAME": "crm-local",
         "STAGE": "local",
         "TENANT_REQUESTS_PER_SECOND": "200",
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
         "SCHEDULE_GROUP": "crm-local-campaigns",
         "DISPATCHER_ARN": f"{LAMBDA}:function:crm-local-campaign-dispatcher",
         "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/crm-local-SchedulerRole",
