@@ -54,11 +54,13 @@ def function_document(name: str) -> dict[str, Any] | None:
         for loaded in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
             del sys.modules[loaded]
         module = importlib.import_module("app")
+        # A plain handler (the lead webhook, unsubscribe) describes its routes itself, errors
+        # included, in <name>_api/openapi.py (not imported at its cold start).
+        described = (folder / f"{name}_api" / "openapi.py").is_file()
+        paths = importlib.import_module(f"{name}_api.openapi").OPENAPI_PATHS if described else None
     finally:
         del sys.path[:2]
-    paths = getattr(module, "OPENAPI_PATHS", None)
     if paths is not None:
-        # A plain handler (the lead webhook) describes its route itself, errors included.
         return {"paths": paths, "described": True}
     app = getattr(module, "app", None)
     if app is None or not hasattr(app, "get_openapi_json_schema"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_core.problems import type_uri
+
 
 class CrmError(Exception):
     status = 500
@@ -17,7 +19,7 @@ class CrmError(Exception):
 
     @property
     def type_uri(self) -> str:
-        return f"https://crm.dev/problems/{self.type_slug}"
+        return type_uri(self.type_slug)
 
 
 class BadRequest(CrmError):

@@ -26,6 +26,7 @@ from crm_core.errors import (
 )
 from crm_core.events.envelope import Origin
 from crm_core.pagination import MAX_LIMIT
+from crm_core.problems import PROBLEM_JSON, problem_body
 from crm_core.table import Table
 from crm_core.tenant_quota import TenantQuota, TenantThrottled
 
@@ -35,7 +36,6 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1 to 10
 # (crm_core.pagination refuses it), not a 422.
 Cursor = Annotated[str | None, Query(description="From `next_cursor`, exactly as given.")]
 
-PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024
 # The header's value as the OpenAPI document's pattern gives it (scripts/generate_openapi.py):
@@ -43,8 +43,8 @@ MAX_BODY_BYTES = 64 * 1024
 _IF_MATCH_RE = re.compile(r'^ *(?:(\*)|(?:W/)?"([0-9]{1,12})") *$')
 
 
-def problem(status: int, title: str, detail: str, type_uri: str, **extra: Any) -> Response[str]:
-    body = {"type": type_uri, "title": title, "status": status, "detail": detail, **extra}
+def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> Response[str]:
+    body = problem_body(status, title, detail, slug, **extra)
     headers: dict[str, str] = {}
     return Response(status, PROBLEM_JSON, json.dumps(body, default=str), headers)
 
@@ -53,7 +53,7 @@ def error_response(error: CrmError) -> Response[str]:
     extra = dict(error.extra)
     if isinstance(error, Unprocessable) and error.errors:
         extra["errors"] = error.errors
-    response = problem(error.status, error.title, error.detail, error.type_uri, **extra)
+    response = problem(error.status, error.title, error.detail, error.type_slug, **extra)
     if isinstance(error, Moved):
         response.headers["Location"] = error.location
     return response
@@ -63,9 +63,7 @@ def validation_response(error: RequestValidationError) -> Response[str]:
     """Powertools' validation errors, in our problem+json shape. Bad JSON is a 400."""
     details = error.errors()
     if any(d.get("type") == "json_invalid" for d in details):
-        return problem(
-            400, "Bad request", "the body is not valid JSON", "https://crm.dev/problems/bad-request"
-        )
+        return problem(400, "Bad request", "the body is not valid JSON", "bad-request")
     errors = [
         {"loc": [str(part) for part in d.get("loc", ())], "msg": str(d.get("msg", "invalid"))}
         for d in details
@@ -74,7 +72,7 @@ def validation_response(error: RequestValidationError) -> Response[str]:
         422,
         "Validation failed",
         "the request does not match the schema",
-        "https://crm.dev/problems/validation",
+        "validation",
         errors=errors,
     )
 
@@ -92,7 +90,7 @@ def install(app: APIGatewayHttpResolver, logger: Any) -> None:
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
-        return problem(404, "Not found", "no such route", "https://crm.dev/problems/not-found")
+        return problem(404, "Not found", "no such route", "not-found")
 
     @app.exception_handler(Exception)
     def _bug(error: Exception) -> Response[str]:
@@ -101,7 +99,7 @@ def install(app: APIGatewayHttpResolver, logger: Any) -> None:
             500,
             "Internal error",
             "an unexpected error; it has been logged",
-            "https://crm.dev/problems/internal",
+            "internal",
         )
 
 

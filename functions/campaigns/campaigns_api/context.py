@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm_core.campaigns.audience import Audience
 from crm_core.campaigns.campaign_store import CampaignStore
 from crm_core.campaigns.email_settings import EmailSettingsStore
+from crm_core.campaigns.lifecycle import CampaignLifecycle
 from crm_core.campaigns.scheduling import CampaignSchedules, ScheduleTarget
 from crm_core.campaigns.segment_store import SegmentStore
 from crm_core.campaigns.sender_identity import SenderIdentities
 from crm_core.campaigns.sender_namespace import NamespaceClaims
 from crm_core.campaigns.sender_rules import SenderRules
+from crm_core.campaigns.test_email import TestEmails
 from crm_core.campaigns.test_sends import Teammates, TestSendQuota
 from crm_core.campaigns.unsubscribe_tokens import TokenKey
 from crm_core.clients import client
@@ -81,4 +83,18 @@ senders = SenderRules(
 teammates = Teammates(lambda: client("cognito-idp"), campaign_settings.user_pool_id)
 test_send_quota = TestSendQuota(table)
 token_key = TokenKey(lambda: client("kms"), campaign_settings.unsubscribe_key_id)
+lifecycle = CampaignLifecycle(
+    campaigns, segments, audience, senders, email_settings, schedules, logger
+)
+test_emails = TestEmails(
+    table,
+    campaigns,
+    email_settings,
+    senders,
+    teammates,
+    test_send_quota,
+    token_key,
+    ses,
+    campaign_settings.ses_configuration_set,
+)
 app = APIGatewayHttpResolver(enable_validation=True)

@@ -14,9 +14,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from crm_core import keys
-from crm_core.campaigns.campaign_models import STATUS_RANK, RecipientStatus, counter
+from crm_core.campaigns.campaign_models import (
+    STATUS_RANK,
+    Recipient,
+    RecipientPage,
+    RecipientStatus,
+    counter,
+)
 from crm_core.dynamo import Item
-from crm_core.table import Op
+from crm_core.pagination import ListQuery
+from crm_core.table import Op, Table
 
 RECIPIENT_ITEM = "campaign_recipient"
 # A message on the send queue names at most this many recipients (its size stays far
@@ -127,3 +134,33 @@ def contact_ids_of(message: Mapping[str, Any]) -> list[str]:
     if len(ids) > GROUP_SIZE:
         raise ValueError(f"a send message names at most {GROUP_SIZE} recipients")
     return ids
+
+
+_RECIPIENT_FIELDS = tuple(Recipient.model_fields)
+
+
+def to_recipient(item: Item) -> Recipient:
+    return Recipient.model_validate({k: item[k] for k in _RECIPIENT_FIELDS if k in item})
+
+
+def recipient_page(
+    table: Table,
+    tenant_id: str,
+    campaign_id: str,
+    status: RecipientStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> RecipientPage:
+    """One page of a campaign's recipients by contact id, all or those in `status`: one
+    Query of the campaign's partition or of GSI3."""
+    if status is None:
+        listing = ListQuery("recipients", keys.campaign_partition(tenant_id, campaign_id))
+        page = table.query(
+            listing, limit, cursor, newest_first=False, sort_prefix=keys.RECIPIENT_PREFIX
+        )
+    else:
+        partition = keys.recipients_in_status(tenant_id, campaign_id, status.value)
+        page = table.query(
+            ListQuery("recipients", partition, index="GSI3"), limit, cursor, newest_first=False
+        )
+    return RecipientPage(items=[to_recipient(i) for i in page.items], next_cursor=page.next_cursor)
