@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import json
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -15,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from crm_core import idempotency, strict_json
-from crm_core.auth import Principal, principal_from_claims
+from crm_core.auth import Action, Principal, principal_from_claims
 from crm_core.errors import (
     BadRequest,
     CrmError,
@@ -56,6 +58,9 @@ def error_response(error: CrmError) -> Response[str]:
     response = problem(error.status, error.title, error.detail, error.type_slug, **extra)
     if isinstance(error, Moved):
         response.headers["Location"] = error.location
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -164,6 +169,50 @@ def caller(app: APIGatewayHttpResolver) -> Principal:
     authorizer = app.current_event.request_context.authorizer
     claims = authorizer.jwt_claim if authorizer else None
     return principal_from_claims(claims)
+
+
+Route = TypeVar("Route", bound=Callable[..., Response[str]])
+
+
+def guard(
+    app: APIGatewayHttpResolver,
+    action: Action | None,
+    *,
+    idempotency: Table | None = None,
+    redact: Callable[[str], str] | None = None,
+) -> Callable[[Route], Route]:
+    """A route's entry: the caller is authorized for `action` (any signed-in caller when
+    None, for a route that decides by what is asked), and with `idempotency` (the table of
+    the records) an `Idempotency-Key` replays the first answer (`once_per_key`). The route
+    takes the caller as its first parameter, `caller`, and is its use-case and nothing else:
+
+        @router.post("/campaigns", ...)
+        @http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+        def create_campaign(caller: Principal, body: CampaignCreate) -> Response[str]: ...
+
+    Powertools reads the route's parameters from its signature (validation, the OpenAPI
+    document): `caller` is not one of them, so the signature it sees has it removed."""
+
+    def decorate(route: Route) -> Route:
+        signature = inspect.signature(route, eval_str=True)
+        first, *params = signature.parameters.values()
+        if first.name != "caller":
+            raise TypeError(f"{route.__name__}: a guarded route takes `caller` first")
+
+        @functools.wraps(route)
+        def guarded(**kwargs: Any) -> Response[str]:
+            principal = caller(app)
+            if action is not None:
+                principal.require(action)
+            if idempotency is None:
+                return route(principal, **kwargs)
+            answer = functools.partial(route, principal, **kwargs)
+            return once_per_key(app, idempotency, principal, answer, redact)
+
+        guarded.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 def origin(app: APIGatewayHttpResolver, principal: Principal) -> Origin:
@@ -288,9 +337,7 @@ def api_handler(
             try:
                 quota.admit(keys["tenant_id"])
             except TenantThrottled as throttled:
-                too_many = error_response(throttled)
-                too_many.headers["Retry-After"] = str(throttled.retry_after)
-                return raw_response(too_many)
+                return raw_response(error_response(throttled))
         response: dict[str, Any] = app.resolve(event, context)
         return response
 

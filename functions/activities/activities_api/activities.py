@@ -69,23 +69,18 @@ _MERGED = {308: OpenAPIResponse(description="The contact was merged: see Locatio
     summary="Log an activity on a contact (call, email, meeting, note or task)",
     responses=_returns(201, "Logged"),
 )
-def log_activity(contact_id: ContactId, body: NewActivity) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_WRITE)
-
-    def run() -> Response[str]:
-        item = activity_store.log(
-            caller.tenant_id,
-            contact_id,
-            ActivityType(body.type),
-            fields_of(body),
-            body.occurred_at,
-            http.origin(app, caller),
-        )
-        metrics.add_metric(name="ActivityLogged", unit=MetricUnit.Count, value=1)
-        return _one(201, item, location=f"/contacts/{contact_id}/activities/{item['id']}")
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.ACTIVITY_WRITE, idempotency=table)
+def log_activity(caller: Principal, contact_id: ContactId, body: NewActivity) -> Response[str]:
+    item = activity_store.log(
+        caller.tenant_id,
+        contact_id,
+        ActivityType(body.type),
+        fields_of(body),
+        body.occurred_at,
+        http.origin(app, caller),
+    )
+    metrics.add_metric(name="ActivityLogged", unit=MetricUnit.Count, value=1)
+    return _one(201, item, location=f"/contacts/{contact_id}/activities/{item['id']}")
 
 
 @router.get(
@@ -93,9 +88,10 @@ def log_activity(contact_id: ContactId, body: NewActivity) -> Response[str]:
     summary="Read an activity",
     responses={**_ONE, **_MERGED},
 )
-def get_activity(contact_id: ContactId, activity_id: ActivityId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_READ)
+@http.guard(app, Action.ACTIVITY_READ)
+def get_activity(
+    caller: Principal, contact_id: ContactId, activity_id: ActivityId
+) -> Response[str]:
     return _one(200, activity_store.get(caller.tenant_id, contact_id, activity_id))
 
 
@@ -104,11 +100,10 @@ def get_activity(contact_id: ContactId, activity_id: ActivityId) -> Response[str
     summary="Change an activity (its author or an admin; a task's assignee: its status)",
     responses=_ONE,
 )
+@http.guard(app, Action.ACTIVITY_WRITE)
 def patch_activity(
-    contact_id: ContactId, activity_id: ActivityId, body: ActivityPatch
+    caller: Principal, contact_id: ContactId, activity_id: ActivityId, body: ActivityPatch
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_WRITE)
     item = activity_store.update(
         caller.tenant_id,
         contact_id,
@@ -127,9 +122,10 @@ def patch_activity(
     summary="Delete an activity (its author or an admin)",
     responses={204: {"description": "Deleted"}},
 )
-def delete_activity(contact_id: ContactId, activity_id: ActivityId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_WRITE)
+@http.guard(app, Action.ACTIVITY_WRITE)
+def delete_activity(
+    caller: Principal, contact_id: ContactId, activity_id: ActivityId
+) -> Response[str]:
     activity_store.delete(
         caller.tenant_id,
         contact_id,
@@ -147,7 +143,9 @@ def delete_activity(contact_id: ContactId, activity_id: ActivityId) -> Response[
     summary="A contact's activities, newest first",
     responses={**http.returns(200, "A page", ActivityPage), **_MERGED},
 )
+@http.guard(app, Action.ACTIVITY_READ)
 def timeline(
+    caller: Principal,
     contact_id: ContactId,
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
@@ -167,8 +165,6 @@ def timeline(
         Query(description="Activities before this time (ISO 8601 with a zone)."),
     ] = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_READ)
     page = activity_store.timeline(
         caller.tenant_id, contact_id, limit, cursor, type or (), TimeRange(since, until)
     )

@@ -12,7 +12,7 @@ from activities_api.context import activity_store, app
 from crm_core import http
 from crm_core.activities.models import Moment, TaskPage, TaskStatus
 from crm_core.activities.store import to_activity
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.fields import UserId
 from crm_core.pagination import DEFAULT_LIMIT
 
@@ -26,7 +26,9 @@ ME = "me"
     summary="Tasks in one status, earliest due first",
     responses=http.returns(200, "A page", TaskPage),
 )
+@http.guard(app, Action.ACTIVITY_READ)
 def list_tasks(
+    caller: Principal,
     assignee: Annotated[
         UserId | None,
         Query(description="`me` (the caller) or a user id; all of the tenant's tasks if absent."),
@@ -43,8 +45,6 @@ def list_tasks(
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.ACTIVITY_READ)
     assignee_id = caller.user_id if assignee == ME else assignee
     page = activity_store.tasks(
         caller.tenant_id, assignee_id, status, limit, cursor, due_after, due_before

@@ -26,7 +26,7 @@ from campaigns_api.context import (
     test_emails,
 )
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.campaigns import test_sends
 from crm_core.campaigns.campaign_models import (
     Campaign,
@@ -66,19 +66,14 @@ class TestSendResult(BaseModel):
     summary="Draft a campaign (admin, marketing)",
     responses=http.returns(201, "Created", Campaign),
 )
-def create_campaign(body: CampaignCreate) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        campaign = to_campaign(lifecycle.create(caller.tenant_id, body, http.origin(app, caller)))
-        metrics.add_metric(name="CampaignCreated", unit=MetricUnit.Count, value=1)
-        logger.info("campaign created", extra={"campaign_id": campaign.id})
-        return http.json_response(
-            201, campaign, version=campaign.version, location=f"/campaigns/{campaign.id}"
-        )
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def create_campaign(caller: Principal, body: CampaignCreate) -> Response[str]:
+    campaign = to_campaign(lifecycle.create(caller.tenant_id, body, http.origin(app, caller)))
+    metrics.add_metric(name="CampaignCreated", unit=MetricUnit.Count, value=1)
+    logger.info("campaign created", extra={"campaign_id": campaign.id})
+    return http.json_response(
+        201, campaign, version=campaign.version, location=f"/campaigns/{campaign.id}"
+    )
 
 
 @router.get(
@@ -86,9 +81,10 @@ def create_campaign(body: CampaignCreate) -> Response[str]:
     summary="The tenant's campaigns, newest first (without their bodies)",
     responses=http.returns(200, "A page", CampaignPage),
 )
-def list_campaigns(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def list_campaigns(
+    caller: Principal, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
+) -> Response[str]:
     page = campaigns.list(caller.tenant_id, limit, cursor)
     result = CampaignPage(items=[to_summary(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
@@ -99,9 +95,8 @@ def list_campaigns(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
     summary="Read a campaign, with its stats",
     responses=http.returns(200, "The campaign", Campaign),
 )
-def get_campaign(campaign_id: CampaignId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def get_campaign(caller: Principal, campaign_id: CampaignId) -> Response[str]:
     return _reply(200, campaigns.load(caller.tenant_id, campaign_id))
 
 
@@ -110,9 +105,10 @@ def get_campaign(campaign_id: CampaignId) -> Response[str]:
     summary="Change a draft or scheduled campaign (admin, marketing); a schedule is kept",
     responses=http.returns(200, "The campaign", Campaign),
 )
-def patch_campaign(campaign_id: CampaignId, body: CampaignPatch) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
+@http.guard(app, Action.CAMPAIGN_WRITE)
+def patch_campaign(
+    caller: Principal, campaign_id: CampaignId, body: CampaignPatch
+) -> Response[str]:
     origin = http.origin(app, caller)
     item = lifecycle.update(caller.tenant_id, campaign_id, body, http.if_match(app), origin)
     return _reply(200, item)
@@ -128,22 +124,19 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch) -> Response[str
     ),
     responses=http.returns(200, "The scheduled campaign", Campaign),
 )
-def schedule_campaign(campaign_id: CampaignId, body: ScheduleRequest) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        origin = http.origin(app, caller)
-        item = lifecycle.schedule(caller.tenant_id, campaign_id, body, http.if_match(app), origin)
-        campaign = to_campaign(item)
-        metrics.add_metric(name="CampaignScheduled", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "campaign scheduled",
-            extra={"campaign_id": campaign_id, "send_at": campaign.send_at},
-        )
-        return http.json_response(200, campaign, version=campaign.version)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def schedule_campaign(
+    caller: Principal, campaign_id: CampaignId, body: ScheduleRequest
+) -> Response[str]:
+    origin = http.origin(app, caller)
+    item = lifecycle.schedule(caller.tenant_id, campaign_id, body, http.if_match(app), origin)
+    campaign = to_campaign(item)
+    metrics.add_metric(name="CampaignScheduled", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "campaign scheduled",
+        extra={"campaign_id": campaign_id, "send_at": campaign.send_at},
+    )
+    return http.json_response(200, campaign, version=campaign.version)
 
 
 @router.post(
@@ -151,18 +144,13 @@ def schedule_campaign(campaign_id: CampaignId, body: ScheduleRequest) -> Respons
     summary="Send a draft or scheduled campaign now (admin, marketing)",
     responses=http.returns(202, "Sending", Campaign),
 )
-def send_campaign(campaign_id: CampaignId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        origin = http.origin(app, caller)
-        item = lifecycle.send_now(caller.tenant_id, campaign_id, http.if_match(app), origin)
-        metrics.add_metric(name="CampaignSendRequested", unit=MetricUnit.Count, value=1)
-        logger.info("campaign send requested", extra={"campaign_id": campaign_id})
-        return _reply(202, item)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def send_campaign(caller: Principal, campaign_id: CampaignId) -> Response[str]:
+    origin = http.origin(app, caller)
+    item = lifecycle.send_now(caller.tenant_id, campaign_id, http.if_match(app), origin)
+    metrics.add_metric(name="CampaignSendRequested", unit=MetricUnit.Count, value=1)
+    logger.info("campaign send requested", extra={"campaign_id": campaign_id})
+    return _reply(202, item)
 
 
 @router.post(
@@ -170,17 +158,12 @@ def send_campaign(campaign_id: CampaignId) -> Response[str]:
     summary="Cancel a campaign before or while it sends (admin, marketing)",
     responses=http.returns(200, "The cancelled campaign", Campaign),
 )
-def cancel_campaign(campaign_id: CampaignId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        origin = http.origin(app, caller)
-        item = lifecycle.cancel(caller.tenant_id, campaign_id, http.if_match(app), origin)
-        logger.info("campaign cancelled", extra={"campaign_id": campaign_id})
-        return _reply(200, item)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def cancel_campaign(caller: Principal, campaign_id: CampaignId) -> Response[str]:
+    origin = http.origin(app, caller)
+    item = lifecycle.cancel(caller.tenant_id, campaign_id, http.if_match(app), origin)
+    logger.info("campaign cancelled", extra={"campaign_id": campaign_id})
+    return _reply(200, item)
 
 
 @router.post(
@@ -188,22 +171,17 @@ def cancel_campaign(campaign_id: CampaignId) -> Response[str]:
     summary="Pause a sending campaign (admin, marketing)",
     responses=http.returns(200, "The paused campaign", Campaign),
 )
-def pause_campaign(campaign_id: CampaignId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        item = campaigns.pause(
-            caller.tenant_id,
-            campaign_id,
-            f"paused by {caller.user_id}",
-            http.origin(app, caller),
-            http.if_match(app),
-        )
-        logger.info("campaign paused", extra={"campaign_id": campaign_id})
-        return _reply(200, item)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def pause_campaign(caller: Principal, campaign_id: CampaignId) -> Response[str]:
+    item = campaigns.pause(
+        caller.tenant_id,
+        campaign_id,
+        f"paused by {caller.user_id}",
+        http.origin(app, caller),
+        http.if_match(app),
+    )
+    logger.info("campaign paused", extra={"campaign_id": campaign_id})
+    return _reply(200, item)
 
 
 @router.post(
@@ -211,17 +189,12 @@ def pause_campaign(campaign_id: CampaignId) -> Response[str]:
     summary="Resume a paused campaign (admin, marketing)",
     responses=http.returns(200, "The sending campaign", Campaign),
 )
-def resume_campaign(campaign_id: CampaignId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        origin = http.origin(app, caller)
-        item = campaigns.resume(caller.tenant_id, campaign_id, origin, http.if_match(app))
-        logger.info("campaign resumed", extra={"campaign_id": campaign_id})
-        return _reply(200, item)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def resume_campaign(caller: Principal, campaign_id: CampaignId) -> Response[str]:
+    origin = http.origin(app, caller)
+    item = campaigns.resume(caller.tenant_id, campaign_id, origin, http.if_match(app))
+    logger.info("campaign resumed", extra={"campaign_id": campaign_id})
+    return _reply(200, item)
 
 
 @router.post(
@@ -239,28 +212,16 @@ def resume_campaign(campaign_id: CampaignId) -> Response[str]:
         429: {"description": "The tenant's test emails of this hour are used up"},
     },
 )
-def send_test(campaign_id: CampaignId, body: TestSendRequest) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        authorizer = app.current_event.request_context.authorizer
-        own = test_sends.own_verified_address(authorizer.jwt_claim if authorizer else None)
-        message_id = test_emails.send(caller.tenant_id, campaign_id, body, own, _unsubscribe_base())
-        metrics.add_metric(name="CampaignTestSent", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "campaign test sent", extra={"campaign_id": campaign_id, "message_id": message_id}
-        )
-        return http.json_response(202, TestSendResult(message_id=message_id))
-
-    try:
-        return http.once_per_key(app, table, caller, run)
-    except test_sends.TestSendQuotaExceeded as exceeded:
-        # Raised, not returned, inside once_per_key: an Idempotency-Key keeps no record of
-        # it, so the same request may be made again after Retry-After.
-        response = http.error_response(exceeded)
-        response.headers["Retry-After"] = str(exceeded.retry_after)
-        return response
+# A used-up quota is raised, not returned, inside the Idempotency-Key's work: no record is
+# kept of it, so the same request may be made again after Retry-After.
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def send_test(caller: Principal, campaign_id: CampaignId, body: TestSendRequest) -> Response[str]:
+    authorizer = app.current_event.request_context.authorizer
+    own = test_sends.own_verified_address(authorizer.jwt_claim if authorizer else None)
+    message_id = test_emails.send(caller.tenant_id, campaign_id, body, own, _unsubscribe_base())
+    metrics.add_metric(name="CampaignTestSent", unit=MetricUnit.Count, value=1)
+    logger.info("campaign test sent", extra={"campaign_id": campaign_id, "message_id": message_id})
+    return http.json_response(202, TestSendResult(message_id=message_id))
 
 
 @router.get(
@@ -268,14 +229,14 @@ def send_test(campaign_id: CampaignId, body: TestSendRequest) -> Response[str]:
     summary="A campaign's recipients, by contact id; `status` for those in one status",
     responses=http.returns(200, "A page", RecipientPage),
 )
+@http.guard(app, Action.CAMPAIGN_READ)
 def list_recipients(
+    caller: Principal,
     campaign_id: CampaignId,
     status: StatusFilter = None,
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
     campaigns.load(caller.tenant_id, campaign_id, consistent=False)
     page = recipient_page(table, caller.tenant_id, campaign_id, status, limit, cursor)
     return http.json_response(200, page)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from campaigns_api.context import app, email_settings, logger
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.campaigns.campaign_models import EmailSettings, StoredEmailSettings
 
 router = Router()
@@ -18,9 +18,8 @@ router = Router()
     summary="The tenant's email settings (404 until they are PUT)",
     responses=http.returns(200, "The settings", StoredEmailSettings),
 )
-def get_email_settings() -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def get_email_settings(caller: Principal) -> Response[str]:
     found = email_settings.get(caller.tenant_id)
     return http.json_response(200, found, version=found.version)
 
@@ -31,9 +30,8 @@ def get_email_settings() -> Response[str]:
     description="Replaces them whole; If-Match is optional (a stale one is 412).",
     responses=http.returns(200, "The settings", StoredEmailSettings),
 )
-def put_email_settings(body: EmailSettings) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
+@http.guard(app, Action.CAMPAIGN_WRITE)
+def put_email_settings(caller: Principal, body: EmailSettings) -> Response[str]:
     stored, created = email_settings.put(caller.tenant_id, body, http.if_match(app), caller.user_id)
     logger.info("email settings saved", extra={"version": stored.version, "first_save": created})
     return http.json_response(200, stored, version=stored.version)

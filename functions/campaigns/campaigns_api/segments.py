@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from campaigns_api.context import app, audience, logger, metrics, segments, table
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.campaigns.segment_store import to_segment
 from crm_core.campaigns.segments import (
     Segment,
@@ -34,19 +34,14 @@ SegmentId = Annotated[Ulid, Path(description="The segment's id (a ULID).")]
     summary="Define a segment (admin, marketing)",
     responses=http.returns(201, "Created", Segment),
 )
-def create_segment(body: SegmentCreate) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
-
-    def run() -> Response[str]:
-        segment = segments.create(caller.tenant_id, body, http.origin(app, caller))
-        metrics.add_metric(name="SegmentCreated", unit=MetricUnit.Count, value=1)
-        logger.info("segment created", extra={"segment_id": segment.id})
-        return http.json_response(
-            201, segment, version=segment.version, location=f"/segments/{segment.id}"
-        )
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CAMPAIGN_WRITE, idempotency=table)
+def create_segment(caller: Principal, body: SegmentCreate) -> Response[str]:
+    segment = segments.create(caller.tenant_id, body, http.origin(app, caller))
+    metrics.add_metric(name="SegmentCreated", unit=MetricUnit.Count, value=1)
+    logger.info("segment created", extra={"segment_id": segment.id})
+    return http.json_response(
+        201, segment, version=segment.version, location=f"/segments/{segment.id}"
+    )
 
 
 @router.get(
@@ -54,9 +49,10 @@ def create_segment(body: SegmentCreate) -> Response[str]:
     summary="The tenant's segments, newest first",
     responses=http.returns(200, "A page", SegmentPage),
 )
-def list_segments(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def list_segments(
+    caller: Principal, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
+) -> Response[str]:
     page = segments.list(caller.tenant_id, limit, cursor)
     result = SegmentPage(items=[to_segment(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
@@ -67,9 +63,8 @@ def list_segments(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None)
     summary="Read a segment",
     responses=http.returns(200, "The segment", Segment),
 )
-def get_segment(segment_id: SegmentId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def get_segment(caller: Principal, segment_id: SegmentId) -> Response[str]:
     segment = to_segment(segments.load(caller.tenant_id, segment_id))
     return http.json_response(200, segment, version=segment.version)
 
@@ -79,9 +74,8 @@ def get_segment(segment_id: SegmentId) -> Response[str]:
     summary="Change a segment's name, description or filter (admin, marketing)",
     responses=http.returns(200, "The segment", Segment),
 )
-def patch_segment(segment_id: SegmentId, body: SegmentPatch) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
+@http.guard(app, Action.CAMPAIGN_WRITE)
+def patch_segment(caller: Principal, segment_id: SegmentId, body: SegmentPatch) -> Response[str]:
     segment = segments.update(
         caller.tenant_id, segment_id, body.changes(), http.if_match(app), http.origin(app, caller)
     )
@@ -93,9 +87,8 @@ def patch_segment(segment_id: SegmentId, body: SegmentPatch) -> Response[str]:
     summary="Delete a segment (admin, marketing)",
     responses={204: {"description": "Deleted"}},
 )
-def delete_segment(segment_id: SegmentId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_WRITE)
+@http.guard(app, Action.CAMPAIGN_WRITE)
+def delete_segment(caller: Principal, segment_id: SegmentId) -> Response[str]:
     segments.delete(caller.tenant_id, segment_id, http.if_match(app), http.origin(app, caller))
     logger.info("segment deleted", extra={"segment_id": segment_id})
     return Response(204, None, "")
@@ -106,9 +99,8 @@ def delete_segment(segment_id: SegmentId) -> Response[str]:
     summary="Who is in the segment now: how many, and the first 10",
     responses=http.returns(200, "The preview", SegmentPreview),
 )
-def preview_segment(segment_id: SegmentId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CAMPAIGN_READ)
+@http.guard(app, Action.CAMPAIGN_READ)
+def preview_segment(caller: Principal, segment_id: SegmentId) -> Response[str]:
     item = segments.load(caller.tenant_id, segment_id)
     found = audience.preview(caller.tenant_id, SegmentFilter.model_validate(item["filter"]))
     result = SegmentPreview(

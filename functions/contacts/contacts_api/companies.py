@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from contacts_api.context import app, company_store, contact_store, metrics, table
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.companies.models import Company, CompanyCreate, CompanyPage, CompanyPatch
 from crm_core.companies.store import to_company
 from crm_core.contacts.models import ContactPage
@@ -30,18 +30,13 @@ _ONE = http.returns(200, "The company", Company)
     summary="Create a company",
     responses=http.returns(201, "Created", Company),
 )
-def create_company(body: CompanyCreate) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.COMPANY_WRITE)
-
-    def run() -> Response[str]:
-        company = company_store.create(caller.tenant_id, body, http.origin(app, caller))
-        metrics.add_metric(name="CompanyCreated", unit=MetricUnit.Count, value=1)
-        return http.json_response(
-            201, company, version=company.version, location=f"/companies/{company.id}"
-        )
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.COMPANY_WRITE, idempotency=table)
+def create_company(caller: Principal, body: CompanyCreate) -> Response[str]:
+    company = company_store.create(caller.tenant_id, body, http.origin(app, caller))
+    metrics.add_metric(name="CompanyCreated", unit=MetricUnit.Count, value=1)
+    return http.json_response(
+        201, company, version=company.version, location=f"/companies/{company.id}"
+    )
 
 
 @router.get(
@@ -49,30 +44,28 @@ def create_company(body: CompanyCreate) -> Response[str]:
     summary="List companies by name",
     responses=http.returns(200, "A page", CompanyPage),
 )
+@http.guard(app, Action.COMPANY_READ)
 def list_companies(
+    caller: Principal,
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
     name_prefix: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.COMPANY_READ)
     page = company_store.list_by_name(caller.tenant_id, name_prefix, limit, cursor)
     result = CompanyPage(items=[to_company(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
 
 
 @router.get("/companies/<company_id>", summary="Read a company", responses=_ONE)
-def get_company(company_id: CompanyId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.COMPANY_READ)
+@http.guard(app, Action.COMPANY_READ)
+def get_company(caller: Principal, company_id: CompanyId) -> Response[str]:
     company = company_store.get(caller.tenant_id, company_id)
     return http.json_response(200, company, version=company.version)
 
 
 @router.patch("/companies/<company_id>", summary="Change a company", responses=_ONE)
-def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.COMPANY_WRITE)
+@http.guard(app, Action.COMPANY_WRITE)
+def patch_company(caller: Principal, company_id: CompanyId, body: CompanyPatch) -> Response[str]:
     company = company_store.update(
         caller.tenant_id, company_id, body.changes(), http.if_match(app), http.origin(app, caller)
     )
@@ -84,9 +77,8 @@ def patch_company(company_id: CompanyId, body: CompanyPatch) -> Response[str]:
     summary="Delete a company without contacts",
     responses={204: {"description": "Deleted"}},
 )
-def delete_company(company_id: CompanyId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.COMPANY_DELETE)
+@http.guard(app, Action.COMPANY_DELETE)
+def delete_company(caller: Principal, company_id: CompanyId) -> Response[str]:
     company_store.delete(caller.tenant_id, company_id, http.if_match(app), http.origin(app, caller))
     metrics.add_metric(name="CompanyDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
@@ -97,11 +89,13 @@ def delete_company(company_id: CompanyId) -> Response[str]:
     summary="The contacts of a company",
     responses=http.returns(200, "A page", ContactPage),
 )
+@http.guard(app, Action.CONTACT_READ)
 def company_contacts(
-    company_id: CompanyId, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
+    caller: Principal,
+    company_id: CompanyId,
+    limit: http.Limit = DEFAULT_LIMIT,
+    cursor: http.Cursor = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_READ)
     company_store.load(caller.tenant_id, company_id)
     page = contact_store.list_by_company(caller.tenant_id, company_id, limit, cursor)
     result = ContactPage(items=[to_contact(i) for i in page.items], next_cursor=page.next_cursor)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from contacts_api.context import app, contact_store, metrics, table
 from crm_core import http
-from crm_core.auth import MARKETING_CONTACT_FIELDS, Action
+from crm_core.auth import MARKETING_CONTACT_FIELDS, Action, Principal
 from crm_core.contacts.models import (
     Contact,
     ContactCreate,
@@ -49,18 +49,13 @@ _CONSENT = (
     ),
     responses=http.returns(201, "Created", Contact),
 )
-def create_contact(body: ContactCreate) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_CREATE)
-
-    def run() -> Response[str]:
-        contact = contact_store.create(caller.tenant_id, body, http.origin(app, caller))
-        metrics.add_metric(name="ContactCreated", unit=MetricUnit.Count, value=1)
-        return http.json_response(
-            201, contact, version=contact.version, location=f"/contacts/{contact.id}"
-        )
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CONTACT_CREATE, idempotency=table)
+def create_contact(caller: Principal, body: ContactCreate) -> Response[str]:
+    contact = contact_store.create(caller.tenant_id, body, http.origin(app, caller))
+    metrics.add_metric(name="ContactCreated", unit=MetricUnit.Count, value=1)
+    return http.json_response(
+        201, contact, version=contact.version, location=f"/contacts/{contact.id}"
+    )
 
 
 @router.get(
@@ -73,7 +68,9 @@ def create_contact(body: ContactCreate) -> Response[str]:
     ),
     responses=http.returns(200, "A page", ContactPage),
 )
+@http.guard(app, Action.CONTACT_READ)
 def list_contacts(
+    caller: Principal,
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
     lifecycle_stage: Annotated[LifecycleStage | None, Query()] = None,
@@ -88,8 +85,6 @@ def list_contacts(
         Literal["-score"] | None, Query(description="-score: highest score first")
     ] = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_READ)
     if (min_score is not None or sort) and not lifecycle_stage:
         what = "min_score" if min_score is not None else "sort=-score"
         raise BadRequest(f"{what} needs lifecycle_stage: scores are ranked within a stage")
@@ -134,9 +129,8 @@ def list_contacts(
     summary="Read a contact",
     responses={**_ONE, 308: {"description": "Merged into the contact named by Location"}},
 )
-def get_contact(contact_id: ContactId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_READ)
+@http.guard(app, Action.CONTACT_READ)
+def get_contact(caller: Principal, contact_id: ContactId) -> Response[str]:
     contact = contact_store.get(caller.tenant_id, contact_id)
     return http.json_response(200, contact, version=contact.version)
 
@@ -144,8 +138,9 @@ def get_contact(contact_id: ContactId) -> Response[str]:
 @router.patch(
     "/contacts/<contact_id>", summary="Change a contact", description=_CONSENT, responses=_ONE
 )
-def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
-    caller = http.caller(app)
+# Any signed-in caller: what the role may change depends on what is asked.
+@http.guard(app, None)
+def patch_contact(caller: Principal, contact_id: ContactId, body: ContactPatch) -> Response[str]:
     changes = body.changes()
     if not caller.can(Action.CONTACT_UPDATE):
         caller.require(Action.CONTACT_UPDATE_MARKETING)
@@ -166,9 +161,8 @@ def patch_contact(contact_id: ContactId, body: ContactPatch) -> Response[str]:
     summary="Delete a contact",
     responses={204: {"description": "Deleted"}},
 )
-def delete_contact(contact_id: ContactId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_DELETE)
+@http.guard(app, Action.CONTACT_DELETE)
+def delete_contact(caller: Principal, contact_id: ContactId) -> Response[str]:
     contact_store.delete(caller.tenant_id, contact_id, http.if_match(app), http.origin(app, caller))
     metrics.add_metric(name="ContactDeleted", unit=MetricUnit.Count, value=1)
     return Response(204, None, "")
@@ -177,17 +171,12 @@ def delete_contact(contact_id: ContactId) -> Response[str]:
 @router.post(
     "/contacts/<contact_id>/merge", summary="Merge another contact into this one", responses=_ONE
 )
-def merge_contact(contact_id: ContactId, body: MergeRequest) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_MERGE)
-
-    def run() -> Response[str]:
-        contact = contact_store.merge(
-            caller.tenant_id, contact_id, body.from_id, http.if_match(app), http.origin(app, caller)
-        )
-        return http.json_response(200, contact, version=contact.version)
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.CONTACT_MERGE, idempotency=table)
+def merge_contact(caller: Principal, contact_id: ContactId, body: MergeRequest) -> Response[str]:
+    contact = contact_store.merge(
+        caller.tenant_id, contact_id, body.from_id, http.if_match(app), http.origin(app, caller)
+    )
+    return http.json_response(200, contact, version=contact.version)
 
 
 def _tag(value: str) -> str:

@@ -9,12 +9,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from crm_core import http
+from crm_core.auth import Action, Principal
 from crm_core.fields import Ulid
 from crm_core.leads.models import DeliveryDetail, DeliveryPage, LeadStatus
 from crm_core.leads.store import to_delivery
 from crm_core.pagination import DEFAULT_LIMIT
-from lead_sources_api.context import leads, sources
-from lead_sources_api.sources import SourceId, admin
+from lead_sources_api.context import app, leads, sources
+from lead_sources_api.sources import SourceId
 
 router = Router()
 
@@ -26,7 +27,9 @@ LeadId = Annotated[Ulid, Path(description="The lead's id, as the webhook answere
     summary="A lead source's recent deliveries and their status, newest first",
     responses=http.returns(200, "A page", DeliveryPage),
 )
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
 def list_deliveries(
+    caller: Principal,
     source_id: SourceId,
     limit: http.Limit = DEFAULT_LIMIT,
     cursor: http.Cursor = None,
@@ -35,7 +38,6 @@ def list_deliveries(
         Query(description="Only deliveries in this status (accepted, processed, ...)."),
     ] = None,
 ) -> Response[str]:
-    caller = admin()
     sources.load(caller.tenant_id, source_id)  # another tenant's source is a 404
     page = leads.deliveries(caller.tenant_id, source_id, status, limit, cursor)
     result = DeliveryPage(items=[to_delivery(i) for i in page.items], next_cursor=page.next_cursor)
@@ -47,6 +49,6 @@ def list_deliveries(
     summary="One delivery, with its payload exactly as received",
     responses=http.returns(200, "The delivery", DeliveryDetail),
 )
-def get_delivery(source_id: SourceId, lead_id: LeadId) -> Response[str]:
-    caller = admin()
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
+def get_delivery(caller: Principal, source_id: SourceId, lead_id: LeadId) -> Response[str]:
     return http.json_response(200, leads.delivery(caller.tenant_id, source_id, lead_id))

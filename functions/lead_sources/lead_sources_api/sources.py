@@ -30,10 +30,11 @@ router = Router()
 SourceId = Annotated[Ulid, Path(description="The lead source's id (a ULID).")]
 
 
-def admin() -> Principal:
-    caller = http.caller(app)
-    caller.require(Action.LEAD_SOURCE_ADMIN)
-    return caller
+def _without_secret(body: str) -> str:
+    """What an Idempotency-Key replay answers: the same source, without its secret."""
+    shown: dict[str, Any] = json.loads(body)
+    shown["secret"] = None
+    return json.dumps(shown)
 
 
 @router.post(
@@ -41,16 +42,12 @@ def admin() -> Principal:
     summary="Create a lead source; its signing secret is in this answer only",
     responses=http.returns(201, "Created, with its secret", LeadSourceWithSecret),
 )
-def create_source(body: LeadSourceCreate) -> Response[str]:
-    caller = admin()
-
-    def run() -> Response[str]:
-        item, secret = sources.create(caller.tenant_id, body, caller.user_id)
-        metrics.add_metric(name="LeadSourceCreated", unit=MetricUnit.Count, value=1)
-        logger.info("lead source created", extra={"source_id": item["id"]})
-        return _with_secret(201, item, secret, location=f"/lead-sources/{item['id']}")
-
-    return http.once_per_key(app, table, caller, run, redact=_without_secret)
+@http.guard(app, Action.LEAD_SOURCE_ADMIN, idempotency=table, redact=_without_secret)
+def create_source(caller: Principal, body: LeadSourceCreate) -> Response[str]:
+    item, secret = sources.create(caller.tenant_id, body, caller.user_id)
+    metrics.add_metric(name="LeadSourceCreated", unit=MetricUnit.Count, value=1)
+    logger.info("lead source created", extra={"source_id": item["id"]})
+    return _with_secret(201, item, secret, location=f"/lead-sources/{item['id']}")
 
 
 @router.get(
@@ -58,8 +55,10 @@ def create_source(body: LeadSourceCreate) -> Response[str]:
     summary="The tenant's lead sources, oldest first",
     responses=http.returns(200, "A page", LeadSourcePage),
 )
-def list_sources(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> Response[str]:
-    caller = admin()
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
+def list_sources(
+    caller: Principal, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
+) -> Response[str]:
     page = sources.list_page(caller.tenant_id, limit, cursor)
     result = LeadSourcePage(items=[to_source(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
@@ -70,8 +69,8 @@ def list_sources(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) 
     summary="Read a lead source (never its secret)",
     responses=http.returns(200, "The lead source", LeadSource),
 )
-def get_source(source_id: SourceId) -> Response[str]:
-    caller = admin()
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
+def get_source(caller: Principal, source_id: SourceId) -> Response[str]:
     return _one(200, sources.load(caller.tenant_id, source_id))
 
 
@@ -80,8 +79,8 @@ def get_source(source_id: SourceId) -> Response[str]:
     summary="Change a lead source's name, field map, default tags or default owner",
     responses=http.returns(200, "The lead source", LeadSource),
 )
-def patch_source(source_id: SourceId, body: LeadSourcePatch) -> Response[str]:
-    caller = admin()
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
+def patch_source(caller: Principal, source_id: SourceId, body: LeadSourcePatch) -> Response[str]:
     item = sources.update(caller.tenant_id, source_id, body.changes(), http.if_match(app))
     return _one(200, item)
 
@@ -91,8 +90,8 @@ def patch_source(source_id: SourceId, body: LeadSourcePatch) -> Response[str]:
     summary="Disable a lead source: its deliveries are refused from now on, its log is kept",
     responses={204: {"description": "Disabled (or already disabled)"}},
 )
-def disable_source(source_id: SourceId) -> Response[str]:
-    caller = admin()
+@http.guard(app, Action.LEAD_SOURCE_ADMIN)
+def disable_source(caller: Principal, source_id: SourceId) -> Response[str]:
     sources.disable(caller.tenant_id, source_id, http.if_match(app))
     logger.info("lead source disabled", extra={"source_id": source_id})
     return Response(204, None, "")
@@ -103,16 +102,12 @@ def disable_source(source_id: SourceId) -> Response[str]:
     summary="A new secret, shown once; the previous one still works for 24 hours",
     responses=http.returns(200, "The lead source, with its new secret", LeadSourceWithSecret),
 )
-def rotate_secret(source_id: SourceId) -> Response[str]:
-    caller = admin()
-
-    def run() -> Response[str]:
-        item, secret = sources.rotate(caller.tenant_id, source_id, http.if_match(app))
-        metrics.add_metric(name="LeadSourceSecretRotated", unit=MetricUnit.Count, value=1)
-        logger.info("lead source secret rotated", extra={"source_id": source_id})
-        return _with_secret(200, item, secret)
-
-    return http.once_per_key(app, table, caller, run, redact=_without_secret)
+@http.guard(app, Action.LEAD_SOURCE_ADMIN, idempotency=table, redact=_without_secret)
+def rotate_secret(caller: Principal, source_id: SourceId) -> Response[str]:
+    item, secret = sources.rotate(caller.tenant_id, source_id, http.if_match(app))
+    metrics.add_metric(name="LeadSourceSecretRotated", unit=MetricUnit.Count, value=1)
+    logger.info("lead source secret rotated", extra={"source_id": source_id})
+    return _with_secret(200, item, secret)
 
 
 def _one(status: int, item: Item) -> Response[str]:
@@ -124,10 +119,3 @@ def _with_secret(
 ) -> Response[str]:
     shown = LeadSourceWithSecret.model_validate({**to_source(item).model_dump(), "secret": secret})
     return http.json_response(status, shown, version=item["version"], location=location)
-
-
-def _without_secret(body: str) -> str:
-    """What an Idempotency-Key replay answers: the same source, without its secret."""
-    shown: dict[str, Any] = json.loads(body)
-    shown["secret"] = None
-    return json.dumps(shown)

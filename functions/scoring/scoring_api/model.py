@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.scoring.models import ScoringModel, ScoringModelInput
 from scoring_api.context import app, logger, metrics, models
 
@@ -22,14 +22,14 @@ router = Router()
     summary="The scoring model (the current version, or `?version=` a past one)",
     responses=http.returns(200, "The model", ScoringModel),
 )
+@http.guard(app, Action.SCORING_READ)
 def get_model(
+    caller: Principal,
     version: Annotated[
         int | None,
         Query(ge=0, le=10**9, description="A past version; 0 is the default model."),
     ] = None,
 ) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.SCORING_READ)
     if version is None:
         model = models.current(caller.tenant_id)
     else:
@@ -42,9 +42,8 @@ def get_model(
     summary="Replace the scoring model: a new version (admin, marketing)",
     responses=http.returns(200, "The new version", ScoringModel),
 )
-def put_model(body: ScoringModelInput) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.SCORING_WRITE)
+@http.guard(app, Action.SCORING_WRITE)
+def put_model(caller: Principal, body: ScoringModelInput) -> Response[str]:
     model = models.replace(caller.tenant_id, body, http.if_match(app), http.origin(app, caller))
     metrics.add_metric(name="ScoringModelChanged", unit=MetricUnit.Count, value=1)
     logger.info("scoring model changed", extra={"version": model.version})

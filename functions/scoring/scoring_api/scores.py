@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from crm_core import http
-from crm_core.auth import Action
+from crm_core.auth import Action, Principal
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
 from crm_core.scoring.explain import ContactScore, explain
@@ -29,9 +29,8 @@ JobId = Annotated[Ulid, Path(description="The job's id (a ULID).")]
         308: {"description": "Merged into the contact named by Location"},
     },
 )
-def get_score(contact_id: ContactId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.CONTACT_READ)
+@http.guard(app, Action.CONTACT_READ)
+def get_score(caller: Principal, contact_id: ContactId) -> Response[str]:
     return http.json_response(200, explain(table, caller.tenant_id, contact_id))
 
 
@@ -40,9 +39,10 @@ def get_score(contact_id: ContactId) -> Response[str]:
     summary="Re-score jobs, newest first (one per model version)",
     responses=http.returns(200, "A page", JobPage),
 )
-def list_jobs(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.SCORING_READ)
+@http.guard(app, Action.SCORING_READ)
+def list_jobs(
+    caller: Principal, limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None
+) -> Response[str]:
     page = jobs.list(caller.tenant_id, limit, cursor)
     result = JobPage(items=[to_job(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
@@ -60,19 +60,14 @@ def list_jobs(limit: http.Limit = DEFAULT_LIMIT, cursor: http.Cursor = None) -> 
         **http.returns(200, "The job of this scope already running", ScoringJob),
     },
 )
-def post_job(body: JobRequest) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.SCORING_WRITE)
-
-    def run() -> Response[str]:
-        version = models.current(caller.tenant_id).version
-        origin = http.origin(app, caller)
-        job, started = jobs.request(caller.tenant_id, version, body.scope, origin)
-        what = "re-score job requested" if started else "re-score job already running"
-        logger.info(what, extra={"job_id": job.id, "scope": job.scope})
-        return http.json_response(202 if started else 200, job, location=f"/scoring/jobs/{job.id}")
-
-    return http.once_per_key(app, table, caller, run)
+@http.guard(app, Action.SCORING_WRITE, idempotency=table)
+def post_job(caller: Principal, body: JobRequest) -> Response[str]:
+    version = models.current(caller.tenant_id).version
+    origin = http.origin(app, caller)
+    job, started = jobs.request(caller.tenant_id, version, body.scope, origin)
+    what = "re-score job requested" if started else "re-score job already running"
+    logger.info(what, extra={"job_id": job.id, "scope": job.scope})
+    return http.json_response(202 if started else 200, job, location=f"/scoring/jobs/{job.id}")
 
 
 @router.get(
@@ -80,7 +75,6 @@ def post_job(body: JobRequest) -> Response[str]:
     summary="A re-score job's progress",
     responses=http.returns(200, "The job", ScoringJob),
 )
-def get_job(job_id: JobId) -> Response[str]:
-    caller = http.caller(app)
-    caller.require(Action.SCORING_READ)
+@http.guard(app, Action.SCORING_READ)
+def get_job(caller: Principal, job_id: JobId) -> Response[str]:
     return http.json_response(200, jobs.get(caller.tenant_id, job_id))
