@@ -20,7 +20,7 @@ import gc
 gc.disable()
 
 import os  # noqa: E402
-import uuid  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
@@ -36,32 +36,17 @@ from crm_core.campaigns.dispatch import (  # noqa: E402
 from crm_core.clients import client  # noqa: E402
 from crm_core.events.campaigns import CampaignResumed, CampaignSendRequested  # noqa: E402
 from crm_core.events.consumer import EventConsumer  # noqa: E402
+from crm_core.invocation import Invocation  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 sqs = client("sqs")
 dispatcher = Dispatcher(table, sqs, os.environ["SEND_QUEUE_URL"], logger)
 consumer = EventConsumer(PRODUCER, table, logger)
+invocation = Invocation(default_ms=300_000)
 
 gc.enable()
 gc.freeze()
-
-
-class _Invocation:
-    """The Lambda context of the invocation in hand: the run's id (the request id, which
-    Lambda keeps across the retries of an asynchronous invocation) and its time left."""
-
-    context: Any = None
-
-    @classmethod
-    def run(cls) -> Run:
-        context = cls.context
-        run_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-        return Run(run_id=run_id, time_left_ms=cls.time_left_ms)
-
-    @classmethod
-    def time_left_ms(cls) -> int:
-        return int(cls.context.get_remaining_time_in_millis()) if cls.context else 300_000
 
 
 def _report(outcome: Outcome) -> dict[str, Any]:
@@ -77,31 +62,36 @@ def _report(outcome: Outcome) -> dict[str, Any]:
 @consumer.on(CampaignSendRequested)
 def send_requested(event: CampaignSendRequested) -> dict[str, Any]:
     data = event.data
-    return _report(
-        dispatcher.dispatch(event.tenant_id, data.campaign_id, data.dispatch_id, _Invocation.run())
-    )
+    return _report(dispatcher.dispatch(event.tenant_id, data.campaign_id, data.dispatch_id, _run()))
 
 
 @consumer.on(CampaignResumed)
 def resumed(event: CampaignResumed) -> dict[str, Any]:
     data = event.data
     outcome = dispatcher.dispatch(
-        event.tenant_id, data.campaign_id, data.dispatch_id, _Invocation.run(), resume=True
+        event.tenant_id, data.campaign_id, data.dispatch_id, _run(), resume=True
     )
     return _report(outcome)
 
 
-def _due(event: dict[str, Any]) -> dict[str, Any]:
-    due = CampaignDue.model_validate(event)
+def _run() -> Run:
+    """This invocation's run: the request id (kept across Lambda's retries) and time left."""
+    return Run(run_id=invocation.request_id(), time_left_ms=invocation.time_left_ms)
+
+
+def _is_due(event: Mapping[str, Any]) -> bool:
+    return event.get("kind") == "campaign_due"
+
+
+@consumer.on_outside("campaign schedule", _is_due, CampaignDue.model_validate)
+def campaign_due(due: CampaignDue) -> dict[str, Any]:
     logger.append_keys(tenant_id=due.tenant_id, campaign_id=due.campaign_id)
-    return _report(dispatcher.due(due, _Invocation.run()))
+    return _report(dispatcher.due(due, _run()))
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    _Invocation.context = context
-    if event.get("kind") == "campaign_due":
-        return _due(event)
+    invocation.begin(context)
     return consumer.handle(event, context)

@@ -34,9 +34,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.campaigns import send_rate  # noqa: E402
 from crm_core.campaigns.recipients import SendBatch  # noqa: E402
-from crm_core.campaigns.sending import OutOfTime, Sender, SendLater  # noqa: E402
+from crm_core.campaigns.sending import Sender, SendLater  # noqa: E402
 from crm_core.campaigns.unsubscribe_tokens import TokenKey  # noqa: E402
 from crm_core.clients import NO_RETRY_CONFIG, client  # noqa: E402
+from crm_core.invocation import Invocation, OutOfTime  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
@@ -54,17 +55,10 @@ sender = Sender(
 # Every message is reported on its own, even when all of them fail (the same retries as a
 # failed invocation, with the reasons logged per message).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+invocation = Invocation(default_ms=120_000)
 
 gc.enable()
 gc.freeze()
-
-
-class _Invocation:
-    context: Any = None
-
-    @classmethod
-    def time_left_ms(cls) -> int:
-        return int(cls.context.get_remaining_time_in_millis()) if cls.context else 120_000
 
 
 _METRICS = {"sent": "EmailsSent", "skipped": "EmailsSkipped", "failed": "EmailsFailed"}
@@ -75,7 +69,7 @@ def send_message(record: SQSRecord) -> dict[str, Any]:
     batch = SendBatch.model_validate_json(record.body)
     logger.append_keys(tenant_id=batch.tenant_id, campaign_id=batch.campaign_id)
     try:
-        result = sender.send(batch, _Invocation.time_left_ms)
+        result = sender.send(batch, invocation.time_left_ms)
     except (SendLater, OutOfTime) as later:
         metrics.add_metric(name="SendBatchesDeferred", unit=MetricUnit.Count, value=1)
         logger.warning("the message waits for its redelivery", extra={"why": str(later)})
@@ -95,7 +89,7 @@ def send_message(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    _Invocation.context = context
+    invocation.begin(context)
     sender.begin()
     return process_partial_response(
         event=event, record_handler=send_message, processor=processor, context=context

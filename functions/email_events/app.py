@@ -23,6 +23,7 @@ import gc
 # Cold start: collect once after init, not during botocore's imports (docs/decisions.md, 3).
 gc.disable()
 
+from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
@@ -33,9 +34,10 @@ from crm_core.campaigns.engagement import (  # noqa: E402
     SES_SOURCE,
     Engagement,
     Outcome,
+    SesEvent,
     parse_ses,
 )
-from crm_core.events.consumer import EventConsumer, PoisonEvent  # noqa: E402
+from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.events.contacts import ContactUnsubscribed  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 
@@ -62,23 +64,19 @@ def contact_unsubscribed(event: ContactUnsubscribed) -> dict[str, Any]:
     return summary
 
 
-def ses_event(event: dict[str, Any]) -> dict[str, Any]:
-    try:
-        ses = parse_ses(event.get("detail"))
-    except PoisonEvent as poison:
-        logger.error(
-            "poison event",
-            extra={
-                "source": event.get("source"),
-                "detail_type": event.get("detail-type"),
-                "eventbridge_id": event.get("id"),
-                "reason": str(poison),
-            },
-        )
-        raise
+def _is_ses(event: Mapping[str, Any]) -> bool:
+    return event.get("source") == SES_SOURCE
+
+
+def _ses_record(event: Mapping[str, Any]) -> SesEvent:
+    return parse_ses(event.get("detail"))
+
+
+@consumer.on_outside("SES event", _is_ses, _ses_record)
+def ses_event(ses: SesEvent) -> dict[str, Any]:
     # Every event of one email shares its message id: the correlation id of its lines.
     logger.set_correlation_id(ses.mail.message_id)
-    logger.append_keys(ses_event_type=ses.event_type, eventbridge_id=event.get("id"))
+    logger.append_keys(ses_event_type=ses.event_type)
     applied = engagement.apply(ses, correlation_id=ses.mail.message_id)
     summary = applied.summary()
     if applied.outcome == Outcome.NOT_OURS:
@@ -105,6 +103,4 @@ def ses_event(event: dict[str, Any]) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    if event.get("source") == SES_SOURCE:
-        return ses_event(event)
     return consumer.handle(event, context)

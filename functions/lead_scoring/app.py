@@ -30,6 +30,7 @@ from crm_core.events.scoring import (  # noqa: E402
     ScoringJobProgressed,
     ScoringModelChanged,
 )
+from crm_core.invocation import Invocation  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 from crm_core.scoring.jobs import JobStatus, JobStore  # noqa: E402
 from crm_core.scoring.rescore import Rescorer, RunResult  # noqa: E402
@@ -41,19 +42,10 @@ scorer = Scorer(table)
 jobs = JobStore(table)
 rescorer = Rescorer(table, scorer)
 consumer = EventConsumer(PRODUCER, table, logger)
+invocation = Invocation(default_ms=60_000)  # a job run stops when time runs low
 
 gc.enable()
 gc.freeze()
-
-
-class _Invocation:
-    """The Lambda context of the invocation in hand: a job run stops when time runs low."""
-
-    context: Any = None
-
-    @classmethod
-    def time_left_ms(cls) -> int:
-        return int(cls.context.get_remaining_time_in_millis()) if cls.context else 60_000
 
 
 def _report(scored: Scored | None, what: str) -> dict[str, Any]:
@@ -120,7 +112,7 @@ def job_progressed(event: ScoringJobProgressed) -> dict[str, Any]:
 
 def _run(event: DomainEvent, job_id: str) -> dict[str, Any]:
     result: RunResult = rescorer.run(
-        event.tenant_id, job_id, _Invocation.time_left_ms, _origin(event)
+        event.tenant_id, job_id, invocation.time_left_ms, _origin(event)
     )
     metrics.add_metric(name="ContactsRescored", unit=MetricUnit.Count, value=result.rescored)
     summary = {
@@ -142,5 +134,5 @@ def _origin(event: DomainEvent) -> Origin:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    _Invocation.context = context
+    invocation.begin(context)
     return consumer.handle(event, context)

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.activities.store import ActivityStore  # noqa: E402
 from crm_core.clock import now_iso  # noqa: E402
+from crm_core.invocation import OutOfTime  # noqa: E402
 from crm_core.runtime import function_runtime  # noqa: E402
 
 # Stop reporting while this much time is left: enough to finish the task at hand (one
@@ -33,10 +34,6 @@ store = ActivityStore(table)
 
 gc.enable()
 gc.freeze()
-
-
-class OutOfTime(RuntimeError):
-    """The run stopped before reporting every overdue task: the retry goes on from there."""
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -186,3 +186,64 @@ def _logger() -> Any:
     from aws_lambda_powertools import Logger
 
     return Logger(service="test")
+
+
+# Outside sources (SES events, a Scheduler's payload) ---------------------------------------
+class _Due:
+    """An outside payload's model, as the dispatcher's schedule payload."""
+
+    def __init__(self, campaign_id: str) -> None:
+        self.campaign_id = campaign_id
+
+    @classmethod
+    def parse(cls, event: Any) -> _Due:
+        from pydantic import BaseModel
+
+        class Payload(BaseModel):
+            kind: str
+            campaign_id: str
+
+        return cls(Payload.model_validate(event).campaign_id)
+
+
+def _outside_consumer(table: Any, stream: io.StringIO, seen: list[Any]) -> EventConsumer:
+    from aws_lambda_powertools import Logger
+
+    consumer = EventConsumer(
+        "outside", table, Logger(service=f"outside-{time.monotonic_ns()}", stream=stream)
+    )
+    consumer.on(events.ContactCreated)(lambda event: seen.append(("domain", event.event_id)))
+
+    @consumer.on_outside("schedule", lambda e: e.get("kind") == "due", _Due.parse)
+    def due(payload: _Due) -> str:
+        seen.append(("due", payload.campaign_id))
+        return payload.campaign_id
+
+    return consumer
+
+
+def test_an_outside_payload_goes_to_its_handler_with_no_idempotency_record(table: Any) -> None:
+    seen: list[Any] = []
+    consumer = _outside_consumer(table, io.StringIO(), seen)
+    assert handle(consumer, {"kind": "due", "campaign_id": "c1"}) == "c1"
+    assert handle(consumer, {"kind": "due", "campaign_id": "c1"}) == "c1"
+    detail = created()
+    handle(consumer, bus_event(detail))
+    assert seen == [("due", "c1"), ("due", "c1"), ("domain", detail["metadata"]["event_id"])]
+    assert tenant_items(table, "acme") != []  # the domain event's record only
+    assert all("c1" not in json.dumps(item) for item in tenant_items(table, "acme"))
+
+
+def test_an_outside_payload_its_parser_refuses_is_logged_once_as_poison(table: Any) -> None:
+    from pydantic import ValidationError
+
+    stream, seen = io.StringIO(), []
+    consumer = _outside_consumer(table, stream, seen)
+    with pytest.raises(ValidationError):
+        handle(consumer, {"kind": "due", "campaign": "c1", "secret": "do-not-log"})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    poison = [line for line in lines if line["message"] == "poison event"]
+    assert len(poison) == 1, lines
+    assert poison[0]["reason"] == "1 error(s): campaign_id: Field required"
+    assert "do-not-log" not in stream.getvalue()
+    assert seen == []

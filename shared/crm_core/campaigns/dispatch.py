@@ -85,6 +85,7 @@ from crm_core.clock import format_iso, now_iso
 from crm_core.dynamo import Item, from_item
 from crm_core.errors import Conflict, NotFound
 from crm_core.events.envelope import Origin
+from crm_core.invocation import OutOfTime
 from crm_core.table import (
     MAX_BATCH_GET_KEYS,
     MAX_TRANSACTION_ITEMS,
@@ -138,10 +139,6 @@ class CampaignDue(BaseModel):
 
 class LeaseHeld(RuntimeError):
     """Another run of this dispatch holds the lease: Lambda retries this one later."""
-
-
-class OutOfTime(RuntimeError):
-    """The invocation's time ran low: the retry goes on from what is written."""
 
 
 class EnqueueFailed(RuntimeError):

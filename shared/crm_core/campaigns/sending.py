@@ -90,6 +90,7 @@ from crm_core.contacts.models import EmailConsent
 from crm_core.dynamo import Item
 from crm_core.errors import NotFound, Unprocessable
 from crm_core.events.envelope import Origin
+from crm_core.invocation import OutOfTime
 from crm_core.table import Table, TransactionCancelled
 
 PRODUCER = "campaign_sender"
@@ -126,10 +127,6 @@ RETRYABLE_SES_ERRORS = frozenset(
 
 class SendLater(RuntimeError):
     """SES could not take the message now: its delivery fails, SQS delivers it again."""
-
-
-class OutOfTime(RuntimeError):
-    """Too little of the invocation is left to claim another recipient."""
 
 
 class NoEmailSettings(RuntimeError):

@@ -6,6 +6,10 @@
     def score_new_contact(event: ContactCreated) -> None:
         ...
 
+    @consumer.on_outside("SES event", lambda e: e.get("source") == "aws.ses", parse_ses)
+    def ses_event(ses: SesEvent) -> None:      # a payload that is not a domain event
+        ...
+
     def handler(event, context):              # the Lambda handler
         return consumer.handle(event, context)
 
@@ -19,11 +23,16 @@ For each EventBridge event delivered, `handle`:
   delivery gets the first run's result; a concurrent one, while the first still runs, is
   refused with `EventInProgress` and retried later by Lambda; a handler that raises leaves
   no record, so the retry runs it again.
+
+An outside source (SES's events on the default bus, a Scheduler's payload) is matched by
+its own test and parsed by its own parser; its handler runs without an idempotency record
+(it guards its own writes) and a payload its parser refuses is logged as poison, as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -37,7 +46,22 @@ from crm_core.table import Table
 RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 E = TypeVar("E", bound=DomainEvent)
+P = TypeVar("P")
 Handler = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Outside:
+    name: str
+    matches: Callable[[Mapping[str, Any]], bool]
+    parse: Callable[[Mapping[str, Any]], Any]
+    handler: Handler
+
+
+def _errors(error: ValidationError) -> str:
+    return f"{error.error_count()} error(s): " + "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+    )
 
 
 class PoisonEvent(ValueError):
@@ -62,6 +86,7 @@ class EventConsumer:
         self.logger = logger
         self.record_ttl_seconds = record_ttl_seconds
         self._handlers: dict[tuple[str, str], tuple[type[DomainEvent], Handler]] = {}
+        self._outside: list[_Outside] = []
         self._store: Any = None
 
     # Subscriptions --------------------------------------------------------------------
@@ -71,6 +96,21 @@ class EventConsumer:
             if name in self._handlers:
                 raise ValueError(f"{self.name}: two handlers for {event_type.DETAIL_TYPE}")
             self._handlers[name] = (event_type, function)
+            return function
+
+        return register
+
+    def on_outside(
+        self,
+        name: str,
+        matches: Callable[[Mapping[str, Any]], bool],
+        parse: Callable[[Mapping[str, Any]], P],
+    ) -> Callable[[Callable[[P], Any]], Callable[[P], Any]]:
+        """A handler for payloads that are not domain events: those `matches` accepts are
+        parsed by `parse` (which raises PoisonEvent or a ValidationError on a bad one)."""
+
+        def register(function: Callable[[P], Any]) -> Callable[[P], Any]:
+            self._outside.append(_Outside(name, matches, parse, function))
             return function
 
         return register
@@ -89,25 +129,17 @@ class EventConsumer:
         try:
             return found[0].model_validate(event.get("detail"))
         except ValidationError as error:
-            raise PoisonEvent(
-                f"{detail_type} does not match its model: {error.error_count()} error(s): "
-                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            ) from None
+            raise PoisonEvent(f"{detail_type} does not match its model: {_errors(error)}") from None
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> Any:
-        """Process one EventBridge event (the Lambda handler's body)."""
+        """Process one EventBridge event or outside payload (the Lambda handler's body)."""
+        outside = next((o for o in self._outside if o.matches(event)), None)
+        if outside is not None:
+            return self._handle_outside(outside, event)
         try:
             typed = self.parse(event)
         except PoisonEvent as poison:
-            self.logger.error(
-                "poison event",
-                extra={
-                    "source": event.get("source"),
-                    "detail_type": event.get("detail-type"),
-                    "eventbridge_id": event.get("id"),
-                    "reason": str(poison),
-                },
-            )
+            self._log_poison(event, poison)
             raise
         metadata = typed.metadata
         self.logger.set_correlation_id(metadata.correlation_id)
@@ -119,6 +151,28 @@ class EventConsumer:
         )
         run = self._handlers[(typed.SOURCE, typed.DETAIL_TYPE)][1]
         return self._once(typed, run, context)
+
+    def _handle_outside(self, outside: _Outside, event: Mapping[str, Any]) -> Any:
+        try:
+            payload = outside.parse(event)
+        except (PoisonEvent, ValidationError) as poison:
+            self._log_poison(event, poison)
+            raise
+        if event.get("id"):
+            self.logger.append_keys(eventbridge_id=event.get("id"))
+        return outside.handler(payload)
+
+    def _log_poison(self, event: Mapping[str, Any], reason: Exception) -> None:
+        self.logger.error(
+            "poison event",
+            extra={
+                "source": event.get("source"),
+                "detail_type": event.get("detail-type"),
+                "eventbridge_id": event.get("id"),
+                # A model's own message would quote the input values: only where and why.
+                "reason": _errors(reason) if isinstance(reason, ValidationError) else str(reason),
+            },
+        )
 
     def _once(self, typed: DomainEvent, run: Handler, context: Any) -> Any:
         from aws_lambda_powertools.utilities.idempotency import (
