@@ -424,7 +424,7 @@ class InProcess:
 
     def history_of(self, tenant: str, contact_id: str, past: int) -> dict[str, Any]:
         from crm_core import keys
-        from crm_core.scoring.state import ScoreState
+        from crm_core.scores.state import ScoreState
 
         seeded_s = self.seed(tenant, contact_id, past)
         rounds = []

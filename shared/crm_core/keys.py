@@ -57,7 +57,7 @@ def contacts_by_updated(tenant_id: str) -> str:
 
 def contacts_by_stage(tenant_id: str, stage: str, rank: str = "0.0:0") -> str:
     """GSI2 partition: contacts of one lifecycle stage in one scoring rank (`<half-life>:<fit>`,
-    see `crm_core.scoring.state`), ordered by engagement. A stage's contacts are the union
+    see `crm_core.scores.state`), ordered by engagement. A stage's contacts are the union
     of its ranks; the ranks a tenant has are kept in `scoring_ranks`."""
     return f"T#{tenant_id}#STAGE#{stage}#R#{rank}"
 

@@ -425,7 +425,7 @@ ROWS: list[Row] = [
         },
     ),
     Row("cursor-nested-deep", "GET", "/contacts", 400, query={"cursor": b64(b"[" * 1536)}),
-    # The ranked list's own cursor (crm_core/scoring/ranking.py) reads JSON strictly too.
+    # The ranked list's own cursor (crm_core/scores/ranking.py) reads JSON strictly too.
     Row(
         "score-cursor-nested-deep",
         "GET",

@@ -28,10 +28,10 @@ from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item, key_attrs
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
-from crm_core.scoring.decay import DAY
+from crm_core.scores.decay import DAY
+from crm_core.scores.state import ScoreState
 from crm_core.scoring.explain import CHANGES_SHOWN, explain
 from crm_core.scoring.models import DEFAULT_MODEL
-from crm_core.scoring.state import ScoreState
 from crm_core.table import Table
 from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User

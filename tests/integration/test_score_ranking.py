@@ -1,4 +1,4 @@
-"""A stage's contacts highest score first (crm_core/scoring/ranking.py), against brute force.
+"""A stage's contacts highest score first (crm_core/scores/ranking.py), against brute force.
 
 Worlds of contacts are scored by the real scorer (fit, positive and negative engagement,
 activities at varied past times, caps) under three model versions one after the other,
@@ -39,12 +39,12 @@ from crm_core.dynamo import Item
 from crm_core.events.activities import ActivityData, ActivityFacts, ActivityLogged
 from crm_core.events.contacts import ContactCreated
 from crm_core.events.envelope import Origin
-from crm_core.scoring import decay, ranking
+from crm_core.scores import decay, ranking
+from crm_core.scores.ranking import contacts_by_score
+from crm_core.scores.state import ScoreState, rank_of
 from crm_core.scoring.models import ScoringModelInput
-from crm_core.scoring.ranking import contacts_by_score
 from crm_core.scoring.rules import Activity
 from crm_core.scoring.scorer import Scorer
-from crm_core.scoring.state import ScoreState, rank_of
 from crm_core.scoring.store import ModelStore
 from crm_core.table import Table
 from tests.support.activities import Stores

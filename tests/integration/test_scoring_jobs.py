@@ -24,9 +24,9 @@ from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item, key_attrs
 from crm_core.pagination import ListQuery
-from crm_core.scoring.decay import DAY
+from crm_core.scores.decay import DAY
+from crm_core.scores.state import ScoreState
 from crm_core.scoring.rescore import STOP_MARGIN_MS
-from crm_core.scoring.state import ScoreState
 from crm_core.table import Table
 from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User

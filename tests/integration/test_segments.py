@@ -30,7 +30,7 @@ from crm_core.contacts.models import LifecycleStage
 from crm_core.dynamo import from_item, to_attr
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
-from crm_core.scoring.state import rank_of
+from crm_core.scores.state import rank_of
 from tests.support.api import Api, LambdaContext, Reply, User
 from tests.support.checks import assert_problem, table_items, tenant_items
 from tests.support.events import delivered

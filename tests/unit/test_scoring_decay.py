@@ -1,4 +1,4 @@
-"""The decay of engagement (crm_core/scoring/decay.py): what an index of stored values
+"""The decay of engagement (crm_core/scores/decay.py): what an index of stored values
 must be able to rely on, at any moment and over any span of years."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from crm_core.scoring import decay
-from crm_core.scoring.decay import NONE, Engagement
+from crm_core.scores import decay
+from crm_core.scores.decay import NONE, Engagement
 
 TEN_YEARS = 10 * 365.25 * decay.DAY
 half_lives = st.sampled_from([1.0, 7.0, 30.0, 90.0, 365.0]) | st.floats(0.5, 3650)

@@ -1,4 +1,4 @@
-"""A contact's score as its item keeps it (crm_core/scoring/state.py): the `scoring` map
+"""A contact's score as its item keeps it (crm_core/scores/state.py): the `scoring` map
 read back as written, ranks read back as named, index keys in score order."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from crm_core.dynamo import from_item, to_item
-from crm_core.scoring import decay, ranking
-from crm_core.scoring.decay import NONE, Engagement
-from crm_core.scoring.state import (
+from crm_core.scores import decay, ranking
+from crm_core.scores.decay import NONE, Engagement
+from crm_core.scores.state import (
     ScoreState,
     parse_rank,
     rank,

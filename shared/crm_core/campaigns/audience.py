@@ -24,8 +24,8 @@ from crm_core.campaigns.segments import SegmentFilter
 from crm_core.contacts.models import LifecycleStage
 from crm_core.dynamo import Item
 from crm_core.pagination import ListQuery
-from crm_core.scoring.ranking import lowest_key
-from crm_core.scoring.state import parse_rank, ranks_in
+from crm_core.scores.ranking import lowest_key
+from crm_core.scores.state import parse_rank, ranks_in
 from crm_core.table import Table
 
 PAGE = 200  # items per Query page (each page is also under DynamoDB's 1 MB)

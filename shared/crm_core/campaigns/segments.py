@@ -35,7 +35,7 @@ from crm_core.fields import (
     UserId,
     UtcDateTime,
 )
-from crm_core.scoring.state import score_now
+from crm_core.scores.state import score_now
 
 MAX_SCORE = 1e9
 MAX_COUNTRIES = 250  # ISO 3166 has 249 codes

@@ -8,7 +8,7 @@ from typing import Any
 from crm_core import keys
 from crm_core.dynamo import Item
 from crm_core.errors import Conflict, Moved, NotFound
-from crm_core.scoring import state as scoring
+from crm_core.scores import state as scoring
 from crm_core.table import Table
 
 # A merged contact's id redirects to the contact it was merged into, which may be merged in
@@ -75,7 +75,7 @@ def load_contact_for_write(table: Table, tenant_id: str, contact_id: str) -> Ite
 
 def index_keys(item: Item) -> dict[str, Any]:
     """The GSI attributes that follow from a contact's fields (absent ones keep indexes
-    sparse). GSI2 ranks it within its stage by its score (`crm_core.scoring.state`)."""
+    sparse). GSI2 ranks it within its stage by its score (`crm_core.scores.state`)."""
     tenant, cid = item["tenant_id"], item["id"]
     owner, company = item.get("owner_id"), item.get("company_id")
     return {

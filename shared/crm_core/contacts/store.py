@@ -38,8 +38,8 @@ from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
-from crm_core.scoring.ranking import contacts_by_score
-from crm_core.scoring.state import score_now
+from crm_core.scores.ranking import contacts_by_score
+from crm_core.scores.state import score_now
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 CONTACT = keys.CONTACT_ITEM
@@ -423,7 +423,7 @@ class ContactStore:
         min_score: float | None = None,
     ) -> Page:
         """The stage's contacts, highest score first (and at least `min_score`): one GetItem
-        and a Query per score rank (crm_core/scoring/ranking.py)."""
+        and a Query per score rank (crm_core/scores/ranking.py)."""
         return contacts_by_score(
             self.table, tenant_id, stage, limit, cursor, min_score, clock=time.time
         )

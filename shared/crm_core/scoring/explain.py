@@ -19,8 +19,8 @@ from crm_core.errors import NotFound
 from crm_core.events.scoring import RulePoints, ScoreCause
 from crm_core.fields import OUTPUT_MODEL
 from crm_core.pagination import ListQuery
+from crm_core.scores.state import ScoreState
 from crm_core.scoring.models import BehaviourRule, FitRule, ScoringModel, Thresholds
-from crm_core.scoring.state import ScoreState
 from crm_core.scoring.store import ModelStore, default_model
 from crm_core.table import Table
 

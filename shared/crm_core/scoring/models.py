@@ -20,7 +20,7 @@ from crm_core.activities.models import (
     TaskStatus,
 )
 from crm_core.fields import INPUT_MODEL, MAX_SAFE_INTEGER, OUTPUT_MODEL, WHOLE, Storable
-from crm_core.scoring.decay import MAX_HALF_LIFE, MIN_HALF_LIFE
+from crm_core.scores.decay import MAX_HALF_LIFE, MIN_HALF_LIFE
 
 MAX_RULES = 100
 MAX_POINTS = 1000

@@ -26,6 +26,7 @@ from crm_core.errors import NotFound
 from crm_core.events.envelope import Origin
 from crm_core.events.scoring import ScoreCause
 from crm_core.pagination import ListQuery
+from crm_core.scores.state import ScoreState
 from crm_core.scoring.jobs import (
     JOB_ITEM,
     RESUME,
@@ -37,7 +38,6 @@ from crm_core.scoring.jobs import (
     unmoved,
 )
 from crm_core.scoring.scorer import Scorer
-from crm_core.scoring.state import ScoreState
 from crm_core.table import Page, Table, TransactionCancelled
 
 PAGE_SIZE = 25

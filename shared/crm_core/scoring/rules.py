@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_core.scoring import decay
+from crm_core.scores import decay
+from crm_core.scores.state import CAP_DAYS_KEPT, ScoreState
 from crm_core.scoring.models import BehaviourRule, FitRule, Operator, ScoringModel
-from crm_core.scoring.state import CAP_DAYS_KEPT, ScoreState
 
 
 @dataclass(frozen=True)

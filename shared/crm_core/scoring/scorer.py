@@ -32,14 +32,14 @@ from crm_core.events.scoring import (
     ScoreCause,
 )
 from crm_core.ids import new_ulid
-from crm_core.scoring.models import ScoringModel
-from crm_core.scoring.rules import Activity, Earned, earn, epoch_of, fit_of
-from crm_core.scoring.state import (
+from crm_core.scores.state import (
     MAX_REBUILT_IDS,
     REBUILD_WINDOW_SECONDS,
     ScoreState,
     ranks_in,
 )
+from crm_core.scoring.models import ScoringModel
+from crm_core.scoring.rules import Activity, Earned, earn, epoch_of, fit_of
 from crm_core.scoring.store import default_model, to_model
 from crm_core.table import Table, TransactionCancelled, read_modify_write
 

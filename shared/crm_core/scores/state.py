@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from crm_core.scoring import decay
-from crm_core.scoring.decay import Engagement
+from crm_core.scores import decay
+from crm_core.scores.decay import Engagement
 
 ATTRIBUTE = "scoring"
 # Days of per-day cap counts kept per rule: an activity logged later for an older day

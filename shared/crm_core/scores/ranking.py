@@ -26,8 +26,8 @@ from crm_core import keys, strict_json
 from crm_core.dynamo import Item
 from crm_core.errors import BadRequest
 from crm_core.pagination import ListQuery
-from crm_core.scoring import decay
-from crm_core.scoring.state import parse_rank, ranks_in
+from crm_core.scores import decay
+from crm_core.scores.state import parse_rank, ranks_in
 from crm_core.table import Page, Table
 
 LIST_NAME = "contacts-by-score"
