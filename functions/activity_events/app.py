@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 from crm_core.activities.store import ActivityStore  # noqa: E402
 from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.events.contacts import ContactDeleted, ContactMerged  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 store = ActivityStore(table)
@@ -57,8 +57,6 @@ def delete_activities(event: ContactDeleted) -> dict[str, int]:
     return {"deleted": deleted}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return consumer.handle(event, context)

@@ -37,7 +37,7 @@ from crm_core.clients import client  # noqa: E402
 from crm_core.events.campaigns import CampaignResumed, CampaignSendRequested  # noqa: E402
 from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.invocation import Invocation  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 sqs = client("sqs")
@@ -89,9 +89,7 @@ def campaign_due(due: CampaignDue) -> dict[str, Any]:
     return _report(dispatcher.due(due, _run()))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     invocation.begin(context)
     return consumer.handle(event, context)

@@ -38,7 +38,7 @@ from crm_core.campaigns.sending import Sender, SendLater  # noqa: E402
 from crm_core.campaigns.unsubscribe_tokens import TokenKey  # noqa: E402
 from crm_core.clients import NO_RETRY_CONFIG, client  # noqa: E402
 from crm_core.invocation import Invocation, OutOfTime  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 token_key = TokenKey(lambda: client("kms"), os.environ["UNSUBSCRIBE_KEY_ID"])
@@ -85,9 +85,7 @@ def send_message(record: SQSRecord) -> dict[str, Any]:
     return summary
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     invocation.begin(context)
     sender.begin()

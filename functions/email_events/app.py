@@ -39,7 +39,7 @@ from crm_core.campaigns.engagement import (  # noqa: E402
 )
 from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.events.contacts import ContactUnsubscribed  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 engagement = Engagement(table)
@@ -99,8 +99,6 @@ def ses_event(ses: SesEvent) -> dict[str, Any]:
     return summary
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return consumer.handle(event, context)

@@ -22,7 +22,7 @@ from crm_core.events.consumer import EventConsumer  # noqa: E402
 from crm_core.events.leads import LeadReceived  # noqa: E402
 from crm_core.leads.models import LeadStatus  # noqa: E402
 from crm_core.leads.processor import LeadProcessor  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 logger, tracer, metrics, settings, table = function_runtime()
 processor = LeadProcessor(table)
@@ -55,8 +55,6 @@ def process_lead(event: LeadReceived) -> dict[str, Any]:
     return outcome.summary()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return consumer.handle(event, context)

@@ -31,7 +31,7 @@ from crm_core.events.scoring import (  # noqa: E402
     ScoringModelChanged,
 )
 from crm_core.invocation import Invocation  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 from crm_core.scoring.jobs import JobStatus, JobStore  # noqa: E402
 from crm_core.scoring.rescore import Rescorer, RunResult  # noqa: E402
 from crm_core.scoring.rules import Activity  # noqa: E402
@@ -130,9 +130,7 @@ def _origin(event: DomainEvent) -> Origin:
     return Origin.system(PRODUCER, event.metadata.correlation_id)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     invocation.begin(context)
     return consumer.handle(event, context)

@@ -18,6 +18,7 @@ from typing import Any  # noqa: E402
 from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
+from crm_core.runtime import entry  # noqa: E402
 from lead_webhook_api.context import intake, logger, metrics, table, tracer  # noqa: E402, F401
 from lead_webhook_api.delivery import deliver  # noqa: E402
 
@@ -25,10 +26,6 @@ gc.enable()
 gc.freeze()
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return deliver(event)

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crm_core.clients import client
 from crm_core.events.forwarding import Outgoing, is_outbox_insert, outgoing_from_record, publish
+from crm_core.runtime import entry
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
@@ -27,9 +28,7 @@ events = client("events")
 BUS_NAME = os.environ["EVENT_BUS_NAME"]
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or []
     outgoing: list[Outgoing] = []

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 from crm_core.activities.store import ActivityStore  # noqa: E402
 from crm_core.clock import now_iso  # noqa: E402
 from crm_core.invocation import OutOfTime  # noqa: E402
-from crm_core.runtime import function_runtime  # noqa: E402
+from crm_core.runtime import entry, function_runtime  # noqa: E402
 
 # Stop reporting while this much time is left: enough to finish the task at hand (one
 # transaction) and flush logs and metrics, far from the function's timeout.
@@ -36,9 +36,7 @@ gc.enable()
 gc.freeze()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry(logger, tracer, metrics)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     logger.append_keys(scheduled_time=event.get("time"), rule=(event.get("resources") or [None])[0])
     stopped = False

@@ -322,11 +322,9 @@ def api_handler(
     screened before the resolver parses them; the tenant's request quota, if any."""
     from aws_lambda_powertools.logging import correlation_paths
 
-    @logger.inject_lambda_context(
-        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-    )
-    @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics
+    from crm_core.runtime import entry
+
+    @entry(logger, tracer, metrics, correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         keys = log_keys(event)
         logger.append_keys(**keys)
@@ -341,4 +339,4 @@ def api_handler(
         response: dict[str, Any] = app.resolve(event, context)
         return response
 
-    return handler  # type: ignore[no-any-return]
+    return handler

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -37,3 +38,28 @@ def function_runtime() -> Runtime:
         settings=settings,
         table=Table(dynamodb_client(), settings.table_name),
     )
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def entry(
+    logger: Logger, tracer: Tracer, metrics: Metrics, *, correlation_id_path: str | None = None
+) -> Callable[[H], H]:
+    """Every Lambda handler's Powertools, in one decorator: each invocation's logs keyed
+    afresh (and by `correlation_id_path` of the event, if given), a trace without the
+    response (it holds personal data), and the invocation's metrics flushed.
+
+        @entry(logger, tracer, metrics)
+        def handler(event, context): ...
+    """
+
+    def decorate(handler: H) -> H:
+        measured = metrics.log_metrics(handler)
+        traced = tracer.capture_lambda_handler(measured, capture_response=False)
+        keyed = logger.inject_lambda_context(
+            traced, correlation_id_path=correlation_id_path, clear_state=True
+        )
+        return cast(H, keyed)
+
+    return decorate
