@@ -120,9 +120,9 @@ def seed_contacts(table: Any, tenant: str, count: int) -> Seeded:
     (`unknown`), another suppressed (a hard bounce on the tenant's suppression list)."""
     from crm_core.campaigns.suppression import SuppressionReason, suppress_put
     from crm_core.clock import now_iso
-    from crm_core.contacts.models import ContactCreate
     from crm_core.contacts.store import ContactStore
     from crm_core.events.envelope import DomainEvent, Origin
+    from crm_core.records.contact import ContactCreate
 
     class Collecting(ContactStore):
         """ContactStore whose writes are kept instead of made: the items `create` would

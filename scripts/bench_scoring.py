@@ -347,7 +347,7 @@ class InProcess:
         self.origin = Origin.user("bench-user", "bench")
 
     def lead(self, tenant: str) -> str:
-        from crm_core.contacts.models import ContactCreate
+        from crm_core.records.contact import ContactCreate
 
         email = f"{uuid.uuid4().hex[:12]}@example.com"
         return self.contacts.create(tenant, ContactCreate(email=email), self.origin).id

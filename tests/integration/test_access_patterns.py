@@ -366,9 +366,9 @@ class Campaigns:
 
     # The scene ------------------------------------------------------------------------------
     def contacts(self, n: int) -> list[str]:
-        from crm_core.contacts.models import ContactCreate
         from crm_core.contacts.store import ContactStore
         from crm_core.events.envelope import Origin
+        from crm_core.records.contact import ContactCreate
 
         store, origin = ContactStore(self.table), Origin.system("tests")
         made = []

@@ -25,12 +25,12 @@ from crm_core.campaigns import audience, dispatch, recipients
 from crm_core.campaigns.campaign_models import CampaignCreate, RecipientStatus
 from crm_core.campaigns.campaign_store import CampaignStore
 from crm_core.campaigns.dispatch import EnqueueFailed, LeaseHeld, OutOfTime
-from crm_core.contacts.models import ContactCreate
 from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item, key_attrs
 from crm_core.events.envelope import Origin
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
 from tests.support.api import Api, LambdaContext, User
 from tests.support.aws_calls import count_calls

@@ -24,9 +24,7 @@ from botocore.exceptions import ClientError
 
 from crm_core import keys
 from crm_core.activities.models import ActivityType, validate_fields
-from crm_core.companies.models import CompanyCreate
 from crm_core.companies.store import CompanyStore
-from crm_core.contacts.models import Contact, ContactCreate
 from crm_core.dynamo import Item, from_item
 from crm_core.events.envelope import Origin
 from crm_core.events.leads import LeadReceived
@@ -36,6 +34,8 @@ from crm_core.leads.secret_box import SecretBox
 from crm_core.leads.sources import LeadSourceStore
 from crm_core.leads.store import LeadStore, Received
 from crm_core.pagination import ListQuery
+from crm_core.records.company import CompanyCreate
+from crm_core.records.contact import Contact, ContactCreate
 from crm_core.table import Table
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext

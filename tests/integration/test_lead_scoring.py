@@ -24,10 +24,10 @@ import pytest
 
 from crm_core import keys
 from crm_core.activities.models import ActivityType, validate_fields
-from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item, key_attrs
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import ContactCreate
 from crm_core.scores.decay import DAY
 from crm_core.scores.state import ScoreState
 from crm_core.scoring.explain import CHANGES_SHOWN, explain

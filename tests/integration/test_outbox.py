@@ -168,7 +168,7 @@ def test_an_event_over_256_kb_is_refused_before_anything_is_written(
     produce a larger event is refused whole, with a clear error."""
     import sys
 
-    from crm_core.contacts.models import ContactCreate
+    from crm_core.records.contact import ContactCreate
 
     store = sys.modules["contacts_api.context"].contact_store
     origin = Origin.user("user-1", "request-1")

@@ -34,11 +34,11 @@ import pytest
 from crm_core import keys
 from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.clock import now_iso
-from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item
 from crm_core.events.activities import ActivityData, ActivityFacts, ActivityLogged
 from crm_core.events.contacts import ContactCreated
 from crm_core.events.envelope import Origin
+from crm_core.records.contact import ContactCreate
 from crm_core.scores import decay, ranking
 from crm_core.scores.ranking import contacts_by_score
 from crm_core.scores.state import ScoreState, rank_of

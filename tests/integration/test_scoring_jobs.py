@@ -21,9 +21,9 @@ import pytest
 
 from crm_core import keys
 from crm_core.activities.models import ActivityType, validate_fields
-from crm_core.contacts.models import ContactCreate
 from crm_core.dynamo import Item, key_attrs
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import ContactCreate
 from crm_core.scores.decay import DAY
 from crm_core.scores.state import ScoreState
 from crm_core.scoring.rescore import STOP_MARGIN_MS

@@ -26,10 +26,10 @@ from crm_core.campaigns import audience as audience_module
 from crm_core.campaigns.audience import SAMPLE_SIZE, Audience
 from crm_core.campaigns.segments import SegmentFilter
 from crm_core.clock import format_iso
-from crm_core.contacts.models import LifecycleStage
 from crm_core.dynamo import from_item, to_attr
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import LifecycleStage
 from crm_core.scores.state import rank_of
 from tests.support.api import Api, LambdaContext, Reply, User
 from tests.support.checks import assert_problem, table_items, tenant_items

@@ -16,11 +16,11 @@ from crm_core import keys
 from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.activities.store import ActivityStore
 from crm_core.clock import format_iso
-from crm_core.contacts.models import ContactCreate
 from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item
 from crm_core.events.envelope import Origin
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
 from infra import eventbridge, schedules, streams
 from infra.aws import boto_client

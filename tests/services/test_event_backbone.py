@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from crm_core.contacts.models import ContactCreate
 from crm_core.contacts.store import ContactStore
 from crm_core.events.envelope import Origin
+from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
 from infra import eventbridge, streams
 from infra.aws import boto_client

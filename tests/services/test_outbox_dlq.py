@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from crm_core.contacts.models import ContactCreate
 from crm_core.contacts.store import ContactStore
 from crm_core.events.envelope import Origin
+from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
 from infra import eventbridge, streams
 from infra.aws import boto_client

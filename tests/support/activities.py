@@ -115,7 +115,7 @@ class Stores:
         """A new contact with a random address; its id."""
         import uuid
 
-        from crm_core.contacts.models import ContactCreate
+        from crm_core.records.contact import ContactCreate
 
         email = f"{uuid.uuid4().hex[:12]}@example.com"
         return self.contacts.create(tenant, ContactCreate(email=email), self.origin).id

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crm_core.activities.models import ActivityType, validate_fields
-from crm_core.contacts.models import ContactCreate
 from crm_core.fields import MAX_TAGS
 from crm_core.leads.mapping import (
     MAX_FORM_FIELDS,
@@ -21,6 +20,7 @@ from crm_core.leads.mapping import (
     map_lead,
 )
 from crm_core.leads.payload import FORM, parse
+from crm_core.records.contact import ContactCreate
 
 
 def mapped(payload: dict[str, Any], field_map: dict[str, str] | None = None) -> MappedLead:

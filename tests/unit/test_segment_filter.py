@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from crm_core.campaigns.segments import MAX_SCORE, SegmentFilter
-from crm_core.contacts.models import EmailConsent, LifecycleStage
+from crm_core.records.contact import EmailConsent, LifecycleStage
 
 SCHEMA = SegmentFilter.model_json_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

@@ -12,12 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from contacts_api.context import app, company_store, contact_store, metrics, table
 from crm_core import http
 from crm_core.auth import Action, Principal
-from crm_core.companies.models import Company, CompanyCreate, CompanyPage, CompanyPatch
 from crm_core.companies.store import to_company
-from crm_core.contacts.models import ContactPage
 from crm_core.contacts.store import to_contact
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
+from crm_core.records.company import Company, CompanyCreate, CompanyPage, CompanyPatch
+from crm_core.records.contact import ContactPage
 
 router = Router()
 

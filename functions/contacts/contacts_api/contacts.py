@@ -12,7 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from contacts_api.context import app, contact_store, metrics, table
 from crm_core import http
 from crm_core.auth import MARKETING_CONTACT_FIELDS, Action, Principal
-from crm_core.contacts.models import (
+from crm_core.contacts.store import to_contact
+from crm_core.errors import BadRequest, Forbidden, Unprocessable
+from crm_core.fields import Email, Ulid, UserId
+from crm_core.normalize import tag as normalize_tag
+from crm_core.pagination import DEFAULT_LIMIT
+from crm_core.records.contact import (
     Contact,
     ContactCreate,
     ContactPage,
@@ -20,11 +25,6 @@ from crm_core.contacts.models import (
     LifecycleStage,
     MergeRequest,
 )
-from crm_core.contacts.store import to_contact
-from crm_core.errors import BadRequest, Forbidden, Unprocessable
-from crm_core.fields import Email, Ulid, UserId
-from crm_core.normalize import tag as normalize_tag
-from crm_core.pagination import DEFAULT_LIMIT
 
 router = Router()
 

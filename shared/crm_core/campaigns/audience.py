@@ -21,9 +21,9 @@ from typing import Any
 
 from crm_core import keys
 from crm_core.campaigns.segments import SegmentFilter
-from crm_core.contacts.models import LifecycleStage
 from crm_core.dynamo import Item
 from crm_core.pagination import ListQuery
+from crm_core.records.contact import LifecycleStage
 from crm_core.scores.ranking import lowest_key
 from crm_core.scores.state import parse_rank, ranks_in
 from crm_core.table import Table

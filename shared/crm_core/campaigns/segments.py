@@ -21,7 +21,6 @@ from pydantic import (
 )
 
 from crm_core.clock import format_iso
-from crm_core.contacts.models import EmailConsent, LifecycleStage
 from crm_core.fields import (
     INPUT_MODEL,
     NOT_BLANK,
@@ -35,6 +34,7 @@ from crm_core.fields import (
     UserId,
     UtcDateTime,
 )
+from crm_core.records.contact import EmailConsent, LifecycleStage
 from crm_core.scores.state import score_now
 
 MAX_SCORE = 1e9

@@ -86,11 +86,11 @@ from crm_core.campaigns.recipients import SendBatch
 from crm_core.campaigns.send_rate import RateLimiter
 from crm_core.campaigns.suppression import normal, suppression_key
 from crm_core.clock import now_iso
-from crm_core.contacts.models import EmailConsent
 from crm_core.dynamo import Item
 from crm_core.errors import NotFound, Unprocessable
 from crm_core.events.envelope import Origin
 from crm_core.invocation import OutOfTime
+from crm_core.records.contact import EmailConsent
 from crm_core.table import Table, TransactionCancelled
 
 PRODUCER = "campaign_sender"

@@ -25,12 +25,12 @@ from typing import Any
 
 from crm_core import keys
 from crm_core.contacts.items import resolve
-from crm_core.contacts.models import EmailConsent
 from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item
 from crm_core.events.contacts import ContactUnsubscribed, ContactUnsubscribedData
 from crm_core.events.envelope import Origin
 from crm_core.events.outbox import outbox_put
+from crm_core.records.contact import EmailConsent
 from crm_core.table import Table, read_modify_write
 
 # The contact id of the links in the campaigns API's test sends: nothing to unsubscribe.

@@ -7,7 +7,6 @@ from typing import Any
 
 from crm_core import keys, normalize
 from crm_core.clock import now_iso
-from crm_core.companies.models import Company, CompanyCreate
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange, Conflict, NotFound, PreconditionFailed
 from crm_core.events import contacts as events
@@ -16,6 +15,7 @@ from crm_core.events.outbox import outbox_put
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
+from crm_core.records.company import Company, CompanyCreate
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 COMPANY = "company"

@@ -21,7 +21,6 @@ from crm_core.contacts.items import (
     stored,
     write_guard,
 )
-from crm_core.contacts.models import Contact, ContactCreate, EmailConsent
 from crm_core.contacts.suppression import SuppressionReason
 from crm_core.dynamo import Item
 from crm_core.errors import (
@@ -38,6 +37,7 @@ from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
+from crm_core.records.contact import Contact, ContactCreate, EmailConsent
 from crm_core.scores.ranking import contacts_by_score
 from crm_core.scores.state import score_now
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write

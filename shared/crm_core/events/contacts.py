@@ -6,10 +6,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from crm_core.companies.models import Company
-from crm_core.contacts.models import Contact
 from crm_core.events.envelope import EVENT_MODEL, DomainEvent, Origin
 from crm_core.fields import Ulid
+from crm_core.records.company import Company
+from crm_core.records.contact import Contact
 
 SOURCE = "crm.contacts"
 PRODUCER = "contacts"

@@ -46,7 +46,6 @@ from crm_core import keys, normalize
 from crm_core.activities.models import ActivityType, validate_fields
 from crm_core.activities.store import ActivityStore
 from crm_core.clock import now_iso
-from crm_core.contacts.models import ContactCreate, LifecycleStage
 from crm_core.contacts.store import ContactStore, OptIn, combined_attribution
 from crm_core.dynamo import Item, to_attr
 from crm_core.errors import ConcurrentChange, Conflict, CrmError, NotFound, Unprocessable
@@ -57,6 +56,7 @@ from crm_core.leads.mapping import MappedLead, map_lead
 from crm_core.leads.models import LeadStatus
 from crm_core.leads.payload import PayloadError, parse
 from crm_core.leads.store import LeadStore, status_change
+from crm_core.records.contact import ContactCreate, LifecycleStage
 from crm_core.table import Table, TransactionCancelled, backoff
 
 # Refused transactions (races) before the processor gives up and Lambda retries the event.
