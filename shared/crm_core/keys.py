@@ -23,6 +23,40 @@ def tenant(tenant_id: str) -> str:
     return f"T#{tenant_id}"
 
 
+def tenant_prefix(tenant_id: str) -> str:
+    """What every partition key of the tenant starts with (tenant ids hold no `#`)."""
+    return f"{tenant(tenant_id)}#"
+
+
+def _in(tenant_id: str, rest: str) -> str:
+    return tenant_prefix(tenant_id) + rest
+
+
+def _kind(partition: str) -> str:
+    """A partition key's kind: the part after the tenant (`C`, `EMAIL`, `SUPPRESS`...)."""
+    parts = partition.split("#", 3)
+    return parts[2] if len(parts) > 2 and parts[0] == "T" else ""
+
+
+def is_email_claim(partition: str) -> bool:
+    """The item that owns an email address within a tenant (`contact_email`)."""
+    return _kind(partition) == "EMAIL"
+
+
+def is_suppression(partition: str) -> bool:
+    return _kind(partition) == "SUPPRESS"
+
+
+def is_domain_claim(partition: str) -> bool:
+    """The item that owns a company's domain within a tenant (`company_domain`)."""
+    return _kind(partition) == "DOMAIN"
+
+
+def is_company(partition: str) -> bool:
+    """A company's item or one of its partitions (`company`, `contacts_by_company`)."""
+    return _kind(partition) == "CO"
+
+
 # Contacts -------------------------------------------------------------------------------
 # The `type` of a contact's item, and of what a merged contact's item becomes.
 CONTACT_ITEM = "contact"
@@ -34,42 +68,46 @@ ACTIVITY_COUNT_PREFIX = "activity_count_"
 
 
 def contact(tenant_id: str, contact_id: str) -> dict[str, str]:
-    return {"PK": f"T#{tenant_id}#C#{contact_id}", "SK": PROFILE}
+    return {"PK": _in(tenant_id, f"C#{contact_id}"), "SK": PROFILE}
 
 
 def contact_email(tenant_id: str, normalized_email: str) -> dict[str, str]:
     """The uniqueness item that owns an email address within a tenant."""
-    return {"PK": f"T#{tenant_id}#EMAIL#{normalized_email}", "SK": UNIQUE}
+    return {"PK": _in(tenant_id, f"EMAIL#{normalized_email}"), "SK": UNIQUE}
+
+
+# The sort keys of a tag's members: the contact's id after it.
+MEMBER_PREFIX = "C#"
 
 
 def tag_member(tenant_id: str, tag: str, contact_id: str) -> dict[str, str]:
-    return {"PK": tag_partition(tenant_id, tag), "SK": f"C#{contact_id}"}
+    return {"PK": tag_partition(tenant_id, tag), "SK": f"{MEMBER_PREFIX}{contact_id}"}
 
 
 def tag_partition(tenant_id: str, tag: str) -> str:
-    return f"T#{tenant_id}#TAG#{tag}"
+    return _in(tenant_id, f"TAG#{tag}")
 
 
 def contacts_by_updated(tenant_id: str) -> str:
     """GSI1 partition: all contacts of a tenant, newest update first."""
-    return f"T#{tenant_id}#CONTACTS"
+    return _in(tenant_id, "CONTACTS")
 
 
 def contacts_by_stage(tenant_id: str, stage: str, rank: str = "0.0:0") -> str:
     """GSI2 partition: contacts of one lifecycle stage in one scoring rank (`<half-life>:<fit>`,
     see `crm_core.scores.state`), ordered by engagement. A stage's contacts are the union
     of its ranks; the ranks a tenant has are kept in `scoring_ranks`."""
-    return f"T#{tenant_id}#STAGE#{stage}#R#{rank}"
+    return _in(tenant_id, f"STAGE#{stage}#R#{rank}")
 
 
 def contacts_by_owner(tenant_id: str, owner_id: str) -> str:
     """GSI3 partition: contacts of one owner, newest update first."""
-    return f"T#{tenant_id}#OWNER#{owner_id}"
+    return _in(tenant_id, f"OWNER#{owner_id}")
 
 
 def contacts_by_company(tenant_id: str, company_id: str) -> str:
     """GSI4 partition: contacts of one company, newest update first."""
-    return f"T#{tenant_id}#CO#{company_id}#CONTACTS"
+    return _in(tenant_id, f"CO#{company_id}#CONTACTS")
 
 
 def time_sort_key(iso_time: str, item_id: str) -> str:
@@ -78,16 +116,16 @@ def time_sort_key(iso_time: str, item_id: str) -> str:
 
 # Companies ------------------------------------------------------------------------------
 def company(tenant_id: str, company_id: str) -> dict[str, str]:
-    return {"PK": f"T#{tenant_id}#CO#{company_id}", "SK": PROFILE}
+    return {"PK": _in(tenant_id, f"CO#{company_id}"), "SK": PROFILE}
 
 
 def company_domain(tenant_id: str, domain: str) -> dict[str, str]:
-    return {"PK": f"T#{tenant_id}#DOMAIN#{domain}", "SK": UNIQUE}
+    return {"PK": _in(tenant_id, f"DOMAIN#{domain}"), "SK": UNIQUE}
 
 
 def companies_by_name(tenant_id: str) -> str:
     """GSI1 partition: companies of a tenant ordered by lower-cased name."""
-    return f"T#{tenant_id}#COMPANIES"
+    return _in(tenant_id, "COMPANIES")
 
 
 # The name ends with a character below every character of its sortable form, so "Acme"
@@ -125,17 +163,17 @@ def activity(tenant_id: str, contact_id: str, activity_id: str) -> dict[str, str
 
 def activities_of_type(tenant_id: str, contact_id: str, activity_type: str) -> str:
     """GSI1 partition: one contact's activities of one type, by time (GSI1SK is the id)."""
-    return f"T#{tenant_id}#C#{contact_id}#ACT#{activity_type}"
+    return _in(tenant_id, f"C#{contact_id}#ACT#{activity_type}")
 
 
 def tasks_of_assignee(tenant_id: str, assignee_id: str, status: str) -> str:
     """GSI2 partition: one assignee's tasks in one status, by due time."""
-    return f"T#{tenant_id}#TASKS#A#{assignee_id}#{status}"
+    return _in(tenant_id, f"TASKS#A#{assignee_id}#{status}")
 
 
 def tasks_of_tenant(tenant_id: str, status: str) -> str:
     """GSI3 partition: all of a tenant's tasks in one status, by due time."""
-    return f"T#{tenant_id}#TASKS#{status}"
+    return _in(tenant_id, f"TASKS#{status}")
 
 
 def task_due_watch(task_id: str) -> str:
@@ -164,12 +202,12 @@ LEAD_ITEM = "LEAD"
 
 
 def lead_source(tenant_id: str, source_id: str) -> dict[str, str]:
-    return {"PK": f"T#{tenant_id}#LS#{source_id}", "SK": PROFILE}
+    return {"PK": _in(tenant_id, f"LS#{source_id}"), "SK": PROFILE}
 
 
 def lead_sources_of_tenant(tenant_id: str) -> str:
     """GSI1 partition: a tenant's lead sources, oldest first (GSI1SK is the id)."""
-    return f"T#{tenant_id}#LEAD_SOURCES"
+    return _in(tenant_id, "LEAD_SOURCES")
 
 
 def lead_source_route(source_id: str) -> dict[str, str]:
@@ -179,45 +217,45 @@ def lead_source_route(source_id: str) -> dict[str, str]:
 
 def lead(tenant_id: str, lead_id: str) -> dict[str, str]:
     """A delivery: the raw payload as received, and what became of it."""
-    return {"PK": f"T#{tenant_id}#LEAD#{lead_id}", "SK": LEAD_ITEM}
+    return {"PK": _in(tenant_id, f"LEAD#{lead_id}"), "SK": LEAD_ITEM}
 
 
 def deliveries_of_source(tenant_id: str, source_id: str) -> str:
     """GSI1 partition: a source's deliveries, newest first (GSI1SK is the lead id)."""
-    return f"T#{tenant_id}#LS#{source_id}#DELIVERIES"
+    return _in(tenant_id, f"LS#{source_id}#DELIVERIES")
 
 
 def deliveries_in_status(tenant_id: str, source_id: str, status: str) -> str:
     """GSI2 partition: a source's deliveries in one status, newest first."""
-    return f"T#{tenant_id}#LS#{source_id}#DELIVERIES#{status}"
+    return _in(tenant_id, f"LS#{source_id}#DELIVERIES#{status}")
 
 
 def lead_delivery_claim(tenant_id: str, source_id: str, digest: str) -> dict[str, str]:
     """Claims one signed delivery (the SHA-256 of its timestamp and body): a re-sent or
     replayed delivery finds the claim and gets the first one's lead id."""
-    return {"PK": f"T#{tenant_id}#LS#{source_id}#DELIVERY#{digest}", "SK": UNIQUE}
+    return {"PK": _in(tenant_id, f"LS#{source_id}#DELIVERY#{digest}"), "SK": UNIQUE}
 
 
 def lead_external_claim(tenant_id: str, source_id: str, external_digest: str) -> dict[str, str]:
     """Claims a sender's `external_id` within a source (its SHA-256, so any text fits)."""
-    return {"PK": f"T#{tenant_id}#LS#{source_id}#EXT#{external_digest}", "SK": UNIQUE}
+    return {"PK": _in(tenant_id, f"LS#{source_id}#EXT#{external_digest}"), "SK": UNIQUE}
 
 
 # Scoring --------------------------------------------------------------------------------
 def scoring_model(tenant_id: str) -> dict[str, str]:
     """The tenant's current scoring model (absent: the default model, version 0)."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": "MODEL"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": "MODEL"}
 
 
 def scoring_model_version(tenant_id: str, version: int) -> dict[str, str]:
     """One version of the model, kept unchanged: a score names the version behind it."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"MODEL#{version:010d}"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": f"MODEL#{version:010d}"}
 
 
 def scoring_ranks(tenant_id: str) -> dict[str, str]:
     """The scoring ranks (half-life and fit) any contact of the tenant was ever put in: the
     GSI2 partitions a stage's list merges. Added to before a contact moves into a new one."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": "RANKS"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": "RANKS"}
 
 
 def score_change(tenant_id: str, contact_id: str, event_id: str) -> dict[str, str]:
@@ -231,18 +269,18 @@ SCORE_CHANGE_PREFIX = "SCORE#"
 
 def scoring_job(tenant_id: str, job_id: str) -> dict[str, str]:
     """A re-score job: its progress and the cursor it resumes from."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOB#{job_id}"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": f"JOB#{job_id}"}
 
 
 def scoring_job_of_version(tenant_id: str, version: int) -> dict[str, str]:
     """The claim that makes one job per model version, however often its event arrives."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBV#{version:010d}"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": f"JOBV#{version:010d}"}
 
 
 def scoring_job_slot(tenant_id: str, scope: str) -> dict[str, str]:
     """Names the one job of a scope (`stale`, `all`) that may run: a job is started only by
     taking this slot from no job, or from one that ended, stalled or runs an older model."""
-    return {"PK": f"T#{tenant_id}#SCORING", "SK": f"JOBSLOT#{scope}"}
+    return {"PK": _in(tenant_id, "SCORING"), "SK": f"JOBSLOT#{scope}"}
 
 
 # Segments and campaigns ---------------------------------------------------------------
@@ -252,7 +290,7 @@ def segment(tenant_id: str, segment_id: str) -> dict[str, str]:
 
 
 def segments_of_tenant(tenant_id: str) -> str:
-    return f"T#{tenant_id}#SEGMENTS"
+    return _in(tenant_id, "SEGMENTS")
 
 
 SEGMENT_PREFIX = "SEG#"
@@ -260,7 +298,7 @@ SEGMENT_PREFIX = "SEG#"
 
 def campaign_partition(tenant_id: str, campaign_id: str) -> str:
     """A campaign's partition: the campaign item, its recipients and its events."""
-    return f"T#{tenant_id}#CAMP#{campaign_id}"
+    return _in(tenant_id, f"CAMP#{campaign_id}")
 
 
 def campaign(tenant_id: str, campaign_id: str) -> dict[str, str]:
@@ -275,7 +313,7 @@ def campaign_content(tenant_id: str, campaign_id: str) -> dict[str, str]:
 
 def campaigns_of_tenant(tenant_id: str) -> str:
     """GSI1 partition: a tenant's campaigns, by id (newest first)."""
-    return f"T#{tenant_id}#CAMPAIGNS"
+    return _in(tenant_id, "CAMPAIGNS")
 
 
 def recipient(tenant_id: str, campaign_id: str, contact_id: str) -> dict[str, str]:
@@ -288,29 +326,29 @@ def recipient(tenant_id: str, campaign_id: str, contact_id: str) -> dict[str, st
 
 def recipients_in_status(tenant_id: str, campaign_id: str, status: str) -> str:
     """GSI3 partition: a campaign's recipients in one status, by contact id."""
-    return f"T#{tenant_id}#CAMP#{campaign_id}#RS#{status}"
+    return _in(tenant_id, f"CAMP#{campaign_id}#RS#{status}")
 
 
 def suppression(tenant_id: str, normalized_email: str) -> dict[str, str]:
     """An address the tenant must never email again (hard bounce, complaint)."""
-    return {"PK": f"T#{tenant_id}#SUPPRESS#{normalized_email}", "SK": SUPPRESSION}
+    return {"PK": _in(tenant_id, f"SUPPRESS#{normalized_email}"), "SK": SUPPRESSION}
 
 
 def email_settings(tenant_id: str) -> dict[str, str]:
     """The tenant's email settings (the postal address every campaign shows)."""
-    return {"PK": f"T#{tenant_id}#SETTINGS", "SK": EMAIL_SETTINGS}
+    return {"PK": _in(tenant_id, "SETTINGS"), "SK": EMAIL_SETTINGS}
 
 
 def tenant_requests(tenant_id: str, second: int) -> dict[str, str]:
     """How many API requests the tenant made in one second (Unix time), as its functions'
     environments reported them (crm_core/tenant_quota.py); the item expires soon after."""
-    return {"PK": f"T#{tenant_id}#REQUESTS", "SK": f"S#{second}"}
+    return {"PK": _in(tenant_id, "REQUESTS"), "SK": f"S#{second}"}
 
 
 def quota_of_test_sends(tenant_id: str, window: str) -> dict[str, str]:
     """How many test emails the tenant sent in one quota window (`window` names the hour,
     `2026-11-22T10`); the item expires after its window."""
-    return {"PK": f"T#{tenant_id}#TESTSENDS", "SK": f"{TEST_SEND_WINDOW_PREFIX}{window}"}
+    return {"PK": _in(tenant_id, "TESTSENDS"), "SK": f"{TEST_SEND_WINDOW_PREFIX}{window}"}
 
 
 def sender_namespace(namespace: str) -> dict[str, str]:
@@ -341,4 +379,4 @@ OUTBOX_PREFIX = "OUTBOX#"
 
 # Idempotency records (Powertools) --------------------------------------------------------
 def idempotency_partition(tenant_id: str) -> str:
-    return f"T#{tenant_id}#IDEMPOTENCY"
+    return _in(tenant_id, "IDEMPOTENCY")

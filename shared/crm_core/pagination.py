@@ -18,7 +18,7 @@ from typing import Any
 
 from crm_core import strict_json
 from crm_core.errors import BadRequest
-from crm_core.keys import INDEX_KEYS
+from crm_core.keys import INDEX_KEYS, tenant_prefix
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
@@ -69,7 +69,7 @@ class ListQuery:
             or set(key) != set(self.key_names)
             or not all(isinstance(v, str) and v for v in key.values())
             or key[INDEX_KEYS[self.index][0]] != self.partition
-            or not key["PK"].startswith(f"T#{self.tenant_id}#")
+            or not key["PK"].startswith(tenant_prefix(self.tenant_id))
             or not all(_fits(name, value) for name, value in key.items())
         ):
             raise BadRequest("the cursor is not valid for this list")

@@ -66,7 +66,8 @@ def test_every_tenant_key_builder_is_checked() -> None:
         if fn.__module__ == keys.__name__
         and list(inspect.signature(fn).parameters)[:1] == ["tenant_id"]
     }
-    assert builders - {"tenant"} == set(PARTITIONS)
+    # tenant_prefix and _in are what the builders build on, not keys of their own.
+    assert builders - {"tenant", "tenant_prefix", "_in"} == set(PARTITIONS)
 
 
 @given(tenant_ids, values)
@@ -150,3 +151,25 @@ def test_ulid_time_prefixes_sort_like_their_times(a: int, b: int) -> None:
     assert (ulid_time_prefix(a) < ulid_time_prefix(b)) == (a < b)
     assert ulid_ms(new_ulid(a)) == a
     assert new_ulid(a).startswith(ulid_time_prefix(a))
+
+
+def test_a_partition_keys_kind_is_read_after_the_tenant_only() -> None:
+    from crm_core import keys
+
+    assert keys.is_email_claim(keys.contact_email("acme", "ada@example.com")["PK"])
+    assert not keys.is_email_claim(keys.contact("acme", "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"])
+    # A tag or an address that spells a kind does not make its partition that kind.
+    assert not keys.is_email_claim(keys.tag_partition("acme", "EMAIL#x"))
+    assert not keys.is_suppression(keys.contact_email("acme", "#SUPPRESS#@example.com")["PK"])
+    assert keys.is_suppression(keys.suppression("acme", "ada@example.com")["PK"])
+    assert keys.is_company(keys.company("acme", "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"])
+    assert keys.is_domain_claim(keys.company_domain("acme", "example.com")["PK"])
+    assert not keys.is_company("not a key")
+
+
+def test_the_builders_keep_their_key_shapes() -> None:
+    from crm_core import keys
+
+    assert keys.contact("acme", "x")["PK"].startswith(keys.tenant_prefix("acme"))
+    assert keys.campaigns_of_tenant("acme") == "T#acme#CAMPAIGNS"
+    assert keys.scoring_model("acme") == {"PK": "T#acme#SCORING", "SK": "MODEL"}

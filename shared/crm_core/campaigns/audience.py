@@ -236,7 +236,9 @@ class Audience:
             listing = ListQuery("segment", keys.tag_partition(tenant_id, tag))
 
             def page(cursor: str | None) -> tuple[list[Item], str | None]:
-                found = self.table.query(listing, 100, cursor, newest_first=False, sort_prefix="C#")
+                found = self.table.query(
+                    listing, 100, cursor, newest_first=False, sort_prefix=keys.MEMBER_PREFIX
+                )
                 ids = [m["contact_id"] for m in found.items if m["contact_id"] not in seen]
                 seen.update(ids)
                 contacts = self.table.batch_get([keys.contact(tenant_id, i) for i in ids])

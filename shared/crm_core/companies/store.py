@@ -189,7 +189,7 @@ class CompanyStore:
                     continue
                 kind, body = next(iter(op.items()))
                 pk = body.get("Item", body.get("Key", {}))["PK"]["S"]
-                if "#DOMAIN#" in pk and kind == "Put":
+                if keys.is_domain_claim(pk) and kind == "Put":
                     holder = (cancelled.items[index] or {}).get("company_id")
                     raise Conflict(
                         f"a company with this domain already exists: {holder}",

@@ -445,7 +445,9 @@ class ContactStore:
     def list_by_tag(self, tenant_id: str, tag: str, limit: int, cursor: str | None) -> Page:
         """Tag members (one Query), then their contacts (one BatchGetItem)."""
         listing = ListQuery("contacts-by-tag", keys.tag_partition(tenant_id, tag))
-        members = self.table.query(listing, limit, cursor, newest_first=False, sort_prefix="C#")
+        members = self.table.query(
+            listing, limit, cursor, newest_first=False, sort_prefix=keys.MEMBER_PREFIX
+        )
         contact_keys = [keys.contact(tenant_id, m["contact_id"]) for m in members.items]
         items = [i for i in self.table.batch_get(contact_keys) if i.get("type") == CONTACT]
         return Page(items=items, next_cursor=members.next_cursor)
@@ -573,7 +575,7 @@ def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: I
             continue
         kind, body = next(iter(op.items()))
         pk = body.get("Item", body.get("Key", {}))["PK"]["S"]
-        if "#EMAIL#" in pk and kind == "Put":
+        if keys.is_email_claim(pk) and kind == "Put":
             existing = cancelled.items[index] or {}
             owner = existing.get("contact_id")
             return Conflict(
@@ -581,14 +583,14 @@ def _explain(cancelled: TransactionCancelled, ops: list[dict[str, Any]], item: I
                 existing_id=owner,
                 errors=[{"loc": ["body", "email"], "msg": "already used by another contact"}],
             )
-        if "#SUPPRESS#" in pk and kind == "ConditionCheck":
+        if keys.is_suppression(pk) and kind == "ConditionCheck":
             return person_unsubscribed()
-        if "#CO#" in pk and kind == "Update":
+        if keys.is_company(pk) and kind == "Update":
             return Unprocessable(
                 "company_id names no company of yours",
                 errors=[{"loc": ["body", "company_id"], "msg": "no such company"}],
             )
-        if "#EMAIL#" in pk:
+        if keys.is_email_claim(pk):
             return Conflict("the contact's email changed concurrently; try again")
         return ConcurrentChange("the contact was changed by someone else; reload and retry")
     return Conflict(f"the change was refused: {cancelled}")
