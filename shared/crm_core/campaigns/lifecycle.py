@@ -90,6 +90,12 @@ def template_errors(subject: str, html: str, text: str, root: str) -> Errors:
     return []
 
 
+def sender_errors(senders: SenderRules, tenant_id: str, address: str, loc: list[str]) -> Errors:
+    """`address` is not one of the tenant's senders (sender_rules.py says why)."""
+    found = senders.refusal(tenant_id, address)
+    return [] if found is None else [{"loc": loc, "msg": found}]
+
+
 def editable(item: Item, expected: int | None, verb: str) -> Item:
     """`item`, if it may still be changed or sent: 412 (a stale If-Match) or 409 (a state
     past draft and scheduled) otherwise."""
@@ -245,8 +251,7 @@ class CampaignLifecycle:
         return []
 
     def sender_errors(self, tenant_id: str, address: str, loc: list[str]) -> Errors:
-        found = self.senders.refusal(tenant_id, address)
-        return [] if found is None else [{"loc": loc, "msg": found}]
+        return sender_errors(self.senders, tenant_id, address, loc)
 
     def readiness_errors(
         self, tenant_id: str, item: Item, moment: datetime | None = None

@@ -19,7 +19,7 @@ from crm_core.campaigns import templates, test_sends, unsubscribe_tokens
 from crm_core.campaigns.campaign_models import TestSendRequest
 from crm_core.campaigns.campaign_store import CampaignStore
 from crm_core.campaigns.email_settings import EmailSettingsStore
-from crm_core.campaigns.lifecycle import Errors, refusal, settings_errors
+from crm_core.campaigns.lifecycle import Errors, refusal, sender_errors, settings_errors
 from crm_core.campaigns.sender_rules import SenderRules
 from crm_core.campaigns.unsubscribe_tokens import TokenKey
 from crm_core.campaigns.unsubscribing import TEST_CONTACT_ID
@@ -113,9 +113,8 @@ class TestEmails:
         item = self.campaigns.load(tenant_id, campaign_id)
         found = self.email_settings.find(tenant_id)
         errors = [] if found else settings_errors()
-        sender_refusal = self.senders.refusal(tenant_id, item["from_address"])
-        if sender_refusal is not None:
-            errors.append({"loc": ["campaign", "from_address"], "msg": sender_refusal})
+        loc = ["campaign", "from_address"]
+        errors += sender_errors(self.senders, tenant_id, item["from_address"], loc)
         errors += self._recipient_errors(tenant_id, request.to, own_address)
         if errors or found is None:
             raise refusal(errors, "the test email cannot be sent")
