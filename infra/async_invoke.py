@@ -10,7 +10,11 @@ success goes to `OnSuccess` if there is one. Nothing is dropped silently: with n
 failure is logged as Lambda's own would be.
 
 AWS waits about 1 and then 2 minutes between attempts; locally the delays are seconds
-(`retry_delays`), so that a developer sees the whole path in a moment.
+(`retry_delays`), so that a developer sees the whole path in a moment. They must still
+outlast what a retry waits for: in AWS the minutes outlast a concurrent run of the same event
+(a consumer's EventInProgress) or a write conflict among leads of one person, and under a
+burst on a laptop one such run takes seconds, so retries 1 and 2 s apart could all fail
+while the run they waited for was still going (the e2e burst left leads unprocessed).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from infra.destinations import send, service_of
 from infra.invocation import InvokeResult
 from infra.topology import FunctionSpec
 
-DEFAULT_RETRY_DELAYS = (1.0, 2.0)
+DEFAULT_RETRY_DELAYS = (3.0, 10.0)
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_EVENT_AGE_S = 6 * 3600
 
