@@ -52,7 +52,11 @@ def pages(cloud: CloudProcess, token: str, path: str) -> list[dict[str, Any]]:
     sep = "&" if "?" in path else "?"
     cursor = ""
     while True:
-        status, _, page = cloud.call("GET", f"{path}{sep}limit=100{cursor}", token)
+        for _ in range(3):
+            status, _, page = cloud.call("GET", f"{path}{sep}limit=100{cursor}", token)
+            if status < 500:  # a read past its timeout on a loaded machine: read again
+                break
+            time.sleep(2)
         assert status == 200, page
         items += page["items"]
         if not page["next_cursor"]:
