@@ -64,14 +64,16 @@ def _fresh_aws_per_module() -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    from infra.endpoint import PartitionQueries, quick_transactions
+    from infra.endpoint import PartitionQueries, isolated_dynamodb
 
     # The local endpoint's corrections of moto, so that what the tests see is what
-    # `crm dev` serves (infra/endpoint.py).
+    # `crm dev` serves (infra/endpoint.py). Isolation matters to the tests that write from
+    # threads: moto applies a transaction's parts one by one, so without it a concurrent
+    # reader sees half a transaction, which DynamoDB never shows.
     queries = PartitionQueries()
     queries.install()
     try:
-        with mock_aws(), quick_transactions():
+        with mock_aws(), isolated_dynamodb():
             yield
     finally:
         queries.uninstall()

@@ -338,6 +338,9 @@ UtcDateTime = Annotated[
 _CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
 ONE_LINE_PATTERN = f"^[^{_CONTROLS}]*$"
 _CONTROL_RE = re.compile(f"[{_CONTROLS}]")
+# A template that must render to something visible (a subject): it holds a character that
+# is neither whitespace nor a control (which `one_line` makes spaces).
+VISIBLE = f"[^{WHITESPACE}{_CONTROLS}]"
 
 
 def _one_line(value: Any) -> Any:

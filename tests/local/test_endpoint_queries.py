@@ -1,6 +1,7 @@
 """The local endpoint hands moto only the items a Query page can hold (PartitionQueries):
 every page, cursor and count must be what DynamoDB answers, whatever the key condition,
-direction, limit and filter. The expected pages are computed here from plain sorted keys."""
+direction, limit and filter, of the table and of an index. The expected pages are computed
+here from plain sorted keys."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.support.local import running_endpoint
 TABLE = "crm-queries"
 PARTITION = "T#acme#C#1"
 # Sort keys of one partition (and a neighbour partition that must never show up).
+INDEX_PARTITION = "T#acme#STATUS#new"
 KEYS = sorted({f"ACT#{n:03d}{c}" for n in range(0, 60, 3) for c in "AB"} | {"OUTBOX#1", "PROFILE"})
 
 
@@ -33,6 +35,37 @@ def ddb() -> Iterator[Any]:
                 kind = "note" if n % 3 else "call"
                 item = {"PK": {"S": pk}, "SK": {"S": sk}, "kind": {"S": kind}}
                 client.put_item(TableName=TABLE, Item=item)
+        # The index: items of many table partitions in one index partition, beside another
+        # index partition, an item with a numeric partition key of the same text, and items
+        # without the index's sort key (which DynamoDB leaves out of the index).
+        for n, sk in enumerate(KEYS):
+            kind = "note" if n % 3 else "call"
+            for index_pk, suffix in ((INDEX_PARTITION, ""), ("T#acme#STATUS#old", "-old")):
+                item = {
+                    "PK": {"S": f"T#acme#L#{n}{suffix}"},
+                    "SK": {"S": "LEAD"},
+                    "GSI1PK": {"S": index_pk},
+                    "GSI1SK": {"S": sk},
+                    "kind": {"S": kind},
+                }
+                client.put_item(TableName=TABLE, Item=item)
+        client.put_item(
+            TableName=TABLE,
+            Item={
+                "PK": {"S": "T#acme#L#unsorted"},
+                "SK": {"S": "LEAD"},
+                "GSI1PK": {"S": INDEX_PARTITION},
+            },
+        )
+        client.put_item(
+            TableName=TABLE,
+            Item={
+                "PK": {"S": "T#acme#L#n"},
+                "SK": {"S": "LEAD"},
+                "GSI1PK": {"N": "1"},
+                "GSI1SK": {"S": "ACT#000A"},
+            },
+        )
         yield client
 
 
@@ -64,16 +97,20 @@ def expected_keys(condition: Any, forward: bool, only_calls: bool) -> list[str]:
     return keys if forward else keys[::-1]
 
 
-def query_all(ddb: Any, condition: Any, forward: bool, limit: int, only_calls: bool) -> list[str]:
-    expression, values = "PK = :pk", {":pk": {"S": PARTITION}}
+def query_all(
+    ddb: Any, condition: Any, forward: bool, limit: int, only_calls: bool, index: bool = False
+) -> list[str]:
+    pk, sk = ("GSI1PK", "GSI1SK") if index else ("PK", "SK")
+    expression = f"{pk} = :pk"
+    values = {":pk": {"S": INDEX_PARTITION if index else PARTITION}}
     if condition is not None:
         op, *bounds = condition
         for n, bound in enumerate(bounds):
             values[f":v{n}"] = {"S": bound}
         expression += {
-            "begins_with": " AND begins_with(SK, :v0)",
-            "BETWEEN": " AND SK BETWEEN :v0 AND :v1",
-        }.get(op, f" AND SK {op} :v0")
+            "begins_with": f" AND begins_with({sk}, :v0)",
+            "BETWEEN": f" AND {sk} BETWEEN :v0 AND :v1",
+        }.get(op, f" AND {sk} {op} :v0")
     params: dict[str, Any] = {
         "TableName": TABLE,
         "KeyConditionExpression": expression,
@@ -81,6 +118,8 @@ def query_all(ddb: Any, condition: Any, forward: bool, limit: int, only_calls: b
         "ScanIndexForward": forward,
         "Limit": limit,
     }
+    if index:
+        params["IndexName"] = "GSI1"
     if only_calls:
         params["FilterExpression"] = "kind = :call"
         values[":call"] = {"S": "call"}
@@ -88,7 +127,7 @@ def query_all(ddb: Any, condition: Any, forward: bool, limit: int, only_calls: b
     for _ in range(len(KEYS) + 2):
         page = ddb.query(**params)
         assert page["ScannedCount"] <= limit
-        found += [item["SK"]["S"] for item in page["Items"]]
+        found += [item[sk]["S"] for item in page["Items"]]
         if "LastEvaluatedKey" not in page:
             return found
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -105,3 +144,14 @@ def test_pages_walk_exactly_the_items_dynamodb_would_return(
     assert query_all(ddb, condition, forward, limit, only_calls) == expected_keys(
         condition, forward, only_calls
     )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(conditions, st.booleans(), st.integers(min_value=1, max_value=12), st.booleans())
+def test_index_pages_walk_exactly_the_items_dynamodb_would_return(
+    ddb: Any, condition: Any, forward: bool, limit: int, only_calls: bool
+) -> None:
+    found = query_all(ddb, condition, forward, limit, only_calls, index=True)
+    assert found == expected_keys(condition, forward, only_calls)

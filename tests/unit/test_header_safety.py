@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from crm_core.campaigns import templates
-from crm_core.campaigns.campaign_models import FromName
+from crm_core.campaigns.campaign_models import FromName, Subject
 from crm_core.fields import Email
 
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -110,3 +110,15 @@ def test_a_stored_display_name_with_a_line_break_still_makes_one_from_header() -
     parsed = message_from_bytes(raw)
     assert parsed["From"] == '"Acme Bcc: everyone@example.com" <acme.news@mail.example.com>'
     assert parsed["Bcc"] is None
+
+
+@given(st.text(st.one_of(unsafe_chars, st.sampled_from(" \t\xa0\u3000\x85")), min_size=1))
+def test_a_subject_of_only_controls_and_spaces_is_refused_as_its_schema_says(text: str) -> None:
+    """Its rendering would be blank (controls become spaces): refused by the schema's
+    pattern, which clients and the API's fuzzing read, rather than later by rendering."""
+    subjects = TypeAdapter(Subject)
+    with pytest.raises(ValidationError, match="pattern"):
+        subjects.validate_python(text)
+    assert not re.search(subjects.json_schema()["pattern"], text)
+    assert subjects.validate_python(text + "Hi") == text + "Hi"
+    assert templates.render(text + "Hi", "x", "x", {}, FOOTER).subject == "Hi"

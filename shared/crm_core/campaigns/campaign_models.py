@@ -28,6 +28,7 @@ from crm_core.fields import (
     NOT_BLANK,
     OUTPUT_MODEL,
     STRIPPED,
+    VISIBLE,
     Email,
     OneLine,
     PatchBody,
@@ -138,7 +139,9 @@ COMPLAINT_RATE_MIN_DELIVERIES = 1000
 CampaignName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), STRIPPED
 ]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
+Subject = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS, pattern=VISIBLE)
+]
 HtmlBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HTML_CHARS)]
 TextBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 # A display name in the From header (and the company name, in the footer and the subject's
