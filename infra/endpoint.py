@@ -16,6 +16,7 @@ so `crm events replay --archive` behaves locally as it does against a deployed s
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -434,6 +435,32 @@ class ServiceFolders:
             self._original = None
 
 
+class JsonPathCache:
+    """moto's EventBridge builds each event it hands a target from a template, parsing eight
+    JSONPath expressions per event and target, and each parse builds a yacc parser: the
+    largest cost of a busy bus. The expressions are few and their parse is pure, so each is
+    parsed once."""
+
+    def __init__(self) -> None:
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        import jsonpath_ng.ext
+
+        if self._original is not None:
+            return
+        # setattr: the package does not list `parse` among its exports.
+        self._original = getattr(jsonpath_ng.ext, "parse")  # noqa: B009
+        setattr(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=256)(self._original))  # noqa: B010
+
+    def uninstall(self) -> None:
+        import jsonpath_ng.ext
+
+        if self._original is not None:
+            setattr(jsonpath_ng.ext, "parse", self._original)  # noqa: B010
+            self._original = None
+
+
 class LocalEndpoint:
     """moto's server on host:port, serving every AWS service the CRM uses."""
 
@@ -444,6 +471,7 @@ class LocalEndpoint:
         self.partition_queries = PartitionQueries()
         self.replay_window = ReplayWindow()
         self.service_folders = ServiceFolders()
+        self.json_paths = JsonPathCache()
         self._server: Any = None
 
     @property
@@ -460,6 +488,7 @@ class LocalEndpoint:
         self.partition_queries.install()
         self.replay_window.install()
         self.service_folders.install()
+        self.json_paths.install()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
@@ -472,6 +501,7 @@ class LocalEndpoint:
         self.partition_queries.uninstall()
         self.replay_window.uninstall()
         self.service_folders.uninstall()
+        self.json_paths.uninstall()
 
 
 class PortInUseError(OSError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import marshal
-import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +21,13 @@ from infra.cold_start import FLOOR, FUNCTION, lambda_env, probe_code, sample, so
 from tests.conftest import ROOT
 from tests.support.artifact import built as built_artifact
 
-# Loose on purpose (the goal is 1.3, `make bench` measures it; 1.5-1.8 today, and up to
-# 2.1 seen while other tests load the machine): a function that imports something heavy at
-# init goes past it. Missing bytecode is the first test's to catch.
+# Loose on purpose (the goal is 1.3, `make bench` measures it; 1.5-1.8 today): a function
+# that imports something heavy at init goes past it. Missing bytecode is the first test's to
+# catch. Each side is the fastest of its runs, as timeit advises: the other tests' processes
+# only ever add time to a run, and medians of 5 under `-n 2` reached 3.2 for an unchanged
+# function.
 MAX_RATIO = 2.5
-RUNS = 5
+RUNS = 7
 # An HTTP function with the most routes, one without an authorizer, two event consumers
 # (every function is in `make bench`).
 TIMED = ("contacts", "unsubscribe", "lead_processor", "campaign_sender")
@@ -109,7 +110,7 @@ def test_each_cold_start_on_the_artifact_stays_near_the_floor(
         for _ in range(RUNS):
             floor.append(sample(FLOOR, env, task))
             cold.append(sample(FUNCTION, env, task))
-        ratios[names[logical]] = statistics.median(cold) / statistics.median(floor)
+        ratios[names[logical]] = min(cold) / min(floor)
     print({name: round(ratio, 2) for name, ratio in sorted(ratios.items())})
     assert set(ratios) == set(TIMED), ratios
     assert max(ratios.values()) <= MAX_RATIO, ratios

@@ -116,3 +116,37 @@ def test_the_service_folders_are_listed_once(monkeypatch: pytest.MonkeyPatch) ->
         folders.uninstall()
     assert list(moto.backends.list_of_moto_modules()) == expected
     assert listings  # moto's own function lists the folder again
+
+
+def test_each_event_template_path_is_parsed_once_and_builds_the_same_event() -> None:
+    """moto builds the event a target receives from JSONPath expressions; with the cache the
+    event is the same, and a second event parses nothing again."""
+    import jsonpath_ng.ext
+    from moto.events.utils import EventTemplateParser
+
+    from infra.endpoint import JsonPathCache
+
+    event = {
+        "id": "e-1",
+        "time": 1796637600,
+        "detail-type": "lead.received",
+        "source": "crm.leads",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"data": {"lead_id": "L1", "n": 2}},
+        "ingestion-time": 0,
+    }
+    uncached = EventTemplateParser.parse(None, {}, event)  # type: ignore[arg-type]
+    cache = JsonPathCache()
+    cache.install()
+    try:
+        parse: Any = getattr(jsonpath_ng.ext, "parse")  # noqa: B009
+        assert EventTemplateParser.parse(None, {}, event) == uncached  # type: ignore[arg-type]
+        parsed = parse.cache_info().misses
+        again = {**event, "id": "e-2"}
+        assert EventTemplateParser.parse(None, {}, again) == {**uncached, "id": "e-2"}  # type: ignore[arg-type]
+        assert parse.cache_info().misses == parsed > 0
+    finally:
+        cache.uninstall()
+    assert not hasattr(getattr(jsonpath_ng.ext, "parse"), "cache_info")  # noqa: B009
