@@ -6,6 +6,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -89,13 +90,35 @@ def _routes(module: ModuleType, logical_id: str) -> Any:
 def load_function(name: str) -> ModuleType:
     """Import functions/<name>/app.py as Lambda would: its folder first on sys.path, fresh."""
     folder = str(ROOT / "functions" / name)
-    for module in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
+    for module in [
+        m for m in sys.modules if m == "app" or m.startswith((f"{name}_api", f"{name}_consumer"))
+    ]:
         del sys.modules[module]
     sys.path.insert(0, folder)
     try:
         return importlib.import_module("app")
     finally:
         sys.path.remove(folder)
+
+
+@dataclass(frozen=True)
+class ConsumerFunction:
+    """A function that takes events, queue messages, stream records or schedules, loaded as
+    Lambda loads it: `handler` is its entry (app.py), `context` what its cold start made
+    (`<name>_consumer/context.py`: the table, the clients, the services), where a test
+    stands in for a client."""
+
+    app: ModuleType
+    context: ModuleType
+
+    @property
+    def handler(self) -> Any:
+        return self.app.handler
+
+
+def load_consumer(name: str) -> ConsumerFunction:
+    app = load_function(name)
+    return ConsumerFunction(app, sys.modules[f"{name}_consumer.context"])
 
 
 @pytest.fixture(scope="session")
@@ -143,10 +166,10 @@ def activities_module(contacts_module: ModuleType) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def lead_processor_module(contacts_module: ModuleType) -> ModuleType:
+def lead_processor_module(contacts_module: ModuleType) -> ConsumerFunction:
     """The lead processor, loaded after contacts (the `table` fixture uses contacts' client;
     both talk to the same moto backend)."""
-    return load_function("lead_processor")
+    return load_consumer("lead_processor")
 
 
 @pytest.fixture
@@ -191,8 +214,8 @@ def scoring_api(scoring_module: ModuleType, table: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def lead_scoring_module(contacts_module: ModuleType) -> ModuleType:
-    return load_function("lead_scoring")
+def lead_scoring_module(contacts_module: ModuleType) -> ConsumerFunction:
+    return load_consumer("lead_scoring")
 
 
 @pytest.fixture(scope="session")

@@ -302,7 +302,7 @@ def test_only_outbox_publisher_may_put_events(template: Template) -> None:
 
 def test_no_function_code_calls_put_events_except_through_the_outbox() -> None:
     allowed = {
-        REPO_ROOT / "functions" / "outbox_publisher" / "app.py",
+        REPO_ROOT / "functions" / "outbox_publisher" / "outbox_publisher_consumer" / "handlers.py",
         REPO_ROOT / "shared" / "crm_core" / "events" / "forwarding.py",
     }
     calls = re.compile(r"\bput_events\s*\(")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from crm_core import keys
-from tests.conftest import load_function
+from tests.conftest import ConsumerFunction, load_consumer, load_function
 from tests.support.activities import activities_client, activity_store
 from tests.support.api import ROOT, Api, LambdaContext, Reply, User, template_routes
 from tests.support.aws_calls import count_calls
@@ -316,22 +316,21 @@ CAMPAIGN = {
     "html": "<p>Hi {{ first_name }}</p>",
     "text": "Hi {{ first_name }}",
 }
-CAMPAIGN_FUNCTIONS = ("campaign_dispatcher", "campaign_sender", "email_events", "unsubscribe")
+CAMPAIGN_CONSUMERS = ("campaign_dispatcher", "campaign_sender", "email_events")
 
 
 @pytest.fixture(scope="module")
-def campaign_functions(contacts_module: ModuleType) -> dict[str, ModuleType]:
+def campaign_functions(contacts_module: ModuleType) -> dict[str, Any]:
     """The campaign functions besides CampaignsFunction, loaded after contacts."""
-    return {name: load_function(name) for name in CAMPAIGN_FUNCTIONS}
+    loaded: dict[str, Any] = {name: load_consumer(name) for name in CAMPAIGN_CONSUMERS}
+    return {**loaded, "unsubscribe": load_function("unsubscribe")}
 
 
 class Campaigns:
     """What the campaign rows need: the contacts and campaigns routes, the other campaign
     functions (handed what their triggers would give them), and every AWS client they use."""
 
-    def __init__(
-        self, api: Api, campaigns: Api, table: Any, functions: dict[str, ModuleType]
-    ) -> None:
+    def __init__(self, api: Api, campaigns: Api, table: Any, functions: dict[str, Any]) -> None:
         self.api, self.campaigns, self.table = api, campaigns, table
         self.dispatcher = functions["campaign_dispatcher"]
         self.sender = functions["campaign_sender"]
@@ -340,8 +339,8 @@ class Campaigns:
         self.link = Api(self.unsubscribe.handler, template_routes("UnsubscribeFunction"))
         self.context = sys.modules["campaigns_api.context"]
         # Each process's one KMS call (the unsubscribe links' secret) is out of the counts.
-        for function in (self.context, self.sender, self.unsubscribe):
-            function.token_key.secret  # noqa: B018 - derives and keeps it
+        for holder in (self.context, self.sender.context, self.unsubscribe):
+            holder.token_key.secret  # noqa: B018 - derives and keeps it
 
     def clients(self) -> list[Any]:
         """The clients besides DynamoDB's of the campaigns function: Scheduler, SESv2,
@@ -350,11 +349,11 @@ class Campaigns:
             self.context.schedules.client,
             self.context.ses(),
             self.context.teammates.client,
-            self.dispatcher.table.client,
-            self.dispatcher.sqs,
-            self.sender.table.client,
-            self.sender.sender.ses,
-            self.email_events.table.client,
+            self.dispatcher.context.table.client,
+            self.dispatcher.context.sqs,
+            self.sender.context.table.client,
+            self.sender.context.sender.ses,
+            self.email_events.context.table.client,
             self.unsubscribe.table.client,
         ]
 
@@ -446,7 +445,7 @@ class Campaigns:
         response = self.sender.handler({"Records": [record]}, LongContext())
         return Reply(500 if response["batchItemFailures"] else 200, {}, json.dumps(response))
 
-    def handled(self, function: ModuleType, event: dict[str, Any]) -> Reply:
+    def handled(self, function: ConsumerFunction, event: dict[str, Any]) -> Reply:
         result = function.handler(event, LambdaContext())
         assert result["outcome"] == "recorded", result
         return Reply(200, {}, json.dumps(result))
@@ -770,7 +769,7 @@ def test_calls_per_operation(
         activities_client(),
         *lead_clients(lead_webhook_module),
         scoring_client(),
-        lead_scoring_module.table.client,
+        lead_scoring_module.context.table.client,
         campaigns_client(),
         *more,
     ) as log:

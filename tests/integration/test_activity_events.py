@@ -25,7 +25,7 @@ from crm_core.events.consumer import EventInProgress, PoisonEvent
 from crm_core.events.envelope import Origin
 from crm_core.pagination import ListQuery
 from crm_core.table import Table
-from tests.conftest import load_function
+from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.events import contact_created, delivered, redelivered
@@ -61,8 +61,8 @@ KINDS: list[tuple[ActivityType, dict[str, Any]]] = [
 
 
 @pytest.fixture(scope="module")
-def function(contacts_module: ModuleType) -> ModuleType:
-    return load_function("activity_events")
+def function(contacts_module: ModuleType) -> ConsumerFunction:
+    return load_consumer("activity_events")
 
 
 @pytest.fixture
@@ -181,13 +181,13 @@ def assert_moved(
     assert {i["id"] for i in mine} == {i["id"] for i in open_tasks}
 
 
-def handle(function: ModuleType, event: dict[str, Any]) -> Any:
+def handle(function: ConsumerFunction, event: dict[str, Any]) -> Any:
     return function.handler(event, LambdaContext())
 
 
 # Merge ----------------------------------------------------------------------------------
 def test_a_merge_moves_every_activity_once_even_when_delivered_twice(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     survivor, merged, bystander = crm.contact(), crm.contact(), crm.contact()
     own = crm.log(survivor, 5)
@@ -210,13 +210,15 @@ def test_a_merge_moves_every_activity_once_even_when_delivered_twice(
 
 
 def test_a_crash_midway_then_a_redelivery_moves_the_rest_without_duplicates(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survivor, merged = crm.contact(), crm.contact()
     own = crm.log(survivor, 4)
     theirs = crm.log(merged, 130)
     event = crm.merge(survivor, merged)
-    monkeypatch.setattr(function.table, "client", Crashing(function.table.client, after=1))
+    monkeypatch.setattr(
+        function.context.table, "client", Crashing(function.context.table.client, after=1)
+    )
 
     with pytest.raises(TimeoutError):
         handle(function, event)
@@ -233,7 +235,7 @@ def test_a_crash_midway_then_a_redelivery_moves_the_rest_without_duplicates(
 
 
 def test_activities_reach_the_final_survivor_of_a_chain_of_merges(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     first, second, final = crm.contact(), crm.contact(), crm.contact()
     of_first = crm.log(first, 20)
@@ -251,7 +253,7 @@ def test_activities_reach_the_final_survivor_of_a_chain_of_merges(
 
 
 def test_when_the_survivor_is_gone_the_merged_contacts_activities_are_deleted(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     survivor, merged = crm.contact(), crm.contact()
     crm.log(survivor, 7)
@@ -269,7 +271,7 @@ def test_when_the_survivor_is_gone_the_merged_contacts_activities_are_deleted(
 
 # Delete ---------------------------------------------------------------------------------
 def test_a_deleted_contacts_activities_are_deleted_and_leave_every_index(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     gone, kept = crm.contact(), crm.contact()
     crm.log(gone, 60)  # more than one BatchWriteItem of 25
@@ -292,7 +294,7 @@ def test_a_deleted_contacts_activities_are_deleted_and_leave_every_index(
 
 
 def test_the_partition_is_read_consistently_so_no_batch_is_moved_or_deleted_twice(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     """An eventually consistent Query right after a batch's transaction may still list the
     batch: its second move would be refused, a wasted transaction of the move's few tries."""
@@ -305,7 +307,7 @@ def test_the_partition_is_read_consistently_so_no_batch_is_moved_or_deleted_twic
     def record(params: dict[str, Any], **_: Any) -> None:
         queries.append(dict(params))
 
-    client = function.table.client
+    client = function.context.table.client
     client.meta.events.register("provide-client-params.dynamodb.Query", record, "test-reads")
     try:
         handle(function, merged_event)
@@ -319,7 +321,7 @@ def test_the_partition_is_read_consistently_so_no_batch_is_moved_or_deleted_twic
     assert all(q.get("ConsistentRead") is True for q in reads)
 
 
-def test_events_it_does_not_consume_are_poison(crm: Crm, function: ModuleType) -> None:
+def test_events_it_does_not_consume_are_poison(crm: Crm, function: ConsumerFunction) -> None:
     event = delivered(
         {
             "detail_type": "ContactCreated",
@@ -334,7 +336,7 @@ def test_events_it_does_not_consume_are_poison(crm: Crm, function: ModuleType) -
 
 # Concurrency: one process per Lambda environment (docs/decisions.md, 17) ------------------
 @pytest.fixture(scope="module")
-def pool(function: ModuleType) -> Iterator[LambdaPool]:
+def pool(function: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("activity_events") as running:
         yield running
 
@@ -353,10 +355,11 @@ def _deliver(event: dict[str, Any], barrier: Any) -> str:
 def _move(tenant: str, from_id: str, to_id: str, barrier: Any) -> int:
     """In a worker: the store's move itself, past the consumer's deduplication (as a
     replay of an event older than its idempotency record would run it)."""
-    import app  # type: ignore[import-not-found]  # the worker's function (lambda_pool)
+    # What the worker's function made at its cold start (lambda_pool imported its app).
+    from activity_events_consumer.context import store  # type: ignore[import-not-found]
 
     barrier.wait(60)
-    moved: int = app.store.move_all(tenant, from_id, to_id)
+    moved: int = store.move_all(tenant, from_id, to_id)
     return moved
 
 
@@ -367,7 +370,7 @@ def together(pool: LambdaPool, calls: list[tuple[Any, ...]]) -> list[Any]:
 
 
 def test_concurrent_deliveries_of_two_merges_into_one_survivor_move_each_activity_once(
-    crm: Crm, function: ModuleType, pool: LambdaPool
+    crm: Crm, function: ConsumerFunction, pool: LambdaPool
 ) -> None:
     """Each event three times at once, in six environments: both merges of a chain run at
     the same time (and race on the survivor's summary); duplicates are refused while their

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -37,6 +37,10 @@ from tests.support.aws_calls import count_calls
 from tests.support.events import delivered, redelivered
 from tests.support.faults import Crashing, Meddling
 from tests.support.lambda_pool import LambdaPool, lambda_pool
+
+if TYPE_CHECKING:
+    # Not imported when a worker process loads this module: conftest resets the endpoint.
+    from tests.conftest import ConsumerFunction
 
 TENANT, OTHER = "acme", "globex"
 ADMIN = User(TENANT, ("admin",))
@@ -72,7 +76,7 @@ class Scene:
     dispatcher they are delivered to."""
 
     def __init__(
-        self, table: Table, function: ModuleType, api: Api, campaigns_api: Api, queue_url: str
+        self, table: Table, function: ConsumerFunction, api: Api, campaigns_api: Api, queue_url: str
     ) -> None:
         self.table = table
         self.function = function
@@ -226,16 +230,16 @@ def enqueued_ids(bodies: list[dict[str, Any]]) -> Counter[str]:
 
 
 @pytest.fixture(scope="module")
-def dispatcher_module(contacts_module: ModuleType) -> ModuleType:
-    from tests.conftest import load_function
+def dispatcher_module(contacts_module: ModuleType) -> ConsumerFunction:
+    from tests.conftest import load_consumer
 
-    return load_function("campaign_dispatcher")
+    return load_consumer("campaign_dispatcher")
 
 
 @pytest.fixture
 def scene(
     table: Table,
-    dispatcher_module: ModuleType,
+    dispatcher_module: ConsumerFunction,
     api: Api,
     campaigns_api: Api,
     mail_setup: dict[str, str],
@@ -437,8 +441,10 @@ def test_every_member_is_a_recipient_whatever_their_consent(scene: Scene) -> Non
 
 
 # Crashes and reruns -------------------------------------------------------------------------
-def _patched_client(monkeypatch: pytest.MonkeyPatch, function: ModuleType, client: Any) -> None:
-    monkeypatch.setattr(function.table, "client", client)
+def _patched_client(
+    monkeypatch: pytest.MonkeyPatch, function: ConsumerFunction, client: Any
+) -> None:
+    monkeypatch.setattr(function.context.table, "client", client)
 
 
 @pytest.fixture
@@ -452,7 +458,7 @@ def test_a_crash_at_any_transaction_then_a_rerun_writes_and_counts_each_recipien
 ) -> None:
     members = scene.many(260)  # chunks of 99, 99 and 62: three transactions
     segment_id = scene.segment()
-    real = scene.function.table.client
+    real = scene.function.context.table.client
     for crash_after in range(3):
         campaign_id = scene.campaign(segment_id)
         event = scene.send_now(campaign_id)
@@ -499,7 +505,7 @@ def test_a_crash_between_enqueues_then_a_rerun_enqueues_every_queued_recipient(
     # Enqueued 100 after chunk 2, 100 after chunk 3, and 60 at the end.
     members = scene.many(260)
     segment_id = scene.segment()
-    dispatcher = scene.function.dispatcher
+    dispatcher = scene.function.context.dispatcher
     real = dispatcher.sqs
     for crash_after, unwritten in ((0, 62), (1, 0), (2, 0)):
         campaign_id = scene.campaign(segment_id)
@@ -523,7 +529,7 @@ def test_a_rerun_enqueues_recipients_who_left_the_segment_since(
     members = scene.many(150, tags=["news"])
     campaign_id = scene.campaign(scene.segment(tags={"any": ["news"]}))
     event = scene.send_now(campaign_id)
-    real = scene.function.table.client
+    real = scene.function.context.table.client
     _patched_client(monkeypatch, scene.function, Crashing(real, 1))
     with pytest.raises(TimeoutError):
         scene.dispatch(event)  # the first 99 written, none enqueued
@@ -644,7 +650,7 @@ def test_a_run_out_of_time_is_retried_from_its_checkpoint(
     assert len(first) == 40  # chunk 5 was never enqueued
     assert max(first.values()) == 1
 
-    real = scene.function.table.client
+    real = scene.function.context.table.client
     with count_calls(real) as calls:
         result = scene.dispatch(redelivered(event))
 
@@ -664,7 +670,7 @@ def test_a_contact_changed_during_the_dispatch_is_not_missed(
     members = scene.many(45)
     campaign_id = scene.campaign(scene.segment())
     event = scene.send_now(campaign_id)
-    table = scene.function.dispatcher.audience.table
+    table = scene.function.context.dispatcher.audience.table
     real_query = table.query
     pages: list[int] = []
 
@@ -690,7 +696,7 @@ def test_a_pause_during_the_dispatch_stops_it_and_the_resume_finishes_it(
     members = scene.many(120)
     campaign_id = scene.campaign(scene.segment())
     event = scene.send_now(campaign_id)
-    real = scene.function.table.client
+    real = scene.function.context.table.client
     _patched_client(monkeypatch, scene.function, Meddling(real, lambda: scene.pause(campaign_id)))
 
     result = scene.dispatch(event)
@@ -715,7 +721,7 @@ def test_a_resume_after_a_checkpoint_enqueues_every_recipient_still_queued(
     members = scene.many(70)
     campaign_id = scene.campaign(scene.segment())
     event = scene.send_now(campaign_id)
-    real = scene.function.table.client
+    real = scene.function.context.table.client
     transactions = 0
 
     class PausingBeforeChunk6:
@@ -878,7 +884,7 @@ def test_entries_sqs_refuses_are_sent_again(scene: Scene, monkeypatch: pytest.Mo
     members = scene.many(120)
     campaign_id = scene.campaign(scene.segment())
     queue = RefusingQueue(scene.sqs, refusals=2)
-    monkeypatch.setattr(scene.function.dispatcher, "sqs", queue)
+    monkeypatch.setattr(scene.function.context.dispatcher, "sqs", queue)
 
     scene.dispatch(scene.send_now(campaign_id))
 
@@ -893,7 +899,7 @@ def test_entries_sqs_keeps_refusing_fail_the_run(
     campaign_id = scene.campaign(scene.segment())
     event = scene.send_now(campaign_id)
     for queue in (RefusingQueue(scene.sqs, refusals=99), RefusingQueue(scene.sqs, 1, True)):
-        monkeypatch.setattr(scene.function.dispatcher, "sqs", queue)
+        monkeypatch.setattr(scene.function.context.dispatcher, "sqs", queue)
         with pytest.raises(EnqueueFailed):
             scene.dispatch(redelivered(event))
     assert len(queue.calls) == 1  # the sender's fault: not sent again
@@ -909,9 +915,9 @@ def test_a_large_audience_within_the_limits_and_its_calls(
     campaign_id = scene.campaign(scene.segment())
     event = scene.send_now(campaign_id)
     queue = RefusingQueue(scene.sqs, refusals=0)
-    monkeypatch.setattr(scene.function.dispatcher, "sqs", queue)
+    monkeypatch.setattr(scene.function.context.dispatcher, "sqs", queue)
     transactions: list[int] = []
-    real = scene.function.table.client
+    real = scene.function.context.table.client
 
     class Recording:
         def transact_write_items(self, **params: Any) -> Any:
@@ -921,7 +927,7 @@ def test_a_large_audience_within_the_limits_and_its_calls(
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    monkeypatch.setattr(scene.function.table, "client", Recording())
+    monkeypatch.setattr(scene.function.context.table, "client", Recording())
 
     with count_calls(real, scene.sqs) as calls:
         result = scene.dispatch(event)
@@ -946,7 +952,7 @@ def test_a_large_audience_within_the_limits_and_its_calls(
 
 # Concurrency: one process per Lambda environment (docs/decisions.md, 17) ----------------------
 @pytest.fixture(scope="module")
-def pool(dispatcher_module: ModuleType) -> Iterator[LambdaPool]:
+def pool(dispatcher_module: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("campaign_dispatcher") as running:
         yield running
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import boto3
@@ -50,6 +50,10 @@ from tests.support.api import Api
 from tests.support.aws_calls import count_calls
 from tests.support.faults import Crashing, Meddling
 from tests.support.lambda_pool import LambdaPool, lambda_pool
+
+if TYPE_CHECKING:
+    # Not imported when a worker process loads this module: conftest resets the endpoint.
+    from tests.conftest import ConsumerFunction
 
 BATCH_SIZE = 5  # template.yaml's SQS event source of the sender
 ACCOUNT = "123456789012"  # moto's default account
@@ -139,10 +143,10 @@ def record_of(body: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sender_module(contacts_module: ModuleType) -> ModuleType:
-    from tests.conftest import load_function
+def sender_module(contacts_module: ModuleType) -> ConsumerFunction:
+    from tests.conftest import load_consumer
 
-    return load_function("campaign_sender")
+    return load_consumer("campaign_sender")
 
 
 def _verified_sender_domain() -> None:
@@ -155,8 +159,8 @@ def _verified_sender_domain() -> None:
 @pytest.fixture
 def mail(
     table: Table,
-    dispatcher_module: ModuleType,  # noqa: F811 - the fixture imported above
-    sender_module: ModuleType,
+    dispatcher_module: ConsumerFunction,  # noqa: F811 - the fixture imported above
+    sender_module: ConsumerFunction,
     api: Api,
     campaigns_api: Api,
     mail_setup: dict[str, str],
@@ -259,8 +263,8 @@ def test_the_request_names_the_configuration_set_and_tags_the_recipient(
 ) -> None:
     contact_id = mail.contact()
     campaign_id = mail.campaign(mail.segment())
-    ses = FlakySes(mail.sender.sender.ses, {})
-    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    ses = FlakySes(mail.sender.context.sender.ses, {})
+    monkeypatch.setattr(mail.sender.context.sender, "ses", ses)
     mail.start(campaign_id)
     mail.deliver_all()
 
@@ -354,7 +358,7 @@ def test_a_message_delivered_again_sends_nothing_more(mail: Mail) -> None:
 
 
 @pytest.fixture(scope="module")
-def pool(sender_module: ModuleType) -> Iterator[LambdaPool]:
+def pool(sender_module: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("campaign_sender") as running:
         yield running
 
@@ -419,10 +423,10 @@ def test_throttling_releases_the_claim_and_the_redelivery_sends_once(
     campaign_id = mail.campaign(mail.segment())
     # Throttled on every attempt the sender makes in-process (3), then SQS redelivers.
     throttled = dict.fromkeys((2, 3, 4), "TooManyRequestsException")
-    ses = FlakySes(mail.sender.sender.ses, throttled)
-    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    ses = FlakySes(mail.sender.context.sender.ses, throttled)
+    monkeypatch.setattr(mail.sender.context.sender, "ses", ses)
     naps: list[float] = []
-    monkeypatch.setattr(mail.sender.sender, "sleep", naps.append)
+    monkeypatch.setattr(mail.sender.context.sender, "sleep", naps.append)
     mail.start(campaign_id)
     (record,) = mail.records()
 
@@ -447,10 +451,10 @@ def test_a_short_throttling_is_retried_in_place(
 ) -> None:
     contacts = [mail.contact() for _ in range(2)]
     campaign_id = mail.campaign(mail.segment())
-    ses = FlakySes(mail.sender.sender.ses, {1: "ThrottlingException"})
-    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    ses = FlakySes(mail.sender.context.sender.ses, {1: "ThrottlingException"})
+    monkeypatch.setattr(mail.sender.context.sender, "ses", ses)
     naps: list[float] = []
-    monkeypatch.setattr(mail.sender.sender, "sleep", naps.append)
+    monkeypatch.setattr(mail.sender.context.sender, "sleep", naps.append)
     mail.start(campaign_id)
     (record,) = mail.records()
 
@@ -466,7 +470,7 @@ def test_a_repeated_claim_of_our_own_is_still_ours(mail: Mail) -> None:
     contact_id = mail.contact()
     campaign_id = mail.campaign(mail.segment())
     mail.start(campaign_id)
-    sender = mail.sender.sender
+    sender = mail.sender.context.sender
     assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")
     assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")  # the repeat
     assert not sender._claim(TENANT, campaign_id, contact_id, "claim-2")  # another sender
@@ -479,7 +483,7 @@ def test_a_repeated_mark_of_our_own_send_counts_it(mail: Mail) -> None:
     contact_id = mail.contact()
     campaign_id = mail.campaign(mail.segment())
     mail.start(campaign_id)
-    sender = mail.sender.sender
+    sender = mail.sender.context.sender
     assert sender._claim(TENANT, campaign_id, contact_id, "claim-1")
     mark = ("claim-1", "ses-message-1", "a@example.com")
     assert sender._mark_sent(TENANT, campaign_id, contact_id, *mark)
@@ -490,7 +494,7 @@ def test_a_repeated_mark_of_our_own_send_counts_it(mail: Mail) -> None:
 
 
 def test_the_ses_client_never_retries_by_itself(mail: Mail) -> None:
-    config = mail.sender.sender.ses.meta.config
+    config = mail.sender.context.sender.ses.meta.config
     assert config.retries["total_max_attempts"] == 1
 
 
@@ -500,7 +504,9 @@ def test_an_account_that_cannot_send_keeps_the_recipients_queued(
 ) -> None:
     mail.contact()
     campaign_id = mail.campaign(mail.segment())
-    monkeypatch.setattr(mail.sender.sender, "ses", FlakySes(mail.sender.sender.ses, {1: code}))
+    monkeypatch.setattr(
+        mail.sender.context.sender, "ses", FlakySes(mail.sender.context.sender.ses, {1: code})
+    )
     mail.start(campaign_id)
     (record,) = mail.records()
 
@@ -519,10 +525,10 @@ def test_no_connection_to_ses_keeps_the_recipient_queued_but_no_answer_fails_it(
     campaign_id = mail.campaign(mail.segment())
     url = "https://email.us-east-1.amazonaws.com"
     ses = FlakySes(
-        mail.sender.sender.ses,
+        mail.sender.context.sender.ses,
         {1: EndpointConnectionError(endpoint_url=url), 3: ReadTimeoutError(endpoint_url=url)},
     )
-    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    monkeypatch.setattr(mail.sender.context.sender, "ses", ses)
     mail.start(campaign_id)
     (record,) = mail.records()
 
@@ -545,8 +551,8 @@ def test_a_permanent_ses_error_fails_that_recipient_only(
 ) -> None:
     contacts = [mail.contact() for _ in range(3)]
     campaign_id = mail.campaign(mail.segment())
-    ses = FlakySes(mail.sender.sender.ses, {2: "MessageRejected"})
-    monkeypatch.setattr(mail.sender.sender, "ses", ses)
+    ses = FlakySes(mail.sender.context.sender.ses, {2: "MessageRejected"})
+    monkeypatch.setattr(mail.sender.context.sender, "ses", ses)
     mail.start(campaign_id)
 
     assert mail.deliver_all() == []
@@ -662,7 +668,7 @@ def test_an_old_claim_is_failed_as_interrupted_and_a_young_one_left_to_its_invoc
 
     # That invocation died: its message comes back after the visibility timeout (720 s).
     later = time.time() + 720
-    monkeypatch.setattr(mail.sender.sender, "clock", lambda: later)
+    monkeypatch.setattr(mail.sender.context.sender, "clock", lambda: later)
     assert mail.deliver([record]) == []
 
     found = mail.recipients(campaign_id)
@@ -682,17 +688,17 @@ def test_a_crash_after_the_send_never_sends_it_again(
     campaign_id = mail.campaign(mail.segment())
     mail.start(campaign_id)
     (record,) = mail.records()
-    real = mail.sender.table.client
-    monkeypatch.setattr(mail.sender.table, "client", Crashing(real, 0))
+    real = mail.sender.context.table.client
+    monkeypatch.setattr(mail.sender.context.table, "client", Crashing(real, 0))
 
     assert mail.deliver([record]) == [record["messageId"]]
 
-    monkeypatch.setattr(mail.sender.table, "client", real)
+    monkeypatch.setattr(mail.sender.context.table, "client", real)
     assert mail.recipients(campaign_id)[contact_id]["status"] == "sending"
     assert mail.deliver([record]) == []
     assert mail.recipients(campaign_id)[contact_id]["status"] == "sending"
     later = time.time() + 720
-    monkeypatch.setattr(mail.sender.sender, "clock", lambda: later)
+    monkeypatch.setattr(mail.sender.context.sender, "clock", lambda: later)
 
     assert mail.deliver([record]) == []
 
@@ -734,9 +740,9 @@ def test_an_ses_event_recorded_before_the_send_still_counts_sent_once(
     contact_id = mail.contact()
     campaign_id = mail.campaign(mail.segment())
     mail.start(campaign_id)
-    real = mail.sender.table.client
+    real = mail.sender.context.table.client
     meddling = Meddling(real, lambda: _email_events_record(mail, campaign_id, contact_id, first))
-    monkeypatch.setattr(mail.sender.table, "client", meddling)
+    monkeypatch.setattr(mail.sender.context.table, "client", meddling)
 
     assert mail.deliver_all() == []
 
@@ -850,7 +856,7 @@ def test_the_calls_a_recipient_costs(mail: Mail) -> None:
     campaign_id = mail.campaign(mail.segment())
     mail.start(campaign_id)
     records = mail.records()
-    sender = mail.sender.sender
+    sender = mail.sender.context.sender
     token_secret()  # the process's one KMS call, out of the count
 
     with count_calls(sender.table.client, sender.ses) as calls:

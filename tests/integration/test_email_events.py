@@ -28,7 +28,7 @@ from crm_core.dynamo import from_item, key_attrs
 from crm_core.events.consumer import PoisonEvent
 from crm_core.events.envelope import Origin
 from crm_core.ids import new_ulid
-from tests.conftest import load_function
+from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.calls import create
 from tests.support.checks import table_items
@@ -53,12 +53,12 @@ DETAIL_TYPES = {
 
 
 @pytest.fixture(scope="module")
-def email_events_module(contacts_module: ModuleType) -> ModuleType:
-    return load_function("email_events")
+def email_events_module(contacts_module: ModuleType) -> ConsumerFunction:
+    return load_consumer("email_events")
 
 
 @pytest.fixture
-def function(email_events_module: ModuleType, table: Any) -> ModuleType:
+def function(email_events_module: ConsumerFunction, table: Any) -> ConsumerFunction:
     return email_events_module
 
 
@@ -66,7 +66,7 @@ def function(email_events_module: ModuleType, table: Any) -> ModuleType:
 class Scene:
     """A sending campaign of the test table, its recipients, and SES events about them."""
 
-    def __init__(self, table: Any, api: Api, function: ModuleType) -> None:
+    def __init__(self, table: Any, api: Api, function: ConsumerFunction) -> None:
         self.table = table
         self.api = api
         self.function = function
@@ -287,7 +287,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene(table: Any, api: Api, function: ModuleType, mail_setup: dict[str, str]) -> Scene:
+def scene(table: Any, api: Api, function: ConsumerFunction, mail_setup: dict[str, str]) -> Scene:
     return Scene(table, api, function)
 
 
@@ -795,7 +795,7 @@ def test_a_merged_contacts_unsubscribe_counts_on_its_campaign(scene: Scene) -> N
 
 # Concurrent delivery: one process per Lambda environment (tests/support/lambda_pool.py) -------
 @pytest.fixture(scope="module")
-def pool(email_events_module: ModuleType) -> Iterator[LambdaPool]:
+def pool(email_events_module: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("email_events") as running:
         yield running
 

@@ -15,8 +15,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -45,6 +44,10 @@ from tests.support.events import delivered
 from tests.support.faults import Crashing, Meddling
 from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
 
+if TYPE_CHECKING:
+    # Not imported when a worker process loads this module: conftest resets the endpoint.
+    from tests.conftest import ConsumerFunction
+
 TENANT = "acme"
 USER = Origin.user("user-1", "req-1")
 OWNER = "user-7"
@@ -53,7 +56,7 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
-def function(lead_processor_module: ModuleType, table: Table) -> ModuleType:
+def function(lead_processor_module: ConsumerFunction, table: Table) -> ConsumerFunction:
     return lead_processor_module
 
 
@@ -143,7 +146,7 @@ class Event:
         return LeadReceived.model_validate(self.body["detail"])
 
 
-def handle(function: ModuleType, event: Event | dict[str, Any]) -> Any:
+def handle(function: ConsumerFunction, event: Event | dict[str, Any]) -> Any:
     body = event.body if isinstance(event, Event) else event
     return function.handler(body, LambdaContext())
 
@@ -162,7 +165,7 @@ def touch(crm: Crm, event: Event, **utm: str) -> dict[str, Any]:
 
 # A new person -----------------------------------------------------------------------------
 def test_a_new_person_becomes_a_lead_with_the_submission_on_their_timeline(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     company = crm.companies.create(
         TENANT, CompanyCreate(name="Analytical Engines", domain="engines.example"), USER
@@ -275,7 +278,7 @@ def test_a_new_person_becomes_a_lead_with_the_submission_on_their_timeline(
 
 
 def test_a_form_encoded_lead_is_mapped_by_the_sources_field_map(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     source = crm.source(
         field_map={"email": "contact.mail", "full_name": "who", "utm_source": "src"}
@@ -306,7 +309,7 @@ def test_a_form_encoded_lead_is_mapped_by_the_sources_field_map(
 
 # A person the CRM knows ---------------------------------------------------------------------
 def test_a_known_email_fills_blanks_and_never_overwrites_what_a_person_entered(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     source = crm.source(default_tags=["web"], field_map={"attributes.plan": "plan"})
     first = crm.receive(
@@ -387,7 +390,7 @@ def unsubscribed(crm: Crm, email: str) -> Contact:
 
 
 def test_a_lead_with_consent_subscribes_an_unsubscribed_contact_and_lifts_the_suppression(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     ada = unsubscribed(crm, "ada@example.com")
     source = crm.source()
@@ -410,7 +413,9 @@ def test_a_lead_with_consent_subscribes_an_unsubscribed_contact_and_lifts_the_su
     assert updated["data"]["previous"]["email_consent"] == "unsubscribed"
 
 
-def test_a_lead_with_consent_makes_a_new_contact_subscribed(crm: Crm, function: ModuleType) -> None:
+def test_a_lead_with_consent_makes_a_new_contact_subscribed(
+    crm: Crm, function: ConsumerFunction
+) -> None:
     source = crm.source(field_map={"email_consent": "answers.gdpr"})
     event = crm.receive(source, "email=bob%40example.com&answers.gdpr=on", media=FORM)
 
@@ -432,7 +437,7 @@ def test_a_lead_with_consent_makes_a_new_contact_subscribed(crm: Crm, function: 
     ids=["no", "false", "blank", "absent"],
 )
 def test_a_lead_without_a_yes_changes_no_consent(
-    crm: Crm, function: ModuleType, body: dict[str, Any]
+    crm: Crm, function: ConsumerFunction, body: dict[str, Any]
 ) -> None:
     """An unticked box is not an unsubscribe, and not a subscribe either."""
     ada = unsubscribed(crm, "ada@example.com")
@@ -448,7 +453,7 @@ def test_a_lead_without_a_yes_changes_no_consent(
 
 
 def test_a_lead_without_consent_recreates_a_deleted_unsubscribed_person_unsubscribed(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     ada = unsubscribed(crm, "ada@example.com")
     crm.contacts.delete(TENANT, ada.id, None, USER)
@@ -464,7 +469,7 @@ def test_a_lead_without_consent_recreates_a_deleted_unsubscribed_person_unsubscr
 
 @pytest.mark.parametrize("reason", ["hard_bounce", "complaint"])
 def test_an_opt_in_never_lifts_a_bounce_or_a_complaint(
-    crm: Crm, function: ModuleType, reason: str
+    crm: Crm, function: ConsumerFunction, reason: str
 ) -> None:
     from crm_core.campaigns.suppression import SuppressionReason, suppress_put
     from crm_core.clock import now_iso
@@ -490,7 +495,9 @@ def test_an_opt_in_never_lifts_a_bounce_or_a_complaint(
     assert "unsubscribed_at" not in left
 
 
-def test_a_lead_of_a_merged_address_goes_to_the_survivor(crm: Crm, function: ModuleType) -> None:
+def test_a_lead_of_a_merged_address_goes_to_the_survivor(
+    crm: Crm, function: ConsumerFunction
+) -> None:
     survivor = crm.person("ada@example.com")
     merged = crm.person("ada.lovelace@example.com", first_name="Ada")
     crm.contacts.merge(TENANT, survivor.id, merged.id, None, USER)
@@ -504,7 +511,7 @@ def test_a_lead_of_a_merged_address_goes_to_the_survivor(crm: Crm, function: Mod
 
 
 def test_attribution_is_the_same_whichever_lead_is_processed_first(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     source = crm.source()
     older = crm.receive(source, {"email": "ada@example.com", "utm_source": "ads"})
@@ -521,7 +528,7 @@ def test_attribution_is_the_same_whichever_lead_is_processed_first(
 
 
 def test_a_merge_keeps_the_earliest_first_touch_and_the_latest_last_touch(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     source = crm.source()
     first = crm.receive(source, {"email": "ada@example.com", "utm_source": "ads"})
@@ -568,7 +575,7 @@ def test_a_merge_keeps_the_earliest_first_touch_and_the_latest_last_touch(
     ids=["invalid-email", "neither", "repeated-form-field", "junk"],
 )
 def test_a_lead_without_a_usable_email_or_phone_is_kept_rejected_with_its_reason(
-    crm: Crm, function: ModuleType, body: Any, media: str, reason: str
+    crm: Crm, function: ConsumerFunction, body: Any, media: str, reason: str
 ) -> None:
     source = crm.source()
     event = crm.receive(source, body, media)
@@ -596,7 +603,7 @@ def test_a_lead_without_a_usable_email_or_phone_is_kept_rejected_with_its_reason
 
 
 def test_an_invalid_email_beside_a_good_phone_is_dropped_with_a_warning(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     event = crm.receive(crm.source(), {"email": "ada(at)example.com", "phone": "+1 415 555 2671"})
 
@@ -611,7 +618,7 @@ def test_an_invalid_email_beside_a_good_phone_is_dropped_with_a_warning(
 
 # Exactly once ------------------------------------------------------------------------------------
 def test_the_same_event_twice_makes_one_contact_and_one_activity(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     event = crm.receive(crm.source(), {"email": "ada@example.com", "name": "Ada"})
 
@@ -632,10 +639,12 @@ def test_the_same_event_twice_makes_one_contact_and_one_activity(
 
 
 def test_a_crash_between_the_contact_and_the_activity_then_a_retry_makes_each_once(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = crm.receive(crm.source(), {"email": "ada@example.com"})
-    monkeypatch.setattr(function.table, "client", Crashing(function.table.client, after=1))
+    monkeypatch.setattr(
+        function.context.table, "client", Crashing(function.context.table.client, after=1)
+    )
 
     with pytest.raises(TimeoutError):
         handle(function, event)
@@ -658,12 +667,14 @@ def test_a_crash_between_the_contact_and_the_activity_then_a_retry_makes_each_on
 
 
 def test_a_failure_is_recorded_then_cleared_by_a_later_success(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = crm.source()
     event = crm.receive(source, {"email": "ada@example.com"})
     # The second transaction (the activity step) fails as DynamoDB sometimes does.
-    monkeypatch.setattr(function.table, "client", Failing(function.table.client, call=2))
+    monkeypatch.setattr(
+        function.context.table, "client", Failing(function.context.table.client, call=2)
+    )
 
     with pytest.raises(ClientError):
         handle(function, event)
@@ -684,10 +695,12 @@ def test_a_failure_is_recorded_then_cleared_by_a_later_success(
 
 
 def test_a_contact_merged_between_the_steps_gets_the_submission_on_its_survivor(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = crm.receive(crm.source(), {"email": "ada@example.com", "utm_source": "ads"})
-    monkeypatch.setattr(function.table, "client", Crashing(function.table.client, after=1))
+    monkeypatch.setattr(
+        function.context.table, "client", Crashing(function.context.table.client, after=1)
+    )
     with pytest.raises(TimeoutError):
         handle(function, event)
     monkeypatch.undo()
@@ -707,10 +720,12 @@ def test_a_contact_merged_between_the_steps_gets_the_submission_on_its_survivor(
 
 
 def test_a_contact_deleted_between_the_steps_leaves_the_lead_rejected(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = crm.receive(crm.source(), {"email": "ada@example.com"})
-    monkeypatch.setattr(function.table, "client", Crashing(function.table.client, after=1))
+    monkeypatch.setattr(
+        function.context.table, "client", Crashing(function.context.table.client, after=1)
+    )
     with pytest.raises(TimeoutError):
         handle(function, event)
     monkeypatch.undo()
@@ -727,7 +742,7 @@ def test_a_contact_deleted_between_the_steps_leaves_the_lead_rejected(
 
 # Races, one at a time ----------------------------------------------------------------------------
 def test_a_persons_edit_during_processing_is_never_written_over(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     person = crm.person("ada@example.com")
     event = crm.receive(
@@ -737,7 +752,9 @@ def test_a_persons_edit_during_processing_is_never_written_over(
     def edit() -> None:
         crm.contacts.update(TENANT, person.id, {"first_name": "Augusta"}, None, USER)
 
-    monkeypatch.setattr(function.table, "client", Meddling(function.table.client, edit))
+    monkeypatch.setattr(
+        function.context.table, "client", Meddling(function.context.table.client, edit)
+    )
     handle(function, event)
 
     contact = crm.contacts.get(TENANT, person.id)
@@ -746,7 +763,7 @@ def test_a_persons_edit_during_processing_is_never_written_over(
 
 
 def test_a_contact_created_with_the_email_meanwhile_is_updated_instead(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = crm.receive(
         crm.source(), {"email": "ada@example.com", "firstName": "Ada", "lastName": "L"}
@@ -756,7 +773,9 @@ def test_a_contact_created_with_the_email_meanwhile_is_updated_instead(
     def create() -> None:
         person.append(crm.person("ada@example.com", first_name="Augusta"))
 
-    monkeypatch.setattr(function.table, "client", Meddling(function.table.client, create))
+    monkeypatch.setattr(
+        function.context.table, "client", Meddling(function.context.table.client, create)
+    )
     handle(function, event)
 
     (stored,) = crm.contacts_in_table()
@@ -767,14 +786,14 @@ def test_a_contact_created_with_the_email_meanwhile_is_updated_instead(
 
 # Cost -------------------------------------------------------------------------------------------
 def test_a_lead_costs_a_fixed_number_of_calls_however_full_the_table(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     source = crm.source(default_tags=["web"])
     note = validate_fields(ActivityType.NOTE, {"body": "hello"})
 
     def measured(body: dict[str, Any]) -> Counter[str]:
         event = crm.receive(source, body)
-        with count_calls(function.table.client) as calls:
+        with count_calls(function.context.table.client) as calls:
             handle(function, event)
         assert crm.lead(event)["status"] == "processed"
         return calls.by_operation
@@ -805,9 +824,9 @@ def test_a_lead_costs_a_fixed_number_of_calls_however_full_the_table(
 
 # Logs -------------------------------------------------------------------------------------------
 @pytest.fixture
-def log_lines(function: ModuleType) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+def log_lines(function: ConsumerFunction) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     """The JSON lines the function's logger writes at INFO, formatted as in Lambda."""
-    logger = function.logger
+    logger = function.context.logger
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logger.registered_formatter)
@@ -822,7 +841,7 @@ def log_lines(function: ModuleType) -> Iterator[Callable[[], list[dict[str, Any]
 
 
 def test_logs_carry_ids_and_statuses_never_the_persons_data(
-    crm: Crm, function: ModuleType, log_lines: Callable[[], list[dict[str, Any]]]
+    crm: Crm, function: ConsumerFunction, log_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     source = crm.source()
     good = crm.receive(
@@ -845,7 +864,7 @@ def test_logs_carry_ids_and_statuses_never_the_persons_data(
 
 # Concurrency: one process per Lambda environment (docs/decisions.md, 17) ----------------------
 @pytest.fixture(scope="module")
-def pool(lead_processor_module: ModuleType) -> Iterator[LambdaPool]:
+def pool(lead_processor_module: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("lead_processor") as running:
         yield running
 

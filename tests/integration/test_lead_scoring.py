@@ -17,8 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,6 +38,10 @@ from tests.support.aws_calls import count_calls
 from tests.support.events import delivered, redelivered
 from tests.support.faults import Meddling
 from tests.support.lambda_pool import LambdaPool, deliver, lambda_pool
+
+if TYPE_CHECKING:
+    # Not imported when a worker process loads this module: conftest resets the endpoint.
+    from tests.conftest import ConsumerFunction
 
 TENANT = "acme"
 ADMIN = User(TENANT, ("admin",), sub="admin-1")
@@ -98,12 +101,12 @@ KINDS: dict[str, tuple[ActivityType, dict[str, Any]]] = {
 
 
 @pytest.fixture
-def function(lead_scoring_module: ModuleType, table: Table) -> ModuleType:
+def function(lead_scoring_module: ConsumerFunction, table: Table) -> ConsumerFunction:
     return lead_scoring_module
 
 
 @pytest.fixture
-def crm(table: Table, function: ModuleType) -> Crm:
+def crm(table: Table, function: ConsumerFunction) -> Crm:
     return Crm(table, function)
 
 
@@ -111,7 +114,7 @@ class Crm(Stores):
     """The test table's contacts and activities, the events their changes wrote, and the
     lead_scoring function they are delivered to."""
 
-    def __init__(self, table: Table, function: ModuleType) -> None:
+    def __init__(self, table: Table, function: ConsumerFunction) -> None:
         super().__init__(table)
         self.function = function
 
@@ -429,7 +432,7 @@ def test_a_replayed_capped_event_is_not_counted_again_either(crm: Crm) -> None:
 
 # Concurrency: one process per Lambda environment (docs/decisions.md, 17) ----------------------
 @pytest.fixture(scope="module")
-def pool(lead_scoring_module: ModuleType) -> Iterator[LambdaPool]:
+def pool(lead_scoring_module: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("lead_scoring") as running:
         yield running
 
@@ -467,7 +470,7 @@ def test_events_of_one_contact_at_once_lose_no_points(crm: Crm, pool: LambdaPool
 
 
 def test_a_persons_edit_between_the_read_and_the_write_is_kept(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     contact_id = crm.person()
     event = crm.event_of(crm.log(contact_id, "meeting_held"))
@@ -475,7 +478,9 @@ def test_a_persons_edit_between_the_read_and_the_write_is_kept(
     def edit() -> None:
         crm.contacts.update(TENANT, contact_id, {"first_name": "Augusta"}, None, crm.origin)
 
-    monkeypatch.setattr(function.table, "client", Meddling(function.table.client, edit))
+    monkeypatch.setattr(
+        function.context.table, "client", Meddling(function.context.table.client, edit)
+    )
     result = crm.deliver(event)
 
     assert result["changed"] is True
@@ -1017,7 +1022,7 @@ def test_another_tenants_contact_has_no_score_here(crm: Crm, scoring_api: Api) -
 
 # Cost ---------------------------------------------------------------------------------------------
 def test_an_event_costs_the_same_calls_however_long_the_history(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     def contact_with_history(activities: int) -> str:
         contact_id = crm.person(scored=False)
@@ -1034,7 +1039,7 @@ def test_an_event_costs_the_same_calls_however_long_the_history(
 
     def measured(contact_id: str) -> Counter[str]:
         event = crm.event_of(crm.log(contact_id, "call_connected"))
-        with count_calls(function.table.client) as calls:
+        with count_calls(function.context.table.client) as calls:
             result = crm.deliver(event)
         assert result["changed"] is True
         return calls.by_operation

@@ -14,7 +14,7 @@ import pytest
 from crm_core.events.outbox import STREAM_FILTER
 from infra.cfn import load_template
 from infra.streams import RecordFilter, lambda_record
-from tests.conftest import load_function
+from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.aws_calls import count_calls
 from tests.support.calls import create, patch
@@ -32,9 +32,9 @@ def template_filter() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def publisher(contacts_module: ModuleType) -> ModuleType:
+def publisher(contacts_module: ModuleType) -> ConsumerFunction:
     os.environ["EVENT_BUS_NAME"] = BUS
-    return load_function("outbox_publisher")
+    return load_consumer("outbox_publisher")
 
 
 class Bus:
@@ -111,7 +111,7 @@ def outbox_details(table: Any) -> list[dict[str, Any]]:
     return [json.loads(r["dynamodb"]["NewImage"]["detail"]["S"]) for r in delivered(table)]
 
 
-def run(publisher: ModuleType, records: list[dict[str, Any]]) -> dict[str, Any]:
+def run(publisher: ConsumerFunction, records: list[dict[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = publisher.handler({"Records": records}, LambdaContext())
     return result
 
@@ -171,7 +171,7 @@ def test_only_new_outbox_items_reach_the_publisher(api: Api, table: Any) -> None
 
 # Publishing -----------------------------------------------------------------------------------
 def test_each_event_reaches_the_bus_as_written(
-    api: Api, table: Any, bus: Bus, publisher: ModuleType
+    api: Api, table: Any, bus: Bus, publisher: ConsumerFunction
 ) -> None:
     for n in range(3):
         create(api, "/contacts", ADMIN, {"email": f"p{n}@example.com"})
@@ -189,13 +189,13 @@ def test_each_event_reaches_the_bus_as_written(
 
 
 def test_puts_at_most_ten_entries_per_request(
-    api: Api, table: Any, bus: Bus, publisher: ModuleType
+    api: Api, table: Any, bus: Bus, publisher: ConsumerFunction
 ) -> None:
     for n in range(23):
         create(api, "/contacts", ADMIN, {"email": f"c{n}@example.com"})
     records = delivered(table)
 
-    with count_calls(publisher.events) as calls:
+    with count_calls(publisher.context.events) as calls:
         assert run(publisher, records) == {"batchItemFailures": []}
 
     assert calls.by_operation == {"PutEvents": 3}
@@ -203,13 +203,13 @@ def test_puts_at_most_ten_entries_per_request(
 
 
 def test_refused_entries_are_sent_again_and_arrive_once(
-    api: Api, table: Any, bus: Bus, publisher: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api: Api, table: Any, bus: Bus, publisher: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     contact = create(api, "/contacts", ADMIN, {"email": "ada@example.com"})
     patch(api, f"/contacts/{contact['id']}", ADMIN, {"title": "CEO"})
     create(api, "/contacts", ADMIN, {"email": "bob@example.com"})
-    flaky = FlakyEvents(publisher.events, {"ContactUpdated": 2})
-    monkeypatch.setattr(publisher, "events", flaky)
+    flaky = FlakyEvents(publisher.context.events, {"ContactUpdated": 2})
+    monkeypatch.setattr(publisher.context, "events", flaky)
 
     assert run(publisher, delivered(table)) == {"batchItemFailures": []}
 
@@ -224,13 +224,15 @@ def test_refused_entries_are_sent_again_and_arrive_once(
 
 
 def test_entries_that_keep_failing_are_reported_so_the_stream_retries_them(
-    api: Api, table: Any, bus: Bus, publisher: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api: Api, table: Any, bus: Bus, publisher: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     contact = create(api, "/contacts", ADMIN, {"email": "ada@example.com"})
     patch(api, f"/contacts/{contact['id']}", ADMIN, {"title": "CEO"})
     create(api, "/contacts", ADMIN, {"email": "bob@example.com"})
     records = delivered(table)
-    monkeypatch.setattr(publisher, "events", FlakyEvents(publisher.events, {"ContactUpdated": 99}))
+    monkeypatch.setattr(
+        publisher.context, "events", FlakyEvents(publisher.context.events, {"ContactUpdated": 99})
+    )
     monkeypatch.setattr("crm_core.events.forwarding._backoff", lambda attempt: None)
 
     result = run(publisher, records)
@@ -247,10 +249,10 @@ def test_entries_that_keep_failing_are_reported_so_the_stream_retries_them(
 
 
 def test_a_bus_that_cannot_be_reached_fails_the_whole_batch(
-    api: Api, table: Any, publisher: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api: Api, table: Any, publisher: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(api, "/contacts", ADMIN, {"email": "ada@example.com"})
-    monkeypatch.setattr(publisher, "BUS_NAME", "no-such-bus")
+    monkeypatch.setattr(publisher.context, "BUS_NAME", "no-such-bus")
     records = delivered(table)
     # A function error: Lambda retries (and bisects) the batch, then sends it to the DLQ.
     with pytest.raises(Exception, match=r"no-such-bus|ResourceNotFound"):
@@ -258,14 +260,14 @@ def test_a_bus_that_cannot_be_reached_fails_the_whole_batch(
 
 
 def test_the_trace_of_the_write_is_carried_to_the_bus(
-    api: Api, table: Any, bus: Bus, publisher: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api: Api, table: Any, bus: Bus, publisher: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
     monkeypatch.setenv("_X_AMZN_TRACE_ID", header)
     create(api, "/contacts", ADMIN, {"email": "ada@example.com"})
     monkeypatch.delenv("_X_AMZN_TRACE_ID")
-    flaky = FlakyEvents(publisher.events, {})
-    monkeypatch.setattr(publisher, "events", flaky)
+    flaky = FlakyEvents(publisher.context.events, {})
+    monkeypatch.setattr(publisher.context, "events", flaky)
 
     run(publisher, delivered(table))
 
@@ -274,7 +276,7 @@ def test_the_trace_of_the_write_is_carried_to_the_bus(
 
 
 def test_records_that_are_not_outbox_inserts_are_skipped(
-    table: Any, bus: Bus, publisher: ModuleType
+    table: Any, bus: Bus, publisher: ConsumerFunction
 ) -> None:
     table.client.put_item(
         TableName=table.name,

@@ -14,8 +14,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,6 +31,10 @@ from tests.support.activities import Stores
 from tests.support.api import Api, LambdaContext, User
 from tests.support.events import delivered
 from tests.support.faults import Crashing
+
+if TYPE_CHECKING:
+    # Not imported when a worker process loads this module: conftest resets the endpoint.
+    from tests.conftest import ConsumerFunction
 
 TENANT = "acme"
 ADMIN = User(TENANT, ("admin",), sub="admin-1")
@@ -86,17 +89,17 @@ class Hurried(LambdaContext):
 
 
 @pytest.fixture
-def function(lead_scoring_module: ModuleType, table: Table) -> ModuleType:
+def function(lead_scoring_module: ConsumerFunction, table: Table) -> ConsumerFunction:
     return lead_scoring_module
 
 
 @pytest.fixture
-def paged(function: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(function.rescorer, "page_size", PAGE)
+def paged(function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(function.context.rescorer, "page_size", PAGE)
 
 
 @pytest.fixture
-def crm(table: Table, function: ModuleType, scoring_api: Api) -> Crm:
+def crm(table: Table, function: ConsumerFunction, scoring_api: Api) -> Crm:
     return Crm(table, function, scoring_api)
 
 
@@ -104,7 +107,7 @@ class Crm(Stores):
     """The test table's contacts, the tenant's model and jobs, and the lead_scoring
     function their events are delivered to."""
 
-    def __init__(self, table: Table, function: ModuleType, scoring_api: Api) -> None:
+    def __init__(self, table: Table, function: ConsumerFunction, scoring_api: Api) -> None:
         super().__init__(table)
         self.function = function
         self.scoring_api = scoring_api
@@ -359,14 +362,16 @@ def test_contacts_already_at_the_version_are_seen_not_rescored(crm: Crm) -> None
 # Runs: crashes, time, newer models ---------------------------------------------------------
 @pytest.mark.usefixtures("paged")
 def test_a_crash_midway_then_a_redelivery_finishes_the_job(
-    crm: Crm, function: ModuleType, monkeypatch: pytest.MonkeyPatch
+    crm: Crm, function: ConsumerFunction, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     contacts = crm.people(10)  # pages of 4, 4 and 2
     version = crm.put_model(**FIT_ONLY)
     event = crm.model_changed(version)
     # Transactions: the job's start, the first page's 4 rebuilds and its cursor, then 2 of
     # the second page's rebuilds; the 3rd one times out.
-    monkeypatch.setattr(function.table, "client", Crashing(function.table.client, after=8))
+    monkeypatch.setattr(
+        function.context.table, "client", Crashing(function.context.table.client, after=8)
+    )
 
     with pytest.raises(TimeoutError):
         crm.deliver(event)

@@ -19,11 +19,12 @@ from crm_core.dynamo import Item
 from crm_core.events.activities import TaskOverdue
 from crm_core.events.envelope import ActorType, Origin
 from crm_core.events.outbox import OUTBOX_EVENT
+from crm_core.invocation import OutOfTime
 from crm_core.pagination import ListQuery
 from crm_core.table import Table
 from infra.cfn import REPO_ROOT, load_template
 from infra.schedules import scheduled_event
-from tests.conftest import load_function
+from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext
 from tests.support.aws_calls import count_calls
@@ -47,8 +48,8 @@ class Context(LambdaContext):
 
 
 @pytest.fixture(scope="module")
-def function(contacts_module: ModuleType) -> ModuleType:
-    return load_function("task_overdue")
+def function(contacts_module: ModuleType) -> ConsumerFunction:
+    return load_consumer("task_overdue")
 
 
 @pytest.fixture
@@ -217,7 +218,9 @@ def test_a_run_costs_a_query_per_shard_page_and_a_transaction_per_report(crm: Cr
 
 
 # The function ---------------------------------------------------------------------------
-def test_the_scheduled_event_of_the_template_runs_the_check(crm: Crm, function: ModuleType) -> None:
+def test_the_scheduled_event_of_the_template_runs_the_check(
+    crm: Crm, function: ConsumerFunction
+) -> None:
     contact = crm.contact()
     late = [crm.task(contact, now() - timedelta(hours=h + 1)) for h in range(3)]
     crm.task(contact, now() + timedelta(hours=1))
@@ -245,13 +248,13 @@ def test_the_sample_is_the_event_the_daily_rule_sends() -> None:
 
 
 def test_a_run_out_of_time_fails_and_its_retry_reports_the_rest(
-    crm: Crm, function: ModuleType
+    crm: Crm, function: ConsumerFunction
 ) -> None:
     contact = crm.contact()
     late = [crm.task(contact, now() - timedelta(hours=h + 1)) for h in range(5)]
     event = json.loads(SAMPLE.read_text())
 
-    with pytest.raises(function.OutOfTime, match="reported 2 overdue tasks"):
+    with pytest.raises(OutOfTime, match="reported 2 overdue tasks"):
         function.handler(event, Context(60_000, 60_000, 14_000))
     assert len(crm.reported_ids(TENANT, contact)) == 2
 
@@ -260,7 +263,9 @@ def test_a_run_out_of_time_fails_and_its_retry_reports_the_rest(
     assert crm.reported_ids(TENANT, contact) == ids(late)
 
 
-def test_nothing_overdue_is_a_success_even_with_little_time(crm: Crm, function: ModuleType) -> None:
+def test_nothing_overdue_is_a_success_even_with_little_time(
+    crm: Crm, function: ConsumerFunction
+) -> None:
     crm.task(crm.contact(), now() + timedelta(days=1))
     assert function.handler(json.loads(SAMPLE.read_text()), Context(1_000)) == {"reported": 0}
 
@@ -342,7 +347,7 @@ def test_a_task_reported_while_a_merge_moves_it_is_reported_once(crm: Crm) -> No
 
 # Concurrency: one process per Lambda environment (docs/decisions.md, 17) ------------------
 @pytest.fixture(scope="module")
-def pool(function: ModuleType) -> Iterator[LambdaPool]:
+def pool(function: ConsumerFunction) -> Iterator[LambdaPool]:
     with lambda_pool("task_overdue") as running:
         yield running
 

@@ -1,0 +1,9 @@
+"""What every invocation of task_overdue shares, made once per cold start."""
+
+from __future__ import annotations
+
+from crm_core.activities.store import ActivityStore
+from crm_core.runtime import function_runtime
+
+logger, tracer, metrics, settings, table = function_runtime()
+store = ActivityStore(table)
