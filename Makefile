@@ -48,10 +48,10 @@ iac: venv
 	$(BIN)/sam validate --lint --template template.yaml
 	$(MAKE) build
 
-# sam build, then infra/artifact.py: bytecode for the runtime, and the layer pruned.
+# sam build, then infra/build/artifact.py: bytecode for the runtime, and the layer pruned.
 build: venv
 	$(BIN)/sam build --template template.yaml --build-dir .aws-sam/build --cached --parallel
-	$(BIN)/python -m infra.artifact .aws-sam/build
+	$(BIN)/python -m infra.build.artifact .aws-sam/build
 
 bench: venv build
 	$(BIN)/python scripts/bench_cold_start.py
@@ -66,7 +66,7 @@ openapi: venv
 	$(BIN)/python scripts/generate_openapi.py
 
 schemas: venv
-	$(BIN)/python -m infra.catalog
+	$(BIN)/python -m infra.build.catalog
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import events_cli, webhook_cli
 from infra.cfn import REPO_ROOT
-from infra.identity import LOCAL_PASSWORD, ROLES, Identity, IdentityError, role_email
+from infra.ops import events_cli, webhook_cli
+from infra.ops.identity import LOCAL_PASSWORD, ROLES, Identity, IdentityError, role_email
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -32,7 +32,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 def _local_identity(args: argparse.Namespace) -> tuple[Identity, Any]:
     from infra.aws import boto_client
-    from infra.dev import Running
+    from infra.running import Running
 
     running = Running.load(_state_dir(args) / "local.json")
     cognito = boto_client("cognito-idp", running.endpoint_url)
@@ -56,7 +56,7 @@ def _identity(args: argparse.Namespace) -> Identity:
 
 # Commands ---------------------------------------------------------------------------------
 def cmd_dev(args: argparse.Namespace) -> int:
-    from infra.dev import LocalCloud, LocalConfig, banner
+    from infra.local.dev import LocalCloud, LocalConfig, banner
 
     config = LocalConfig(
         root=args.root,
@@ -110,7 +110,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     identity = _identity(args)
     identity.add_user(args.email, args.tenant, tuple(args.role), args.password)
     if not args.stage and args.password != LOCAL_PASSWORD:
-        from infra.state import StateStore
+        from infra.local.state import StateStore
 
         StateStore(_state_dir(args) / "state").remember_password(args.email, args.password)
     print(args.email)
@@ -118,8 +118,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from infra.dev import Running
-    from infra.local_http import post_json
+    from infra.ops.local_http import post_json
+    from infra.running import Running
 
     running = Running.load(_state_dir(args) / "local.json")
     event = json.loads(Path(args.event).read_text()) if args.event != "-" else json.load(sys.stdin)
@@ -129,7 +129,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from infra.seed import seed
+    from infra.ops.seed import seed
 
     identity, running = _local_identity(args)
     token = identity.id_token(role_email(args.tenant, "admin"))

@@ -1,7 +1,7 @@
 """What template.yaml declares for one stage, with its intrinsic functions resolved.
 
 The local cloud reads the same template that deploys. Resources are created on the local
-endpoint first (infra/provision.py); their physical ids then resolve `Ref`, `Fn::GetAtt`
+endpoint first (infra/local/provision.py); their physical ids then resolve `Ref`, `Fn::GetAtt`
 and `Fn::Sub`, the way CloudFormation resolves them in its own dependency order.
 """
 

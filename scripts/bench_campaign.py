@@ -726,11 +726,11 @@ def queued_records(queue_url: str) -> list[dict[str, Any]]:
 
 def ses_deliveries(campaign_id: str, seeded: Seeded) -> list[dict[str, Any]]:
     """The SES events of the campaign's emails (as moto kept them), as the default bus
-    delivers them to email_events: the local cloud's own (infra/mail.py)."""
+    delivers them to email_events: the local cloud's own (infra/local/mail.py)."""
     from moto.ses.models import ses_backends
 
     from crm_core.campaigns.messages import campaign_tags
-    from infra.mail import DETAIL_TYPES, parse_raw, ses_events
+    from infra.local.mail import DETAIL_TYPES, parse_raw, ses_events
 
     events = []
     for message in ses_backends[ACCOUNT][REGION].sent_messages:
@@ -845,7 +845,7 @@ def run_calls(args: argparse.Namespace) -> dict[str, Any]:
     in_process_environment()
     from moto import mock_aws
 
-    from infra.endpoint import PartitionQueries, quick_transactions
+    from infra.local.endpoint import PartitionQueries, quick_transactions
 
     queries = PartitionQueries()
     queries.install()

@@ -1,7 +1,7 @@
 """Cold-start benchmark on the artifact that deploys: each function's init beside the floor.
 
-It measures `sam build`'s output after `make build` finished it (infra/artifact.py), laid
-out as Lambda lays it out (infra/cold_start.py). The layer's wheels are arm64; those with
+It measures `sam build`'s output after `make build` finished it (infra/build/artifact.py), laid
+out as Lambda lays it out (infra/build/cold_start.py). The layer's wheels are arm64; those with
 compiled extensions are swapped for this machine's wheels of the same versions, which the
 report names. Floor and function samples alternate so that machine noise hits both.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.artifact import BUILD_DIR, host_copy
-from infra.cold_start import (
+from infra.build.artifact import BUILD_DIR, host_copy
+from infra.build.cold_start import (
     FLOOR,
     FUNCTION,
     lambda_env,

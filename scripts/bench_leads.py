@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared"))
 
-from infra.webhook_cli import send  # noqa: E402
+from infra.ops.webhook_cli import send  # noqa: E402
 from tests.e2e.conftest import CloudProcess  # noqa: E402
 
 TENANT = "demo"

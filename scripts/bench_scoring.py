@@ -452,7 +452,7 @@ def run_calls(args: argparse.Namespace) -> list[dict[str, Any]]:
     from moto import mock_aws
 
     from infra.cfn import table_create_kwargs
-    from infra.endpoint import PartitionQueries, quick_transactions
+    from infra.local.endpoint import PartitionQueries, quick_transactions
 
     queries = PartitionQueries()
     queries.install()

@@ -65,10 +65,10 @@ def _fresh_aws_per_module() -> None:
 def aws() -> Iterator[None]:
     from moto import mock_aws
 
-    from infra.endpoint import PartitionQueries, isolated_dynamodb
+    from infra.local.endpoint import PartitionQueries, isolated_dynamodb
 
     # The local endpoint's corrections of moto, so that what the tests see is what
-    # `crm dev` serves (infra/endpoint.py). Isolation matters to the tests that write from
+    # `crm dev` serves (infra/local/endpoint.py). Isolation matters to the tests that write from
     # threads: moto applies a transaction's parts one by one, so without it a concurrent
     # reader sees half a transaction, which DynamoDB never shows.
     queries = PartitionQueries()

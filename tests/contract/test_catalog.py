@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from crm_core.events.catalog import EVENT_TYPES
 from crm_core.events.envelope import DomainEvent
-from infra import catalog, catalog_samples
+from infra.build import catalog, catalog_samples
 from infra.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ import pytest
 from crm_core.events import contacts
 from crm_core.events.catalog import EVENT_TYPES
 from crm_core.events.envelope import DomainEvent
-from infra import catalog
+from infra.build import catalog
 from infra.cfn import TEMPLATE_PATH
 from infra.topology import FunctionSpec
 

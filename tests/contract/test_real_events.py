@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from crm_core.events import contacts
 from crm_core.events.catalog import EVENT_TYPES, event_type
-from infra import catalog
+from infra.build import catalog
 from tests.support.api import Api, User
 from tests.support.calls import create, patch
 from tests.support.checks import table_items

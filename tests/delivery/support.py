@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra import dev, eventbridge, sqs_sources
-from infra.dev import LocalCloud, LocalConfig
+from infra.local import dev, eventbridge, sqs_sources
+from infra.local.dev import LocalCloud, LocalConfig
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "fixtures" / "templates"
 FAST_RETRIES = (0.2, 0.4)

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from infra.aws import boto_client
-from infra.dev import LocalCloud
-from infra.eventbridge import EventBridgeDelivery
-from infra.local_http import request
+from infra.local.dev import LocalCloud
+from infra.local.eventbridge import EventBridgeDelivery
+from infra.ops.local_http import request
 from tests.delivery.support import Log, QueueReader, local_cloud, wait_until
 
 BUS = "dlv-eb-bus-local"

@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from infra.eventbridge import (
-    TargetInput,
-    _limited,
-    json_path,
-    rule_arn,
-    rules_of,
-    transform,
-)
-from infra.pages import wants_json
+from infra.event_input import TargetInput, json_path, transform
+from infra.local.eventbridge import _limited, rule_arn, rules_of
+from infra.local.pages import wants_json
 from infra.topology import Physical, Resolver
 from tests.support.local import function_spec
 

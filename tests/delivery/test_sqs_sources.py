@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from infra.aws import boto_client
-from infra.dev import LocalCloud
-from infra.sqs_sources import SqsEventSources, SqsPoller, SqsSource, failed_ids
+from infra.local.dev import LocalCloud
+from infra.local.sqs_sources import SqsEventSources, SqsPoller, SqsSource, failed_ids
 from tests.delivery.support import Log, QueueReader, local_cloud, queue_depth, wait_until
 
 ACCOUNT = "123456789012"

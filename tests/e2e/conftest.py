@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from infra.local_http import request
+from infra.ops.local_http import request
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60

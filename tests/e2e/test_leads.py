@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from crm_core.leads import signature
-from infra.webhook_cli import Answer, send
+from infra.ops.webhook_cli import Answer, send
 from tests.e2e.conftest import CloudProcess
 
 SETTLE_SECONDS = 600  # the burst's 500 deliveries, through the bus, on 2 cores

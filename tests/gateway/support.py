@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.gateway import HttpGateway, LocalPage
-from infra.invocation import InvokeResult
+from infra.local.gateway import HttpGateway, LocalPage
+from infra.local.invocation import InvokeResult
 from infra.topology import HttpApiSpec, HttpRoute, JwtAuthorizerSpec
 
 Behaviour = Callable[[str, dict[str, Any]], InvokeResult]

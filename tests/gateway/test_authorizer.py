@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
-from infra.gateway import HttpGateway, JwtVerifier, Unauthorized, claim_text
+from infra.local.gateway import HttpGateway, JwtVerifier, Unauthorized, claim_text
 from infra.topology import JwtAuthorizerSpec
 from tests.gateway.support import Gateways, LocalCognito, api, call, sam_sample_shape, shape
 

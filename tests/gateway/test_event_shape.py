@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from infra.gateway import HttpGateway, LocalRequest
+from infra.local.gateway import HttpGateway, LocalRequest
 from infra.topology import HttpRoute
 from tests.gateway.support import (
     SAM_SAMPLE,

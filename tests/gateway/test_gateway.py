@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.gateway import MAX_REQUEST_BODY, HttpGateway, LocalRequest, TokenBucket
-from infra.invocation import InvokeResult
+from infra.local.gateway import MAX_REQUEST_BODY, HttpGateway, LocalRequest, TokenBucket
+from infra.local.invocation import InvokeResult
 from infra.topology import HttpApiSpec, HttpRoute, JwtAuthorizerSpec, Throttle
 from tests.gateway.support import FakeInvoke, Gateways, api, call, ok
 

@@ -1,4 +1,4 @@
-"""The artifact that deploys (`sam build`'s output, finished by infra/artifact.py): bytecode
+"""The artifact that deploys (`sam build`'s output, finished by infra/build/artifact.py): bytecode
 Lambda can use as is, nothing the functions do not load, every function starting from it
 alone, and its cold start near the floor.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.artifact import BUILD_DIR, PRUNED, Layout, host_copy, used_services
-from infra.cold_start import FLOOR, FUNCTION, lambda_env, probe_code, sample, source_names
+from infra.build.artifact import BUILD_DIR, PRUNED, Layout, host_copy, used_services
+from infra.build.cold_start import FLOOR, FUNCTION, lambda_env, probe_code, sample, source_names
 from tests.conftest import ROOT
 from tests.support.artifact import built as built_artifact
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from infra.artifact import runtime
+from infra.build.artifact import runtime
 from infra.cfn import load_template, resources
 from tests.conftest import ROOT
 

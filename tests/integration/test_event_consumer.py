@@ -15,7 +15,7 @@ from crm_core import keys
 from crm_core.events import contacts as events
 from crm_core.events.consumer import RECORD_TTL_SECONDS, EventConsumer, PoisonEvent
 from crm_core.events.envelope import Origin
-from infra.endpoint import DynamoDbIsolation
+from infra.local.endpoint import DynamoDbIsolation
 from tests.support.api import LambdaContext
 from tests.support.checks import tenant_items
 from tests.support.consumer_worker import EFFECT_KEY, build_consumer, deliver_concurrently

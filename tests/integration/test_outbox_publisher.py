@@ -13,7 +13,8 @@ import pytest
 
 from crm_core.events.outbox import STREAM_FILTER
 from infra.cfn import load_template
-from infra.streams import RecordFilter, lambda_record
+from infra.local.streams import RecordFilter
+from infra.stream_records import lambda_record
 from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.aws_calls import count_calls

@@ -23,7 +23,7 @@ from crm_core.invocation import OutOfTime
 from crm_core.pagination import ListQuery
 from crm_core.table import Table
 from infra.cfn import REPO_ROOT, load_template
-from infra.schedules import scheduled_event
+from infra.local.schedules import scheduled_event
 from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.activities import Stores
 from tests.support.api import LambdaContext
@@ -232,7 +232,7 @@ def test_the_scheduled_event_of_the_template_runs_the_check(
 
 
 def test_the_sample_is_the_event_the_daily_rule_sends() -> None:
-    """events/schedule/task-overdue.json is what the local cloud fires (infra/schedules.py)
+    """events/schedule/task-overdue.json is what the local cloud fires (infra/local/schedules.py)
     and EventBridge sends for the template's schedule: same fields, the rule's ARN."""
     sample = json.loads(SAMPLE.read_text())
     props = load_template()["Resources"]["TaskOverdueFunction"]["Properties"]

@@ -605,7 +605,7 @@ def test_the_events_validate_against_their_schemas(
     from jsonschema import Draft202012Validator, FormatChecker
 
     from crm_core.events.catalog import event_type
-    from infra import catalog
+    from infra.build import catalog
 
     token = unsubscribe_tokens.issue(secret, TENANT, ada["id"], new_ulid())
     assert post(link, token).status == 200

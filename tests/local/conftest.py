@@ -9,8 +9,8 @@ import pytest
 
 from infra.aws import boto_client
 from infra.cfn import load_template
-from infra.endpoint import LocalEndpoint
-from infra.provision import Provisioned, Provisioner
+from infra.local.endpoint import LocalEndpoint
+from infra.local.provision import Provisioned, Provisioner
 from tests.support.local import running_endpoint
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from infra.async_invoke import AsyncInvoker
 from infra.aws import boto_client
-from infra.endpoint import LocalEndpoint
-from infra.invocation import InvokeResult
+from infra.local.async_invoke import AsyncInvoker
+from infra.local.endpoint import LocalEndpoint
+from infra.local.invocation import InvokeResult
 from infra.topology import FunctionSpec
 from tests.support.local import function_spec
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from infra import eventbridge, mail, schedules
-from infra.dev import LocalCloud
-from infra.local_http import request
+from infra.local import eventbridge, mail, schedules
+from infra.local.dev import LocalCloud
+from infra.ops.local_http import request
 from tests.delivery.support import Log, wait_until
 from tests.services.conftest import FakeClock, Inbox, template_cloud, watch_bus
 
@@ -233,7 +233,7 @@ def test_the_campaigns_function_finds_the_users_crm_tenant_create_makes(
     the one `crm tenant create` fills, and its users count (enabled, verified addresses)."""
     from crm_core.campaigns.sender_identity import SenderIdentities
     from crm_core.campaigns.test_sends import Teammates
-    from infra.identity import Identity
+    from infra.ops.identity import Identity
 
     local, _ = cloud
     campaigns = env(local, "CampaignsFunction")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.cfn import load_template
-from infra.provision import Provisioned, Provisioner
+from infra.local.provision import Provisioned, Provisioner
 from infra.topology import (
     ACCOUNT_ID,
     REGION,
@@ -79,7 +79,7 @@ def test_the_configuration_set_and_its_eventbridge_destination(
     )
     assert configuration_set["ConfigurationSetName"] == "crm-local-campaigns"
     assert provisioned.physical["CampaignConfigurationSet"].ref == "crm-local-campaigns"
-    # moto keeps no event destination; infra/mail.py reads it from the template.
+    # moto keeps no event destination; infra/local/mail.py reads it from the template.
     assert provisioned.physical["CampaignEventDestination"].ref == "to-eventbridge"
 
 

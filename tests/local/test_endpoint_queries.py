@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from infra.aws import boto_client
 from infra.cfn import table_create_kwargs
-from infra.endpoint import LocalEndpoint
+from infra.local.endpoint import LocalEndpoint
 from tests.support.local import running_endpoint
 
 TABLE = "crm-queries"

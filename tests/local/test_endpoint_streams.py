@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from infra.aws import boto_client
 from infra.cfn import table_create_kwargs
-from infra.endpoint import LocalEndpoint
+from infra.local.endpoint import LocalEndpoint
 from tests.support.local import running_endpoint
 
 TABLE = "crm-streams"

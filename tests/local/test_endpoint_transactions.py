@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from infra.cfn import table_create_kwargs
-from infra.endpoint import quick_transactions
+from infra.local.endpoint import quick_transactions
 
 TABLE = "crm-transactions"
 
@@ -95,7 +95,7 @@ def test_the_service_folders_are_listed_once(monkeypatch: pytest.MonkeyPatch) ->
 
     import moto.backends
 
-    from infra.endpoint import ServiceFolders
+    from infra.local.endpoint import ServiceFolders
 
     expected = list(moto.backends.list_of_moto_modules())
     listings: list[str] = []
@@ -124,7 +124,7 @@ def test_each_event_template_path_is_parsed_once_and_builds_the_same_event() -> 
     import jsonpath_ng.ext
     from moto.events.utils import EventTemplateParser
 
-    from infra.endpoint import JsonPathCache
+    from infra.local.endpoint import JsonPathCache
 
     event = {
         "id": "e-1",

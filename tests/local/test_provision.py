@@ -9,9 +9,9 @@ from typing import Any
 import jwt
 
 from infra.cfn import load_template, table_create_kwargs
-from infra.identity import ROLES, Identity, role_email
-from infra.provision import Provisioned, Provisioner
-from infra.state import KeyKeeper, SavedKey
+from infra.local.provision import Provisioned, Provisioner
+from infra.local.state import KeyKeeper, SavedKey
+from infra.ops.identity import ROLES, Identity, role_email
 from infra.topology import http_apis, serverless_functions
 
 
@@ -152,7 +152,7 @@ def test_key_properties_and_adoption(clients: Any) -> None:
             },
         }
     }
-    # A restart's keeper gives the key its saved id (infra/state.py).
+    # A restart's keeper gives the key its saved id (infra/local/state.py).
     saved_id = str(uuid.uuid4())
     material = base64.b64encode(bytes(32)).decode()
     keeper = KeyKeeper({"SigningKey": SavedKey(key_id=saved_id, material=material)})

@@ -1,4 +1,4 @@
-"""infra/mail.py's SES events, without a cloud: the mailbox simulator's outcomes, the event
+"""infra/local/mail.py's SES events, without a cloud: the mailbox simulator's outcomes, the event
 shapes SES publishes (Send, Delivery, Bounce, Complaint), the tags, and the event types a
 destination's MatchingEventTypes let through."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.context import CloudContext
-from infra.mail import (
+from infra.local.context import CloudContext
+from infra.local.mail import (
     DETAIL_TYPES,
     SUPPRESSED_DIAGNOSTIC,
     Email,

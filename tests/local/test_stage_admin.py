@@ -14,8 +14,8 @@ from typing import Any
 
 from infra.aws import boto_client
 from infra.cfn import REPO_ROOT
-from infra.endpoint import LocalEndpoint
-from infra.identity import ROLES
+from infra.local.endpoint import LocalEndpoint
+from infra.ops.identity import ROLES
 
 STACK = {
     "Parameters": {"PoolId": {"Type": "String"}, "ClientId": {"Type": "String"}},

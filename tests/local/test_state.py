@@ -13,10 +13,10 @@ import pytest
 
 from infra.aws import boto_client
 from infra.cfn import load_template
-from infra.endpoint import LocalEndpoint
-from infra.identity import LOCAL_PASSWORD, Identity, role_email
-from infra.provision import Provisioned, Provisioner
-from infra.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
+from infra.local.endpoint import LocalEndpoint
+from infra.local.provision import Provisioned, Provisioner
+from infra.local.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
+from infra.ops.identity import LOCAL_PASSWORD, Identity, role_email
 from tests.support.local import running_endpoint
 
 

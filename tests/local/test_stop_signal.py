@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # bytecode again, so `LocalCloud.wait` must not block in one endless wait.
 PROGRAM = """
 import signal, threading, time
-from infra.dev import LocalCloud
+from infra.local.dev import LocalCloud
 
 cloud = LocalCloud.__new__(LocalCloud)
 cloud._stop = threading.Event()

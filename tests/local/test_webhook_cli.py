@@ -16,7 +16,7 @@ import pytest
 
 from crm_core.leads import signature
 from infra import cli
-from infra.dev import Running
+from infra.running import Running
 
 SECRET = "whsec_test-secret-for-the-cli"
 SOURCE = "01HZX3V6W8M5Q2J7K9T4N1R0SA"
@@ -127,7 +127,7 @@ def test_form_encoded_from_stdin_signed_now(
     webhook: Webhook, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     form = b"email=grace%40example.com&first_name=Grace&tags=a&tags=b"
-    monkeypatch.setattr("infra.webhook_cli.time.time", lambda: 1_800_000_123.9)
+    monkeypatch.setattr("infra.ops.webhook_cli.time.time", lambda: 1_800_000_123.9)
     code = run(
         "webhook", "send", "--source", SOURCE, "--secret", SECRET, "--file", "-", "--form",
         "--api-url", webhook.url,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from infra import dlq_replay
 from infra.aws import boto_client
 from infra.cli import main
-from infra.dev import LocalCloud
+from infra.local.dev import LocalCloud
+from infra.ops import dlq_replay
 from infra.topology import ACCOUNT_ID, REGION
 from tests.delivery.support import Log, QueueReader, local_cloud, queue_depth, wait_until
 

@@ -1,5 +1,5 @@
 """Lambda's Invoke API on the local cloud's API port: the boto3 `lambda` client works unchanged
-(infra/lambda_api.py), as `crm events replay --dlq` uses it."""
+(infra/local/lambda_api.py), as `crm events replay --dlq` uses it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.local_http import request
+from infra.ops.local_http import request
 from tests.delivery.support import QueueReader
 from tests.ops.conftest import (
     CONSUMER_DLQ,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.eventbridge import EventBridgeDelivery
+from infra.local.eventbridge import EventBridgeDelivery
 from tests.delivery.support import wait_until
 from tests.ops.conftest import PICKY, RECORDER, Backbone, envelope, rule_arn
 

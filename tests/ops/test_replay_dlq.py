@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.streams import StreamSource, failure_record, lambda_record
+from infra.local.streams import StreamSource, failure_record
+from infra.stream_records import lambda_record
 from tests.delivery.support import wait_until
 from tests.ops.conftest import (
     BUS,

@@ -1,4 +1,4 @@
-"""infra/runner.py runs template functions like warm Lambdas: one process per environment."""
+"""infra/local/runner.py runs template functions like warm Lambdas: one process per environment."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from infra.cfn import REPO_ROOT, load_template, table_create_kwargs
-from infra.invocation import InvokeResult
-from infra.runner import FunctionRunner, FunctionRunners
+from infra.local.invocation import InvokeResult
+from infra.local.runner import FunctionRunner, FunctionRunners
 from infra.topology import FunctionSpec, Physical, Resolver, serverless_functions
 from tests.support.local import function_spec
 
@@ -476,7 +476,7 @@ def test_runners_left_open_are_closed_at_interpreter_exit(tmp_path: Path) -> Non
     script.write_text(
         "import sys\n"
         "from pathlib import Path\n"
-        "from infra.runner import FunctionRunner\n"
+        "from infra.local.runner import FunctionRunner\n"
         "from infra.topology import FunctionSpec\n"
         "code = Path(sys.argv[1])\n"
         "spec = FunctionSpec('E', 'echo', code, 'app.handler', 'python3.11', 3, 128, {}, (), {})\n"

@@ -1,5 +1,6 @@
 """A real local cloud per test module, from a fixture template, with the services under test
-built from its context (not from `infra.dev.service_builders()`, which they are wired into)."""
+built from its context (not from `infra.local.dev.service_builders()`, which they are wired
+into)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra.dev import LocalCloud, LocalConfig
+from infra.local.dev import LocalCloud, LocalConfig
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "fixtures" / "templates"
 
@@ -31,7 +32,7 @@ def local_cloud(template: str, state_dir: Path) -> Iterator[LocalCloud]:
     )
     cloud = LocalCloud(config)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("infra.dev.service_builders", lambda: [])
+        patch.setattr("infra.local.dev.service_builders", lambda: [])
         cloud.start()
     try:
         yield cloud
@@ -117,7 +118,7 @@ def template_cloud(
     """The local cloud of template.yaml itself, with only the given service builders."""
     config = LocalConfig(state_dir_override=state_dir, aws_port=0, api_port=0, fresh=True, log=log)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("infra.dev.service_builders", lambda: services)
+        patch.setattr("infra.local.dev.service_builders", lambda: services)
         cloud = LocalCloud(config)
         cloud.start()
     try:

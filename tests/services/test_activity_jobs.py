@@ -22,9 +22,9 @@ from crm_core.events.envelope import Origin
 from crm_core.pagination import ListQuery
 from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
-from infra import eventbridge, schedules, streams
 from infra.aws import boto_client
-from infra.dev import LocalCloud
+from infra.local import eventbridge, schedules, streams
+from infra.local.dev import LocalCloud
 from tests.delivery.support import Log, wait_until
 from tests.services.conftest import FakeClock, template_cloud, watch_bus
 

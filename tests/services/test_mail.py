@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from infra import mail
-from infra.dev import LocalCloud
-from infra.local_http import request
+from infra.local import mail
+from infra.local.dev import LocalCloud
+from infra.ops.local_http import request
 from tests.services.conftest import Inbox, inbox, local_cloud
 
 SENDER = "News <news@svc-mail.example.com>"

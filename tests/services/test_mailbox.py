@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from infra.async_invoke import AsyncInvoker
 from infra.aws import boto_client
-from infra.context import CloudContext
-from infra.endpoint import LocalEndpoint
-from infra.invocation import InvokeResult
-from infra.mail import MailService, build
+from infra.local.async_invoke import AsyncInvoker
+from infra.local.context import CloudContext
+from infra.local.endpoint import LocalEndpoint
+from infra.local.invocation import InvokeResult
+from infra.local.mail import MailService, build
 from infra.topology import Resolver
 from tests.services.conftest import Inbox
 from tests.support.local import running_endpoint

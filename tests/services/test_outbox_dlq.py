@@ -16,10 +16,10 @@ from crm_core.contacts.store import ContactStore
 from crm_core.events.envelope import Origin
 from crm_core.records.contact import ContactCreate
 from crm_core.table import Table
-from infra import eventbridge, streams
 from infra.aws import boto_client
 from infra.cli import main
-from infra.dev import LocalCloud
+from infra.local import eventbridge, streams
+from infra.local.dev import LocalCloud
 from tests.delivery.support import Log, wait_until
 from tests.services.conftest import take_down_bus, template_cloud, watch_bus
 

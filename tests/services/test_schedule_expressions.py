@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.schedule_expressions import At, Rate, parse
+from infra.local.schedule_expressions import At, Rate, parse
 
 
 def utc(text: str) -> datetime:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra import schedules
-from infra.dev import LocalCloud
+from infra.local import schedules
+from infra.local.dev import LocalCloud
 from tests.services.conftest import FakeClock, Inbox, inbox, local_cloud, wait_until
 
 START = datetime(2030, 1, 7, 6, 58, 30, tzinfo=UTC)  # a Monday, just before 07:00

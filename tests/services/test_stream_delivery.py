@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra.invocation import InvokeResult
-from infra.streams import BatchDelivery, RecordFilter, StreamSource, lambda_record
+from infra.local.invocation import InvokeResult
+from infra.local.streams import BatchDelivery, RecordFilter, StreamSource
+from infra.stream_records import lambda_record
 from tests.support.local import function_spec
 
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"

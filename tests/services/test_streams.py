@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from infra import streams
-from infra.dev import LocalCloud
+from infra.local import streams
+from infra.local.dev import LocalCloud
 from tests.services.conftest import Inbox, inbox, local_cloud
 
 TABLE = "svc-streams"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 
-from infra.artifact import BUILD_DIR, Layout
+from infra.build.artifact import BUILD_DIR, Layout
 from infra.cfn import REPO_ROOT
 
-SOURCES = ("template.yaml", "shared", "functions", "infra/artifact.py")
+SOURCES = ("template.yaml", "shared", "functions", "infra/build/artifact.py")
 
 
 def _newest_source() -> float:

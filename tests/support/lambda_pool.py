@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.endpoint import DynamoDbIsolation
+from infra.local.endpoint import DynamoDbIsolation
 from tests.support.api import LambdaContext, Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,9 @@ class LambdaPool:
 def lambda_pool(function: str, *, isolate_requests: bool = True) -> Iterator[LambdaPool]:
     """A moto server over the test process's mocked AWS, and warm workers that use it.
 
-    `isolate_requests=False` shows moto's own behaviour under concurrency (see infra/endpoint.py):
-    with it, two creates of one email can both succeed, or the winner's contact vanish.
+    `isolate_requests=False` shows moto's own behaviour under concurrency (see
+    infra/local/endpoint.py): with it, two creates of one email can both succeed, or the
+    winner's contact vanish.
     """
     from moto.server import ThreadedMotoServer
 

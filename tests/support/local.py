@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.endpoint import LocalEndpoint
+from infra.local.endpoint import LocalEndpoint
 from infra.topology import FunctionSpec
 
 

@@ -50,3 +50,42 @@ def test_the_package_map_sees_the_imports() -> None:
     assert "records" in edges["contacts"]
     assert "events" in edges["campaigns"]
     assert Path(PACKAGE / "records" / "contact.py").is_file()
+
+
+# infra/ by audience (ARCHITECTURE, "Layers"; docs/decisions.md, 71) -------------------------
+INFRA = ROOT / "infra"
+
+
+def infra_imports() -> dict[str, set[str]]:
+    """For each module of infra/ (as `ops/stage.py`), the infra modules it imports, at its top
+    or inside a function."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for module in INFRA.rglob("*.py"):
+        name = module.relative_to(INFRA).as_posix()
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "infra":
+                    found[name].update(f"infra.{alias.name}" for alias in node.names)
+                elif node.module.startswith("infra."):
+                    found[name].add(node.module)
+            elif isinstance(node, ast.Import):
+                found[name].update(a.name for a in node.names if a.name.startswith("infra."))
+    return found
+
+
+def test_nothing_that_acts_on_a_stage_or_builds_imports_the_local_cloud() -> None:
+    reaching = sorted(
+        (module, imported)
+        for module, imports in infra_imports().items()
+        if not module.startswith(("local/", "cli.py"))
+        for imported in imports
+        if imported == "infra.local" or imported.startswith("infra.local.")
+    )
+    assert reaching == [], reaching
+
+
+def test_the_infra_map_sees_the_imports() -> None:
+    imports = infra_imports()
+    assert "infra.local.endpoint" in imports["local/dev.py"]
+    assert "infra.ops.stage" in imports["ops/dlq_replay.py"]
+    assert "infra.running" in imports["ops/stage.py"]  # inside a function

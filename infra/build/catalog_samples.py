@@ -1,6 +1,6 @@
 """The example data of every event type's sample (events/samples/), in one table.
 
-`infra.catalog` validates each example through its event's model, so a sample can never
+`infra.build.catalog` validates each example through its event's model, so a sample can never
 disagree with the code; it refuses to run when an event type of
 `crm_core.events.catalog.EVENT_TYPES` has no example here, or an example names no event type.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# The envelope shared by every sample: infra.catalog adds a per-type event_id.
+# The envelope shared by every sample: infra.build.catalog adds a per-type event_id.
 TENANT_ID = "acme"
 USER_ID = "3f5c1e9a-8d6b-4f1e-9c3a-2b7d4e6f8a10"  # the Cognito subject of events/http/
 CORRELATION_ID = "JKJaXmPLvHcESHA="  # the HTTP API request id of events/http/

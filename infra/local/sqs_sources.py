@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.context import CloudContext, Service
-from infra.invocation import InvokeResult
+from infra.local.context import CloudContext, Service
+from infra.local.invocation import InvokeResult
 from infra.topology import REGION, FunctionSpec
 
 DEFAULT_BATCH_SIZE = 10

@@ -24,7 +24,7 @@ from crm_core.clock import format_iso
 from crm_core.dynamo import from_item
 from crm_core.events.forwarding import Outgoing, outgoing_from_item, publish
 from crm_core.events.outbox import OUTBOX_EVENT
-from infra.stage import Stage
+from infra.ops.stage import Stage
 
 _ATTRIBUTES = ("PK", "SK", "type", "source", "detail_type", "detail", "occurred_at", "trace_header")
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.destinations import send, service_of
-from infra.invocation import InvokeResult
+from infra.local.destinations import send, service_of
+from infra.local.invocation import InvokeResult
 from infra.topology import FunctionSpec
 
 DEFAULT_RETRY_DELAYS = (3.0, 10.0)

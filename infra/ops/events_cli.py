@@ -6,12 +6,12 @@ crm events replay --archive --from T --to T [--rule NAME ...]
 crm events replay --outbox --from T --to T [--dry-run]
 
 This module holds the argparse wiring and the command functions; the work is done in
-- infra/stage.py: which stage a command acts on (`--stage S`, the local cloud by default);
-- infra/events_tail.py: `tail`, following the bus;
-- infra/dlq_replay.py: `replay --dlq`, re-driving a dead-letter queue's messages;
-- infra/archive_replay.py: `replay --archive`, replaying the stage's archive onto its bus;
-- infra/outbox_replay.py: `replay --outbox`, publishing a window's outbox items again;
-- infra/signals.py: SIGTERM stops as Ctrl-C does.
+- infra/ops/stage.py: which stage a command acts on (`--stage S`, the local cloud by default);
+- infra/ops/events_tail.py: `tail`, following the bus;
+- infra/ops/dlq_replay.py: `replay --dlq`, re-driving a dead-letter queue's messages;
+- infra/ops/archive_replay.py: `replay --archive`, replaying the stage's archive onto its bus;
+- infra/ops/outbox_replay.py: `replay --outbox`, publishing a window's outbox items again;
+- infra/ops/signals.py: SIGTERM stops as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.archive_replay import check_window, parse_time, replay_archive
-from infra.dlq_replay import DlqReplay
-from infra.events_tail import tail, tail_pattern
-from infra.outbox_replay import replay_outbox
-from infra.signals import Stopped
-from infra.stage import EventsError, stage_of
+from infra.ops.archive_replay import check_window, parse_time, replay_archive
+from infra.ops.dlq_replay import DlqReplay
+from infra.ops.events_tail import tail, tail_pattern
+from infra.ops.outbox_replay import replay_outbox
+from infra.ops.signals import Stopped
+from infra.ops.stage import EventsError, stage_of
 
 
 # The commands ------------------------------------------------------------------------------

@@ -8,25 +8,25 @@ other `crm` commands where the running cloud is.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from infra import lambda_api
-from infra.async_invoke import AsyncInvoker
 from infra.aws import LOCAL_CREDENTIALS, boto_client
 from infra.cfn import REPO_ROOT, load_template
-from infra.context import CloudContext, Service
-from infra.endpoint import LocalEndpoint, reserve
-from infra.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
-from infra.pages import pages
-from infra.provision import Provisioned, Provisioner
-from infra.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
+from infra.local import lambda_api
+from infra.local.async_invoke import AsyncInvoker
+from infra.local.context import CloudContext, Service
+from infra.local.endpoint import LocalEndpoint, reserve
+from infra.local.pages import pages
+from infra.local.provision import Provisioned, Provisioner
+from infra.local.state import KeyKeeper, StateStore, current_keys, current_users, keep_sub
+from infra.ops.identity import LOCAL_PASSWORD, ROLES, Identity, role_email
+from infra.running import Running
 from infra.topology import (
     LOCAL_STAGE,
     FunctionSpec,
@@ -65,30 +65,6 @@ class LocalConfig:
         return self.state_dir_override or self.root / ".crm"
 
 
-@dataclass
-class Running:
-    """What `.crm/local.json` records for `crm token`, `crm tenant create`, `crm invoke`..."""
-
-    endpoint_url: str
-    api_url: str
-    user_pool_id: str
-    client_id: str
-    tables: list[str]
-    functions: dict[str, str]  # physical name -> logical id
-    pid: int = field(default_factory=os.getpid)
-    outputs: dict[str, str] = field(default_factory=dict)  # the template's, for stage local
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> Running:
-        if not path.exists():
-            raise FileNotFoundError("no local cloud is running here: start it with `make dev`")
-        return cls(**json.loads(path.read_text()))
-
-
 class LocalCloud:
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
@@ -113,8 +89,8 @@ class LocalCloud:
 
     # Start ------------------------------------------------------------------------------
     def start(self) -> Running:
-        from infra.gateway import HttpGateway
-        from infra.runner import FunctionRunners
+        from infra.local.gateway import HttpGateway
+        from infra.local.runner import FunctionRunners
 
         started = time.perf_counter()
         # The API's port before anything is created (a free one for 0), kept for the gateway:
@@ -211,7 +187,7 @@ class LocalCloud:
     def _from_artifact(self, specs: list[FunctionSpec], build_dir: Path) -> list[FunctionSpec]:
         """The specs, pointed at a copy of the built artifact that runs here (its arm64
         wheels swapped for this machine's), each worker without site-packages."""
-        from infra.artifact import host_copy
+        from infra.build.artifact import host_copy
 
         layout, swapped = host_copy(build_dir, self.config.state_dir / "artifact")
         missing = sorted({s.logical_id for s in specs} - set(layout.functions))
@@ -361,7 +337,7 @@ def service_builders() -> list[Callable[[CloudContext], Service | None]]:
 
     EventBridge first: its catch-all rules for /_local/events then see what the others put.
     """
-    from infra import eventbridge, mail, schedules, sqs_sources, streams
+    from infra.local import eventbridge, mail, schedules, sqs_sources, streams
 
     return [eventbridge.build, sqs_sources.build, streams.build, schedules.build, mail.build]
 

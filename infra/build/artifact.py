@@ -193,7 +193,7 @@ def zipped_bytes(root: Path, scratch: Path) -> int:
 
 
 def main() -> None:
-    """`python -m infra.artifact [build_dir]`: finish a `sam build` output and report the
+    """`python -m infra.build.artifact [build_dir]`: finish a `sam build` output and report the
     layer's size beside Lambda's limits."""
     import tempfile
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from infra.signals import Stopped, sigterm_stops, uninterrupted
-from infra.stage import Stage, gone
+from infra.ops.signals import Stopped, sigterm_stops, uninterrupted
+from infra.ops.stage import Stage, gone
 
 DLQ_WAIT_S = 2  # a receive that waited this long and got nothing: the queue is drained
 DLQ_VISIBILITY_S = 300  # while a message is being re-driven
@@ -204,7 +204,7 @@ class DlqReplay:
 
     def _target_input(self, rule_arn: str, target_arn: str, event: Any) -> Any:
         """What the target receives: its Input, InputPath or InputTransformer applied."""
-        from infra.eventbridge import TargetInput
+        from infra.event_input import TargetInput
 
         if not rule_arn or not isinstance(event, dict):
             return event
@@ -277,7 +277,7 @@ def read_stream_range(
     streams: Any, stream_arn: str, shard_id: str, first: str, last: str
 ) -> list[dict[str, Any]]:
     """The records first..last of a shard (inclusive), in Lambda's shape."""
-    from infra.streams import lambda_record
+    from infra.stream_records import lambda_record
 
     start, end = int(first), int(last)
     iterator = streams.get_shard_iterator(

@@ -46,7 +46,6 @@ still being retried when `crm dev` stops is not delivered again).
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -57,9 +56,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.context import CloudContext
-from infra.destinations import send
-from infra.invocation import InvokeResult
+from infra.local.context import CloudContext
+from infra.local.destinations import send
+from infra.local.invocation import InvokeResult
+from infra.stream_records import Record, lambda_record
 from infra.topology import ACCOUNT_ID, REGION, FunctionSpec
 
 DEFAULT_BATCH_SIZE = 100
@@ -68,9 +68,7 @@ GET_RECORDS_LIMIT = 1000  # the DynamoDB Streams API's maximum
 LOCAL_RETRY_CAP = 5  # what MaximumRetryAttempts -1 (until the record expires) becomes here
 DEFAULT_RETRY_DELAYS = (0.5, 1.0, 2.0)
 SHARD_REFRESH_S = 10.0
-EVENT_VERSION = "1.1"
 
-Record = dict[str, Any]
 Invoke = Callable[[str, Any], InvokeResult]
 
 
@@ -157,48 +155,6 @@ def stream_sources(functions: Sequence[FunctionSpec]) -> list[StreamSource]:
 
 
 # Records ---------------------------------------------------------------------------------
-def lambda_record(raw: Mapping[str, Any], stream_arn: str) -> Record:
-    """A record from GetRecords (as boto3 parses it) in the shape Lambda delivers it."""
-    stream = raw.get("dynamodb") or {}
-    created = stream.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        created = int(created.timestamp())
-    dynamodb: Record = {}
-    if created is not None:
-        dynamodb["ApproximateCreationDateTime"] = created
-    for key in ("Keys", "NewImage", "OldImage"):
-        if key in stream:
-            dynamodb[key] = {name: _json_value(v) for name, v in stream[key].items()}
-    for key in ("SequenceNumber", "SizeBytes", "StreamViewType"):
-        if key in stream:
-            dynamodb[key] = stream[key]
-    record: Record = {
-        "eventID": raw.get("eventID"),
-        "eventName": raw.get("eventName"),
-        "eventVersion": EVENT_VERSION,
-        "eventSource": "aws:dynamodb",
-        "awsRegion": raw.get("awsRegion", REGION),
-        "dynamodb": dynamodb,
-        "eventSourceARN": stream_arn,
-    }
-    if "userIdentity" in raw:  # deletions by TTL
-        record["userIdentity"] = raw["userIdentity"]
-    return record
-
-
-def _json_value(value: Any) -> Any:
-    """An attribute value as JSON: binary values base64-encoded, as Lambda sends them."""
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, set):
-        return [_json_value(v) for v in sorted(value)]
-    return value
-
-
 def _sequence(record: Mapping[str, Any]) -> str:
     return str(record["dynamodb"]["SequenceNumber"])
 

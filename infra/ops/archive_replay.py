@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from infra.signals import Stopped, sigterm_stops
-from infra.stage import EventsError, Stage
+from infra.ops.signals import Stopped, sigterm_stops
+from infra.ops.stage import EventsError, Stage
 
 REPLAY_POLL_S = 2.0
 REPLAY_DONE = ("COMPLETED", "FAILED", "CANCELLED")

@@ -107,7 +107,7 @@ def _read_body(path: str) -> bytes:
 def _api_url(args: argparse.Namespace) -> str:
     if args.api_url:
         return str(args.api_url)
-    from infra.dev import Running
+    from infra.running import Running
 
     state_dir = Path(args.state_dir) if args.state_dir else Path(args.root) / ".crm"
     return Running.load(state_dir / "local.json").api_url

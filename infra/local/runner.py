@@ -91,7 +91,7 @@ from typing import TYPE_CHECKING, Any
 
 if __name__ != "__main__":
     # The parent's side. A worker runs this file as a script and needs the standard library only.
-    from infra.invocation import InvokeResult
+    from infra.local.invocation import InvokeResult
     from infra.topology import ACCOUNT_ID, REGION
 
 if TYPE_CHECKING:

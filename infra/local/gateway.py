@@ -57,7 +57,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
-from infra.invocation import InvokeResult
+from infra.local.invocation import InvokeResult
 from infra.topology import (
     ACCOUNT_ID,
     REGION,
@@ -573,7 +573,7 @@ class HttpGateway:
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         bound_socket: socket.socket | None = None,
     ) -> None:
-        """`bound_socket`: a socket already bound to the address (infra/endpoint.py,
+        """`bound_socket`: a socket already bound to the address (infra/local/endpoint.py,
         `reserve`), that the gateway listens on instead of binding `host:port` itself."""
         self.api = api
         self.invoke = invoke

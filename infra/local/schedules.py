@@ -7,7 +7,7 @@ injectable `clock`, so that tests can move time on instead of waiting minutes.
 
 `Schedule` (an EventBridge rule with a schedule expression, always in UTC): `rate()` fires
 one period after the local cloud starts and every period after; `cron()` at each matching
-minute (infra/schedule_expressions.py says which cron features are supported). Each firing
+minute (infra/local/schedule_expressions.py says which cron features are supported). Each firing
 is an asynchronous invoke (`ctx.async_invoker`: Lambda's retries, DLQ and destinations) of
 the scheduled event EventBridge sends (`"detail-type": "Scheduled Event"`, `"source":
 "aws.events"`, `"resources": [<rule ARN>]`, `"time"`: the scheduled minute), or of the
@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from infra.context import CloudContext
-from infra.destinations import send, service_of
-from infra.schedule_expressions import At, Expression, Rate, parse
+from infra.local.context import CloudContext
+from infra.local.destinations import send, service_of
+from infra.local.schedule_expressions import At, Expression, Rate, parse
 from infra.topology import ACCOUNT_ID, REGION, FunctionSpec
 
 TICK_S = 0.5

@@ -2,7 +2,7 @@
 
 Every command takes `--stage S`. Without it (or with `--stage local`), the running local
 cloud: `.crm/local.json` gives the endpoint, the API URL (Lambda's Invoke API is served
-there, infra/lambda_api.py) and the template's Outputs as the stage resolves them. With
+there, infra/local/lambda_api.py) and the template's Outputs as the stage resolves them. With
 `--stage dev|staging|prod`, the deployed stack `crm-<stage>`: its CloudFormation Outputs,
 and clients of the default boto3 session (AWS_PROFILE, AWS_REGION...). Either way the
 calls are the same boto3 calls.
@@ -56,7 +56,7 @@ class Stage:
 def local_stage(state_dir: Path) -> Stage:
     """The running local cloud, from the local.json that `crm dev` writes."""
     from infra.aws import boto_client
-    from infra.dev import Running
+    from infra.running import Running
 
     running = Running.load(state_dir / "local.json")
     if not running.outputs:

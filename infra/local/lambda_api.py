@@ -14,7 +14,7 @@ As Lambda answers:
 - `X-Amz-Invocation-Type: RequestResponse` (the default): one invocation on the warm
   runner; 200 with the function's response, or with its error object and
   `X-Amz-Function-Error: Unhandled`. `Event`: the event goes to the async invoker (retries,
-  event age, destinations and DLQ apply, infra/async_invoke.py); 202 at once, nothing in
+  event age, destinations and DLQ apply, infra/local/async_invoke.py); 202 at once, nothing in
   the body. `DryRun`: 204, nothing invoked.
 - service errors as botocore expects them (`x-amzn-ErrorType` and a JSON body):
   an unknown function is 404 ResourceNotFoundException; a body that is not JSON is 400
@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from infra.async_invoke import AsyncInvoker
-from infra.invocation import InvokeResult
+from infra.local.async_invoke import AsyncInvoker
+from infra.local.invocation import InvokeResult
 from infra.topology import ACCOUNT_ID, REGION, FunctionSpec
 
 INVOKE_PREFIX = "/2015-03-31/functions/"

@@ -16,8 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from infra.signals import Stopped, sigterm_stops, uninterrupted
-from infra.stage import EventsError, Stage, gone
+from infra.ops.signals import Stopped, sigterm_stops, uninterrupted
+from infra.ops.stage import EventsError, Stage, gone
 
 TAIL_PATTERN: dict[str, Any] = {"source": [{"prefix": "crm."}]}
 # The whole event, as delivered; moto also needs it to keep `account` and quotes intact.

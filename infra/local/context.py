@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from infra.async_invoke import AsyncInvoker
-from infra.invocation import InvokeResult
+from infra.local.async_invoke import AsyncInvoker
+from infra.local.invocation import InvokeResult
 from infra.topology import FunctionSpec, Resolver
 
 # A local page: (status, headers, body) for a request to a path under the API's URL.

@@ -63,7 +63,7 @@ _NAMES_ONLY = {
 # moto resolves a queue's RedrivePolicy when the queue is created: dead-letter queues first.
 _LATER = {"AWS::SQS::Queue": lambda props: "RedrivePolicy" in props}
 # Rule targets moto delivers to itself. Lambda targets are the local cloud's (shadow queues,
-# infra/eventbridge.py); moto would try to run Docker. Others (SNS, Step Functions...) moto
+# infra/local/eventbridge.py); moto would try to run Docker. Others (SNS, Step Functions...) moto
 # cannot deliver: it would fail the PutEvents that matches them.
 _MOTO_RULE_TARGETS = ("sqs", "logs", "events")
 # moto's default message for a target drops `account` and fails on a quote in a string
@@ -81,7 +81,7 @@ class Provisioned:
 
 
 # `adopt_key(logical_id, key_id)`: the key id to use for a key just created, so that a restarted
-# local cloud can give the key back its saved id and material (infra/state.py, KeyKeeper).
+# local cloud can give the key back its saved id and material (infra/local/state.py, KeyKeeper).
 KeyAdopter = Callable[[str, str], str]
 
 
@@ -369,7 +369,7 @@ class Provisioner:
 
     def _configuration_set_destination(self, logical_id: str, props: dict[str, Any]) -> Physical:
         """Nothing to create: moto keeps no SESv2 event destinations (and SES v1 has no
-        EventBridge ones). infra/mail.py reads the destination from the template."""
+        EventBridge ones). infra/local/mail.py reads the destination from the template."""
         destination = props.get("EventDestination") or {}
         return Physical(ref=str(destination.get("Name") or logical_id))
 
@@ -382,7 +382,7 @@ class Provisioner:
         return Physical(ref=name, attributes={"Arn": arn})
 
     def _schedule(self, logical_id: str, props: dict[str, Any]) -> Physical:
-        """An AWS::Scheduler::Schedule: stored by moto, fired by infra/schedules.py."""
+        """An AWS::Scheduler::Schedule: stored by moto, fired by infra/local/schedules.py."""
         name = props.get("Name") or f"crm-local-{logical_id}"
         kwargs: dict[str, Any] = {
             "Name": name,
@@ -437,7 +437,7 @@ class Provisioner:
 
 def _verified_for_sending(identity: str) -> None:
     """moto verifies every identity but says VerifiedForSendingStatus false; the endpoint
-    runs in this process (infra/endpoint.py), so its SES backend is at hand."""
+    runs in this process (infra/local/endpoint.py), so its SES backend is at hand."""
     try:
         from moto.ses.models import ses_backends
 

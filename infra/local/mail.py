@@ -77,8 +77,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, getaddresses, parseaddr
 from typing import Any
 
-from infra.context import CloudContext
-from infra.pages import wants_json
+from infra.local.context import CloudContext
+from infra.local.pages import wants_json
 from infra.topology import ACCOUNT_ID, REGION
 
 POLL_S = 0.25
