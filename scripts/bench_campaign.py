@@ -137,9 +137,9 @@ def seed_contacts(table: Any, tenant: str, count: int) -> Seeded:
             ops: list[dict[str, Any]],
             item: dict[str, Any],
             event: DomainEvent | None,
-            also: Any = (),
+            extra_writes: Any = (),
         ) -> None:
-            for op in [*ops, *also]:
+            for op in [*ops, *extra_writes]:
                 if "Put" not in op:
                     raise BenchError(f"a new contact's write is not a Put: {op}")
                 self.items.append(op["Put"]["Item"])

@@ -300,15 +300,15 @@ class Table:
         """One Update built by `op.update`, on its own (outside a transaction)."""
         self._call("update_item", **operation["Update"])
 
-    def add(self, key: Mapping[str, str], attribute: str, amount: int, **also: Any) -> int:
-        """Add `amount` to a counter (creating the item), set the `also` attributes, and
+    def add(self, key: Mapping[str, str], attribute: str, amount: int, **set_too: Any) -> int:
+        """Add `amount` to a counter (creating the item), set the attributes in `set_too`, and
         return the counter's new value: one UpdateItem."""
-        names = {"#n": attribute, **{f"#a{i}": name for i, name in enumerate(also)}}
+        names = {"#n": attribute, **{f"#a{i}": name for i, name in enumerate(set_too)}}
         values = {
             ":n": to_attr(amount),
-            **{f":a{i}": to_attr(v) for i, v in enumerate(also.values())},
+            **{f":a{i}": to_attr(v) for i, v in enumerate(set_too.values())},
         }
-        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(also)))
+        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(set_too)))
         response = self._call(
             "update_item",
             TableName=self.name,

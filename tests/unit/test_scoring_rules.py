@@ -11,9 +11,10 @@ import pytest
 
 from crm_core.scores import decay
 from crm_core.scores.state import CAP_DAYS_KEPT, ScoreState
+from crm_core.scoring.decision import crossed
 from crm_core.scoring.models import DEFAULT_MODEL, BehaviourRule, FitRule, ScoringModel
 from crm_core.scoring.rules import Activity, Earned, earn, field_value, fit_of, holds, matches
-from crm_core.scoring.scorer import crossed, refit
+from crm_core.scoring.scorer import refit
 
 NOW_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 NOW = NOW_AT.timestamp()

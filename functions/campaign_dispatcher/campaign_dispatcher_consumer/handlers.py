@@ -20,11 +20,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from campaign_dispatcher_consumer.context import consumer, dispatcher, invocation, logger, metrics
-from crm_core.campaigns.dispatch import CampaignDue, Outcome, Run
+from crm_core.campaigns.dispatch import CampaignDue, DispatchOutcome, Run
 from crm_core.events.campaigns import CampaignResumed, CampaignSendRequested
 
 
-def _report(outcome: Outcome) -> dict[str, Any]:
+def _report(outcome: DispatchOutcome) -> dict[str, Any]:
     summary = outcome.summary()
     if outcome.written:
         metrics.add_metric(name="RecipientsWritten", unit=MetricUnit.Count, value=outcome.written)

@@ -23,14 +23,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from crm_core.campaigns.engagement import SES_SOURCE, Outcome, SesEvent, parse_ses
+from crm_core.campaigns.engagement import SES_SOURCE, EmailEventOutcome, SesEvent, parse_ses
 from crm_core.events.contacts import ContactUnsubscribed
 from email_events_consumer.context import consumer, engagement, logger, metrics
 
 _METRICS = {
-    Outcome.RECORDED: "EmailEventRecorded",
-    Outcome.DUPLICATE: "EmailEventDuplicate",
-    Outcome.MISSING: "EmailEventOfNoRecipient",
+    EmailEventOutcome.RECORDED: "EmailEventRecorded",
+    EmailEventOutcome.DUPLICATE: "EmailEventDuplicate",
+    EmailEventOutcome.MISSING: "EmailEventOfNoRecipient",
 }
 
 
@@ -58,11 +58,11 @@ def ses_event(ses: SesEvent) -> dict[str, Any]:
     logger.append_keys(ses_event_type=ses.event_type)
     applied = engagement.apply(ses, correlation_id=ses.mail.message_id)
     summary = applied.summary()
-    if applied.outcome == Outcome.NOT_OURS:
+    if applied.outcome == EmailEventOutcome.NOT_OURS:
         logger.info("not a campaign email (no campaign tags): ignored", extra=summary)
-    elif applied.outcome == Outcome.NOT_TRACKED:
+    elif applied.outcome == EmailEventOutcome.NOT_TRACKED:
         logger.info("an SES event kept nothing of", extra=summary)
-    elif applied.outcome == Outcome.MISSING:
+    elif applied.outcome == EmailEventOutcome.MISSING:
         logger.warning("no such recipient (tenant, campaign or contact): ignored", extra=summary)
     else:
         logger.info("SES event applied", extra=summary)

@@ -8,7 +8,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from crm_core.campaigns.unsubscribe_tokens import TokenClaims
-from crm_core.campaigns.unsubscribing import TEST_CONTACT_ID, Outcome, find_contact, is_unsubscribed
+from crm_core.campaigns.unsubscribing import (
+    TEST_CONTACT_ID,
+    UnsubscribeOutcome,
+    find_contact,
+    is_unsubscribed,
+)
 from crm_core.errors import CrmError
 from crm_core.events.envelope import Origin
 from unsubscribe_api import pages, request
@@ -81,7 +86,7 @@ def unsubscribe(
             "event_id": done.event_id,
         },
     )
-    if done.outcome == Outcome.UNSUBSCRIBED:
+    if done.outcome == UnsubscribeOutcome.UNSUBSCRIBED:
         metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     if as_json:
         return pages.json_reply(200, {"unsubscribed": True, "email": pages.mask(done.email)})

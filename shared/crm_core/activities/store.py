@@ -217,7 +217,7 @@ class ActivityStore:
         occurred_at: datetime | None,
         origin: Origin,
         *,
-        also: Callable[[Item], Sequence[dict[str, Any]]] | None = None,
+        extra_writes: Callable[[Item], Sequence[dict[str, Any]]] | None = None,
     ) -> Item:
         """Record an activity on a contact (any type: the route admits only users' types).
 
@@ -234,7 +234,7 @@ class ActivityStore:
         )
         put = self.op.put(stored, "attribute_not_exists(PK)")
 
-        extra = list(also(stored)) if also else []
+        extra = list(extra_writes(stored)) if extra_writes else []
 
         def attempt() -> None:
             contact = self._contact_for_write(tenant_id, contact_id)

@@ -191,7 +191,7 @@ class CampaignStore:
                 tenant_id,
                 campaign_id,
                 event,
-                also=[self.op.put(new_content)] if new_content != old_content else [],
+                extra_writes=[self.op.put(new_content)] if new_content != old_content else [],
             )
             return new
 
@@ -412,11 +412,11 @@ class CampaignStore:
         tenant_id: str,
         campaign_id: str,
         event: DomainEvent,
-        also: Iterable[dict[str, Any]] = (),
+        extra_writes: Iterable[dict[str, Any]] = (),
     ) -> None:
         update["Update"].setdefault("ExpressionAttributeNames", {})["#state"] = "state"
         outbox = outbox_put(self.op, keys.campaign(tenant_id, campaign_id), event)
         try:
-            self.table.transact([update, *also, outbox])
+            self.table.transact([update, *extra_writes, outbox])
         except TransactionCancelled:
             raise ConcurrentChange("the campaign changed meanwhile") from None

@@ -158,7 +158,7 @@ class Run:
 
 
 @dataclass
-class Outcome:
+class DispatchOutcome:
     """What a run did. `result`: dispatched, requeued, already_dispatched, ignored (not
     this campaign's current send), stopped (paused or cancelled meanwhile), or failed (the
     campaign failed: an empty audience, its segment deleted)."""
@@ -196,7 +196,7 @@ class Dispatcher:
         self.audience = Audience(table)
 
     # Triggers ---------------------------------------------------------------------------
-    def due(self, due: CampaignDue, run: Run) -> Outcome:
+    def due(self, due: CampaignDue, run: Run) -> DispatchOutcome:
         """The schedule fired: scheduled -> sending, then the dispatch. A stale schedule
         (rescheduled, sent now, cancelled) does nothing; a retry of this one (the campaign
         already sending this dispatch) goes on with the dispatch."""
@@ -218,7 +218,7 @@ class Dispatcher:
         run: Run,
         *,
         resume: bool = False,
-    ) -> Outcome:
+    ) -> DispatchOutcome:
         """The dispatch of a sending campaign (CampaignSendRequested, a schedule), or the
         rest of it (`resume`: CampaignResumed)."""
         if not dispatch_id:
@@ -232,12 +232,12 @@ class Dispatcher:
             audience = int(campaign.get(counter("audience"), 0))
             if campaign.get("dispatch_done"):
                 if not resume:
-                    return Outcome(campaign_id, "already_dispatched", audience=audience)
-                outcome = Outcome(campaign_id, "requeued", audience=audience)
+                    return DispatchOutcome(campaign_id, "already_dispatched", audience=audience)
+                outcome = DispatchOutcome(campaign_id, "requeued", audience=audience)
                 pending = self._sweep(tenant_id, campaign_id, dispatch_id, run, set(), outcome)
                 self._enqueue(tenant_id, campaign_id, dispatch_id, pending, outcome)
             else:
-                outcome = Outcome(campaign_id, "dispatched")
+                outcome = DispatchOutcome(campaign_id, "dispatched")
                 try:
                     segment = self.segments.load(tenant_id, campaign["segment_id"])
                 except NotFound:
@@ -280,7 +280,7 @@ class Dispatcher:
         members: Iterable[tuple[Item, Position]],
         dispatch_id: str,
         run: Run,
-        outcome: Outcome,
+        outcome: DispatchOutcome,
         *,
         rerun: bool,
         resume: bool = False,
@@ -322,7 +322,7 @@ class Dispatcher:
         dispatch_id: str,
         run: Run,
         contacts: list[Item],
-        outcome: Outcome,
+        outcome: DispatchOutcome,
         position: Position | None = None,
     ) -> list[str]:
         """Write the chunk's missing recipients (counted), and the checkpoint `position`
@@ -404,7 +404,7 @@ class Dispatcher:
         dispatch_id: str,
         run: Run,
         enqueued: set[str],
-        outcome: Outcome,
+        outcome: DispatchOutcome,
         since: str | None = None,
     ) -> list[str]:
         """Enqueue the campaign's `queued` recipients not in `enqueued` and written at or
@@ -430,7 +430,7 @@ class Dispatcher:
         campaign_id: str,
         dispatch_id: str,
         pending: list[str],
-        outcome: Outcome,
+        outcome: DispatchOutcome,
     ) -> list[str]:
         """Send the full batches of `pending`; what is left."""
         while len(pending) >= RECIPIENTS_PER_BATCH:
@@ -444,7 +444,7 @@ class Dispatcher:
         campaign_id: str,
         dispatch_id: str,
         contact_ids: list[str],
-        outcome: Outcome,
+        outcome: DispatchOutcome,
     ) -> None:
         size = recipients.GROUP_SIZE
         groups = [contact_ids[i : i + size] for i in range(0, len(contact_ids), size)]
@@ -578,7 +578,7 @@ class Dispatcher:
         return datetime.fromisoformat(str(started).replace("Z", "+00:00")).timestamp()
 
     # Endings ----------------------------------------------------------------------------
-    def _check_time(self, run: Run, outcome: Outcome) -> None:
+    def _check_time(self, run: Run, outcome: DispatchOutcome) -> None:
         left = run.time_left_ms()
         if left < TIME_RESERVE_MS:
             self.log.warning("out of time: the retry goes on", extra=outcome.summary())
@@ -593,8 +593,8 @@ class Dispatcher:
         campaign_id: str,
         dispatch_id: str,
         reason: str,
-        outcome: Outcome,
-    ) -> Outcome:
+        outcome: DispatchOutcome,
+    ) -> DispatchOutcome:
         try:
             self.campaigns.fail(tenant_id, campaign_id, dispatch_id, reason)
         except Conflict as conflict:  # paused or cancelled meanwhile: it stays so
@@ -602,9 +602,9 @@ class Dispatcher:
         outcome.result, outcome.reason = "failed", reason
         return outcome
 
-    def _ignored(self, campaign_id: str, reason: str) -> Outcome:
+    def _ignored(self, campaign_id: str, reason: str) -> DispatchOutcome:
         self.log.info("nothing to dispatch", extra={"campaign_id": campaign_id, "why": reason})
-        return Outcome(campaign_id, "ignored", reason=reason)
+        return DispatchOutcome(campaign_id, "ignored", reason=reason)
 
 
 def _position_item(position: Position, now: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ recipient. An event without them (a test send, another sender's email) is not ou
 Exactly once, whatever is delivered twice or at once: each kind sets `<status>_at` on the
 recipient under `attribute_not_exists`, in the same transaction as the counter's ADD and,
 for delivered, opened, clicked and hard-bounced, the contact's activity
-(`ActivityStore.log(..., also=...)`); a duplicate fails the condition and writes nothing.
+(`ActivityStore.log(..., extra_writes=...)`); a duplicate fails the condition and writes nothing.
 The recipient's status moves only up `STATUS_RANK` (an Open before its Delivery leaves it
 `opened`; the Delivery still counts), under a condition on the status as read, and the
 write is tried again on fresh data when a concurrent one moved it.
@@ -247,7 +247,7 @@ def moment(*texts: str | None) -> datetime:
     return datetime.now(UTC)
 
 
-class Outcome(StrEnum):
+class EmailEventOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"  # recorded before: nothing written
     NOT_OURS = "not_ours"  # no campaign tags (a test send, another sender)
@@ -258,7 +258,7 @@ class Outcome(StrEnum):
 @dataclass
 class Applied:
     kind: str
-    outcome: Outcome
+    outcome: EmailEventOutcome
     target: Target | None = None
     activity_id: str | None = None
     suppressed: int = 0
@@ -337,7 +337,7 @@ def _addresses(reported: Sequence[Addressee], fallback: Sequence[str]) -> list[s
     return found[:MAX_ADDRESSES]
 
 
-class Engagement:
+class EngagementRecorder:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.op = table.op
@@ -349,7 +349,7 @@ class Engagement:
     def apply(self, ses: SesEvent, correlation_id: str | None = None) -> Applied:
         target = target_of(ses.mail)
         if target is None:
-            return Applied(ses.event_type, Outcome.NOT_OURS)
+            return Applied(ses.event_type, EmailEventOutcome.NOT_OURS)
         origin = Origin.system(PRODUCER, correlation_id)
         kind = ses.event_type
         if kind == SesEventType.DELIVERY:
@@ -364,7 +364,7 @@ class Engagement:
             return self._complained(ses, target, origin)
         if kind == SesEventType.REJECT:
             return self._rejected(ses, target)
-        return Applied(kind, Outcome.NOT_TRACKED, target)
+        return Applied(kind, EmailEventOutcome.NOT_TRACKED, target)
 
     def _delivered(self, ses: SesEvent, t: Target, origin: Origin) -> Applied:
         at = moment(ses.delivery.timestamp if ses.delivery else None, ses.mail.timestamp)
@@ -391,7 +391,7 @@ class Engagement:
         outcome, activity_id = self._record(
             t, RecipientStatus.CLICKED, "clicked", at, origin, activity=activity, sets=sets
         )
-        if outcome == Outcome.DUPLICATE and link:
+        if outcome == EmailEventOutcome.DUPLICATE and link:
             self._later_click(t, link, at)
         return Applied(ses.event_type, outcome, t, activity_id)
 
@@ -439,7 +439,7 @@ class Engagement:
             sets=sets,
             parts=parts,
         )
-        suppressed = len(parts) if outcome == Outcome.RECORDED else 0
+        suppressed = len(parts) if outcome == EmailEventOutcome.RECORDED else 0
         return Applied(ses.event_type, outcome, t, activity_id, suppressed=suppressed)
 
     def _soft_bounced(self, ses: SesEvent, t: Target, at: datetime, bounce: Bounce) -> Applied:
@@ -449,9 +449,9 @@ class Engagement:
         for attempt in range(1, ATTEMPTS + 1):
             recipient = self.table.get(t.key())
             if recipient is None:
-                return Applied(kind, Outcome.MISSING, t)
+                return Applied(kind, EmailEventOutcome.MISSING, t)
             if recipient.get("soft_bounced_at"):
-                return Applied(kind, Outcome.DUPLICATE, t)
+                return Applied(kind, EmailEventOutcome.DUPLICATE, t)
             self._sent_already(recipient)
             update = self.op.update(
                 t.key(),
@@ -465,7 +465,7 @@ class Engagement:
             except TransactionCancelled:
                 backoff(attempt)
                 continue
-            return Applied(kind, Outcome.RECORDED, t)
+            return Applied(kind, EmailEventOutcome.RECORDED, t)
         raise TooManyRequests("the recipient keeps changing; try again")
 
     def _complained(self, ses: SesEvent, t: Target, origin: Origin) -> Applied:
@@ -485,9 +485,9 @@ class Engagement:
             t, RecipientStatus.COMPLAINED, "complained", at, origin, sets=sets, parts=parts
         )
         applied = Applied(ses.event_type, outcome, t)
-        if outcome == Outcome.MISSING:
+        if outcome == EmailEventOutcome.MISSING:
             return applied
-        applied.suppressed = len(parts) if outcome == Outcome.RECORDED else 0
+        applied.suppressed = len(parts) if outcome == EmailEventOutcome.RECORDED else 0
         # Again on a duplicate: a first delivery that failed after its write left these
         # undone, and each is a no-op once done.
         unsubscribed = self.unsubscriber.unsubscribe(
@@ -517,9 +517,9 @@ class Engagement:
         for attempt in range(1, ATTEMPTS + 1):
             recipient = self.table.get(t.key())
             if recipient is None:
-                return Applied(ses.event_type, Outcome.MISSING, t)
+                return Applied(ses.event_type, EmailEventOutcome.MISSING, t)
             if recipient.get("rejected_at"):
-                return Applied(ses.event_type, Outcome.DUPLICATE, t)
+                return Applied(ses.event_type, EmailEventOutcome.DUPLICATE, t)
             status = self._sent_already(recipient)
             sets = {"rejected_at": at, "error": error}
             if status == RecipientStatus.SENT:
@@ -561,7 +561,7 @@ class Engagement:
             except TransactionCancelled:
                 backoff(attempt)
                 continue
-            return Applied(ses.event_type, Outcome.RECORDED, t)
+            return Applied(ses.event_type, EmailEventOutcome.RECORDED, t)
         raise TooManyRequests("the recipient keeps changing; try again")
 
     # ContactUnsubscribed ------------------------------------------------------------------
@@ -593,7 +593,7 @@ class Engagement:
                 recipient = self.table.get(target.key())
                 if recipient is not None:
                     if recipient.get("unsubscribe_event_id") == event.event_id:
-                        return Applied(event.DETAIL_TYPE, Outcome.DUPLICATE, target)
+                        return Applied(event.DETAIL_TYPE, EmailEventOutcome.DUPLICATE, target)
                     if not recipient.get("unsubscribed_at"):
                         parts = self._mark(
                             target,
@@ -608,7 +608,7 @@ class Engagement:
             except _Refused:
                 backoff(attempt)
                 continue
-            applied = Applied(event.DETAIL_TYPE, Outcome.RECORDED, target, activity_id)
+            applied = Applied(event.DETAIL_TYPE, EmailEventOutcome.RECORDED, target, activity_id)
             applied.extra["recipient_counted"] = bool(parts)
             return applied
         raise TooManyRequests("the recipient keeps changing; try again")
@@ -625,15 +625,15 @@ class Engagement:
         activity: _Activity | None = None,
         sets: Mapping[str, Any] | None = None,
         parts: Sequence[dict[str, Any]] = (),
-    ) -> tuple[Outcome, str | None]:
+    ) -> tuple[EmailEventOutcome, str | None]:
         """`<status>_at` set on the recipient once, the campaign's `count` + 1, `parts` and
         the activity, in one transaction; (outcome, the activity's id)."""
         for attempt in range(1, ATTEMPTS + 1):
             recipient = self.table.get(t.key())
             if recipient is None:
-                return Outcome.MISSING, None
+                return EmailEventOutcome.MISSING, None
             if recipient.get(f"{status.value}_at"):
-                return Outcome.DUPLICATE, None
+                return EmailEventOutcome.DUPLICATE, None
             self._sent_already(recipient)
             marks = self._mark(t, status, recipient, at, count, sets=sets)
             try:
@@ -642,7 +642,7 @@ class Engagement:
                 # A duplicate or a concurrent step got there first: read again.
                 backoff(attempt)
                 continue
-            return Outcome.RECORDED, activity_id
+            return EmailEventOutcome.RECORDED, activity_id
         raise TooManyRequests("the recipient keeps changing; try again")
 
     def _mark(
@@ -704,7 +704,7 @@ class Engagement:
                     activity.fields,
                     activity.occurred_at,
                     origin,
-                    also=lambda _: ops,
+                    extra_writes=lambda _: ops,
                 )
             except NotFound:
                 # A deleted contact: its campaign's recipient and counters still change.

@@ -6,7 +6,7 @@ The contact's `email_consent` becomes `unsubscribed` in one transaction with its
 contact's partition, and the suppression of each of its addresses as `unsubscribed` (the
 contacts store's part of every change to unsubscribed), so that a contact deleted and
 created again is not mailed either. It is the guarded write of every contact change
-(`ContactStore.absorb`: the version and the score's sequence as read), read again and
+(`ContactStore.write_revision`: the version and the score's sequence as read), read again and
 retried when a concurrent change wins, so neither change is lost. A contact already
 unsubscribed is left alone (no event): a link used twice, a one-click POST followed by
 the page's button, or two complaints change nothing the second time.
@@ -45,7 +45,7 @@ class Method(StrEnum):
     COMPLAINT = "complaint"  # marked the campaign's email as spam (email_events)
 
 
-class Outcome(StrEnum):
+class UnsubscribeOutcome(StrEnum):
     UNSUBSCRIBED = "unsubscribed"  # changed now, with its events
     ALREADY = "already_unsubscribed"  # nothing to change
     GONE = "gone"  # no such contact in the tenant (deleted): nothing to change
@@ -54,14 +54,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Unsubscribed:
-    outcome: Outcome
+    outcome: UnsubscribeOutcome
     contact_id: str | None = None  # the contact changed (the survivor of a merge)
     email: str | None = None
     event_id: str | None = None  # ContactUnsubscribed's, when written
 
     @property
     def changed(self) -> bool:
-        return self.outcome == Outcome.UNSUBSCRIBED
+        return self.outcome == UnsubscribeOutcome.UNSUBSCRIBED
 
 
 def find_contact(
@@ -92,7 +92,7 @@ class Unsubscriber:
     ) -> Unsubscribed:
         """Set the contact's email consent to unsubscribed, once; what happened."""
         if contact_id == TEST_CONTACT_ID:
-            return Unsubscribed(Outcome.TEST)
+            return Unsubscribed(UnsubscribeOutcome.TEST)
         return read_modify_write(
             lambda: self._attempt(tenant_id, contact_id, campaign_id, method, origin), "contact"
         )
@@ -107,9 +107,9 @@ class Unsubscriber:
     ) -> Unsubscribed:
         old = find_contact(self.table, tenant_id, contact_id)
         if old is None:
-            return Unsubscribed(Outcome.GONE)
+            return Unsubscribed(UnsubscribeOutcome.GONE)
         if is_unsubscribed(old):
-            return Unsubscribed(Outcome.ALREADY, old["id"], old.get("email"))
+            return Unsubscribed(UnsubscribeOutcome.ALREADY, old["id"], old.get("email"))
         previous = str(old.get("email_consent") or EmailConsent.UNKNOWN.value)
         written: list[ContactUnsubscribed] = []
 
@@ -135,5 +135,7 @@ class Unsubscriber:
         new = {**old, "email_consent": EmailConsent.UNSUBSCRIBED.value}
         # ConcurrentChange when the contact changed since it was read: read_modify_write
         # reads it again (and finds it unsubscribed, if that was the change).
-        self.contacts.absorb(tenant_id, old, new, origin, also=unsubscribed_event)
-        return Unsubscribed(Outcome.UNSUBSCRIBED, old["id"], old.get("email"), written[-1].event_id)
+        self.contacts.write_revision(tenant_id, old, new, origin, extra_writes=unsubscribed_event)
+        return Unsubscribed(
+            UnsubscribeOutcome.UNSUBSCRIBED, old["id"], old.get("email"), written[-1].event_id
+        )

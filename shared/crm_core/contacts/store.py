@@ -63,7 +63,7 @@ SUBSCRIBED = EmailConsent.SUBSCRIBED.value
 UNSUBSCRIBED = EmailConsent.UNSUBSCRIBED.value
 # The parts a caller writes in the same transaction as a contact, given the contact's item
 # (a lead's claim on the contact it became, say).
-Also = Callable[[Item], Sequence[dict[str, Any]]]
+ExtraWrites = Callable[[Item], Sequence[dict[str, Any]]]
 
 
 # The contact's own writes change only what they change (`Op.update_changed`), so they
@@ -142,7 +142,7 @@ class ContactStore:
         origin: Origin,
         *,
         attribution: dict[str, Any] | None = None,
-        also: Also | None = None,
+        extra_writes: ExtraWrites | None = None,
         opt_in: OptIn | None = None,
     ) -> Contact:
         """A new contact. `attribution` is the CRM's own (the lead processor's); `also`
@@ -171,19 +171,19 @@ class ContactStore:
             item.update(email_consent=SUBSCRIBED, consent_source=opt_in.evidence())
             lifts = self._lift(tenant_id, opt_in.email)
         try:
-            return self._insert(item, origin, also, lifts, check=opt_in is None)
+            return self._insert(item, origin, extra_writes, lifts, check=opt_in is None)
         except PersonUnsubscribed:
             if item["email_consent"] == SUBSCRIBED:
                 raise
         # The address's person unsubscribed: the record says so (one write more, only then).
         item["email_consent"] = UNSUBSCRIBED
-        return self._insert(item, origin, also, lifts, check=False)
+        return self._insert(item, origin, extra_writes, lifts, check=False)
 
     def _insert(
         self,
         item: dict[str, Any],
         origin: Origin,
-        also: Also | None,
+        extra_writes: ExtraWrites | None,
         lifts: list[dict[str, Any]],
         *,
         check: bool,
@@ -198,7 +198,7 @@ class ContactStore:
         event = events.ContactCreated.create(
             tenant_id, origin, events.ContactData(contact=contact), item["created_at"]
         )
-        self._write(ops, item, event, also(item) if also else ())
+        self._write(ops, item, event, extra_writes(item) if extra_writes else ())
         return contact
 
     # Update -----------------------------------------------------------------------------
@@ -259,14 +259,14 @@ class ContactStore:
 
         return read_modify_write(attempt, "contact")
 
-    def absorb(
+    def write_revision(
         self,
         tenant_id: str,
         old: Item,
         new: dict[str, Any],
         origin: Origin,
         *,
-        also: Also | None = None,
+        extra_writes: ExtraWrites | None = None,
         opt_in: OptIn | None = None,
     ) -> Contact:
         """Write `new`, a revision of `old` (the contact as just read, strongly consistent)
@@ -276,7 +276,7 @@ class ContactStore:
         address's suppression) changed since it was read; Unprocessable when its new
         company is gone."""
         if new.get("email") != old.get("email"):
-            raise ValueError("absorb keeps the contact's email")
+            raise ValueError("write_revision keeps the contact's email")
         new = {**new, "updated_at": now_iso(), "version": old["version"] + 1}
         lifts: list[dict[str, Any]] = []
         if opt_in is not None:
@@ -291,7 +291,7 @@ class ContactStore:
         ops += self._consent_parts(old, new, check=False) + lifts
         after = to_contact(new)
         event = events.contact_updated(tenant_id, origin, to_contact(old), after)
-        self._write(ops, new, event, also(new) if also else ())
+        self._write(ops, new, event, extra_writes(new) if extra_writes else ())
         return after
 
     # Delete -----------------------------------------------------------------------------
@@ -555,12 +555,12 @@ class ContactStore:
         ops: list[dict[str, Any]],
         item: Item,
         event: DomainEvent | None,
-        also: Sequence[dict[str, Any]] = (),
+        extra_writes: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Run the change, the caller's parts (`also`) and its event (the outbox item) as
         one transaction, and turn a refusal into the error that names its cause (a refused
         part of the caller's is a ConcurrentChange: the caller reads again)."""
-        ops = [*ops, *also]
+        ops = [*ops, *extra_writes]
         if event is not None:
             ops = [*ops, outbox_put(self.op, keys.contact(item["tenant_id"], item["id"]), event)]
         try:

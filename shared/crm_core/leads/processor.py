@@ -70,7 +70,7 @@ _RACES = (ConcurrentChange, Conflict, Unprocessable, TransactionCancelled)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class LeadOutcome:
     """What became of a lead. `replayed`: another run had made it final (this one did
     nothing, so counts nothing)."""
 
@@ -102,7 +102,7 @@ class LeadProcessor:
         self.contacts = ContactStore(table)
         self.activities = ActivityStore(table)
 
-    def process(self, event: LeadReceived) -> Outcome:
+    def process(self, event: LeadReceived) -> LeadOutcome:
         data = event.data
         origin = Origin.lead_source(data.source_id, event.metadata.correlation_id)
         try:
@@ -117,10 +117,10 @@ class LeadProcessor:
             raise
 
     # The state machine ------------------------------------------------------------------
-    def _process(self, tenant_id: str, lead_id: str, origin: Origin) -> Outcome:
+    def _process(self, tenant_id: str, lead_id: str, origin: Origin) -> LeadOutcome:
         lead = self.leads.get(tenant_id, lead_id)
         if lead is None:
-            return Outcome(lead_id, None)
+            return LeadOutcome(lead_id, None)
         if lead["status"] in FINAL:
             return _outcome(lead, replayed=True)
         source = self.table.get(keys.lead_source(tenant_id, lead["source_id"]), consistent=False)
@@ -197,20 +197,20 @@ class LeadProcessor:
             )
             attribution = {"first_touch": touch, "last_touch": touch}
             created = self.contacts.create(
-                tenant_id, data, origin, attribution=attribution, also=claim, opt_in=opt_in
+                tenant_id, data, origin, attribution=attribution, extra_writes=claim, opt_in=opt_in
             )
             return created.id
         company_id = (
             None if existing.get("company_id") else self._company_of(tenant_id, mapped.email)
         )
         revised = _absorbed(existing, mapped, source, touch, company_id)
-        return self.contacts.absorb(
-            tenant_id, existing, revised, origin, also=claim, opt_in=opt_in
+        return self.contacts.write_revision(
+            tenant_id, existing, revised, origin, extra_writes=claim, opt_in=opt_in
         ).id
 
     def _activity_step(
         self, lead: Item, mapped: MappedLead, source: Mapping[str, Any], origin: Origin
-    ) -> Outcome:
+    ) -> LeadOutcome:
         """The form_submission on the lead's contact, in one transaction with the lead's
         move to `processed`."""
         fields = validate_fields(
@@ -244,17 +244,17 @@ class LeadProcessor:
             fields,
             datetime.fromisoformat(lead["received_at"]),
             origin,
-            also=processed,
+            extra_writes=processed,
         )
-        return Outcome(lead["id"], LeadStatus.PROCESSED, contact_id, activity["id"])
+        return LeadOutcome(lead["id"], LeadStatus.PROCESSED, contact_id, activity["id"])
 
-    def _reject(self, lead: Item, reason: str, not_yet: str) -> Outcome:
+    def _reject(self, lead: Item, reason: str, not_yet: str) -> LeadOutcome:
         """Keep the lead as `rejected`, with its reason, if it has no `not_yet` so far."""
         change = status_change(
             self.op, lead, LeadStatus.REJECTED, reason=reason, processed_at=now_iso()
         )
         self.table.transact([_while_open(change, f"attribute_not_exists({not_yet})")])
-        return Outcome(lead["id"], LeadStatus.REJECTED, lead.get("contact_id"))
+        return LeadOutcome(lead["id"], LeadStatus.REJECTED, lead.get("contact_id"))
 
     def _mark_failed(self, lead: Mapping[str, Any], reason: str) -> None:
         """Best effort: the error itself is what Lambda retries on."""
@@ -365,8 +365,8 @@ def _while_open(change: dict[str, Any], condition: str = "") -> dict[str, Any]:
     return change
 
 
-def _outcome(lead: Mapping[str, Any], replayed: bool) -> Outcome:
-    return Outcome(
+def _outcome(lead: Mapping[str, Any], replayed: bool) -> LeadOutcome:
+    return LeadOutcome(
         lead["id"],
         LeadStatus(lead["status"]),
         lead.get("contact_id"),

@@ -13,8 +13,9 @@ rebuilt from its activities, which is what the re-score job does for every conta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from crm_core import keys
 from crm_core.clock import now_iso
@@ -38,6 +39,7 @@ from crm_core.scores.state import (
     ScoreState,
     ranks_in,
 )
+from crm_core.scoring.decision import ScoreDecision, decide, fit_changes
 from crm_core.scoring.models import ScoringModel
 from crm_core.scoring.rules import Activity, Earned, earn, epoch_of, fit_of
 from crm_core.scoring.store import default_model, to_model
@@ -49,10 +51,6 @@ SCORE_CHANGE_ITEM = "score_change"
 # most), so a replay always finds the one its event wrote; then they expire, also those of
 # a deleted contact.
 CHANGE_RECORD_DAYS = 400
-# Stages scoring may move a contact out of, and the order it moves them in.
-_FORWARD = {"subscriber": 0, "lead": 1, "mql": 2, "sql": 3}
-# A score change smaller than this is not a change (float noise of the decay arithmetic).
-_EPSILON = 1e-6
 
 Change = Callable[[ScoreState, Item, ScoringModel, float], tuple[ScoreState, list[Earned]]]
 
@@ -154,9 +152,10 @@ class Scorer:
                 new_state, reasons = change(state, item, model, now)
             if new_state == state:
                 return None
-            return self._write(
-                item, state, new_state, model, reasons, cause, origin, ranks, now, event_time
+            decision = decide(
+                item, state, new_state, model, reasons, now=now, at=now_iso(), event_time=event_time
             )
+            return self._write(item, decision, model, cause, origin, ranks, now)
 
         return read_modify_write(attempt, "score")
 
@@ -178,113 +177,31 @@ class Scorer:
     def _write(
         self,
         item: Item,
-        state: ScoreState,
-        new_state: ScoreState,
+        decision: ScoreDecision,
         model: ScoringModel,
-        reasons: list[Earned],
         cause: ScoreCause,
         origin: Origin,
         ranks: set[str],
         now: float,
-        event_time: str | None,
     ) -> Scored | None:
+        """What `decision` says, in one transaction (the rank registered before it)."""
         tenant_id, contact_id = item["tenant_id"], item["id"]
-        old_score, new_score = state.total_at(now), new_state.total_at(now)
-        at = now_iso()
-        stage = item["lifecycle_stage"]
-        new_item, qualified = dict(item), None
-        # A move of stage can change the fit (a rule on lifecycle_stage), hence the score,
-        # which can cross the next threshold: at most mql, then sql.
-        for _ in range(2):
-            crossing = crossed(model, old_score, new_score)
-            if crossing is None or crossing == qualified:
-                break
-            qualified = crossing
-            if not _may_promote(new_item, crossing, event_time):
-                break
-            new_item.update(lifecycle_stage=crossing, updated_at=at, version=item["version"] + 1)
-            fit_rules = fit_of(model, new_item)
-            if fit_rules == dict(new_state.fit_rules):
-                break
-            reasons = reasons + _fit_changes(new_state.fit_rules, fit_rules)
-            new_state = replace(new_state, fit=sum(fit_rules.values()), fit_rules=fit_rules)
-            new_score = new_state.total_at(now)
-        stage_after = new_item["lifecycle_stage"]
-        new_state = new_state.next(model_version=model.version, updated_at=at)
-        new_item["scoring"] = new_state.attribute()
-        if new_state.rank not in ranks:
+        if decision.state.rank not in ranks:
             # Before the contact moves there, so a list never misses a rank (never removed).
             self.table.update(
                 self.op.update(
                     keys.scoring_ranks(tenant_id),
                     "SET #rank = :t",
                     None,
-                    {"#rank": new_state.rank},
+                    {"#rank": decision.state.rank},
                     t=True,
                 )
             )
         condition, values = write_guard(item)
-        engagement_now = new_state.engagement_at(now)
-        moved = abs(new_score - old_score) > _EPSILON
-        ops = [self.op.update_changed(item, stored(new_item), condition, **values)]
-        if moved or stage_after != stage:
-            # The change record; a score that did not move (a first fit of 0, a rule
-            # rebuilt to the same points) changes the state alone.
-            ops.append(
-                self.op.put(
-                    {
-                        **keys.score_change(tenant_id, contact_id, cause.event_id or new_ulid()),
-                        "type": SCORE_CHANGE_ITEM,
-                        "at": at,
-                        "old_score": round(old_score, 4),
-                        "new_score": round(new_score, 4),
-                        "fit": new_state.fit,
-                        "engagement": round(engagement_now, 4),
-                        "model_version": model.version,
-                        "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in reasons],
-                        "cause": cause.model_dump(exclude_none=True),
-                        "lifecycle_stage": stage_after if stage_after != stage else None,
-                        "ttl": int(now) + CHANGE_RECORD_DAYS * 86_400,
-                    },
-                    "attribute_not_exists(PK)",
-                )
-            )
-        events: list[DomainEvent] = []
-        if moved:
-            events.append(
-                LeadScoreChanged.create(
-                    tenant_id,
-                    origin,
-                    LeadScoreChangedData(
-                        contact_id=contact_id,
-                        old_score=round(old_score, 2),
-                        new_score=round(new_score, 2),
-                        fit=new_state.fit,
-                        engagement=round(engagement_now, 2),
-                        model_version=model.version,
-                        reasons=[RulePoints(rule_id=e.rule_id, points=e.points) for e in reasons],
-                        cause=cause,
-                    ),
-                    at,
-                )
-            )
-        if qualified:
-            events.append(
-                LeadQualified.create(
-                    tenant_id,
-                    origin,
-                    LeadQualifiedData(
-                        contact_id=contact_id,
-                        threshold=qualified,
-                        threshold_score=getattr(model.thresholds, qualified),
-                        score=round(new_score, 2),
-                        model_version=model.version,
-                        lifecycle_stage_before=stage,
-                        lifecycle_stage_after=stage_after,
-                    ),
-                    at,
-                )
-            )
+        ops = [self.op.update_changed(item, stored(decision.item), condition, **values)]
+        if decision.moved or decision.promoted:
+            ops.append(self._change_record(decision, model, cause, now))
+        events = _events(tenant_id, contact_id, decision, model, cause, origin)
         ops += [outbox_put(self.op, keys.contact(tenant_id, contact_id), e) for e in events]
         try:
             self.table.transact(ops)
@@ -292,7 +209,37 @@ class Scorer:
             if len(ops) > 1 and cancelled.failed(1) and not cancelled.failed(0):
                 return None  # this event changed the score already
             raise ConcurrentChange("the contact changed meanwhile") from None
-        return Scored(contact_id, old_score, new_score, reasons, qualified, stage_after)
+        return Scored(
+            contact_id,
+            decision.old_score,
+            decision.new_score,
+            decision.reasons,
+            decision.qualified,
+            decision.stage_after,
+        )
+
+    def _change_record(
+        self, decision: ScoreDecision, model: ScoringModel, cause: ScoreCause, now: float
+    ) -> dict[str, Any]:
+        """The change record, keyed by the causing event: a second delivery finds it."""
+        item = decision.item
+        return self.op.put(
+            {
+                **keys.score_change(item["tenant_id"], item["id"], cause.event_id or new_ulid()),
+                "type": SCORE_CHANGE_ITEM,
+                "at": decision.state.updated_at,
+                "old_score": round(decision.old_score, 4),
+                "new_score": round(decision.new_score, 4),
+                "fit": decision.state.fit,
+                "engagement": round(decision.engagement, 4),
+                "model_version": model.version,
+                "reasons": [{"rule_id": e.rule_id, "points": e.points} for e in decision.reasons],
+                "cause": cause.model_dump(exclude_none=True),
+                "lifecycle_stage": decision.stage_after if decision.promoted else None,
+                "ttl": int(now) + CHANGE_RECORD_DAYS * 86_400,
+            },
+            "attribute_not_exists(PK)",
+        )
 
     # From history --------------------------------------------------------------------
     def _rebuilt(
@@ -360,38 +307,61 @@ def refit(
     fit_rules = fit_of(model, item)
     if fit_rules == dict(state.fit_rules) and state.scored:
         return state, []
-    reasons = _fit_changes(state.fit_rules, fit_rules)
+    reasons = fit_changes(state.fit_rules, fit_rules)
     return state.next(fit=sum(fit_rules.values()), fit_rules=fit_rules), reasons
-
-
-def _fit_changes(before: Mapping[str, int], after: Mapping[str, int]) -> list[Earned]:
-    """The fit rules that started or stopped holding, with the points they add or take."""
-    changes = [Earned(k, v) for k, v in after.items() if before.get(k) != v]
-    return changes + [Earned(k, -v) for k, v in before.items() if k not in after]
-
-
-def crossed(model: ScoringModel, old: float, new: float) -> str | None:
-    """The highest threshold the score rose across (reaching it counts), if any. Scores
-    are compared as people see them, to 2 decimals: a 39.9999 shown as 40 has reached 40."""
-    old, new = round(old, 2), round(new, 2)
-    for name in ("sql", "mql"):
-        threshold = getattr(model.thresholds, name)
-        if old < threshold <= new:
-            return name
-    return None
-
-
-def _may_promote(item: Item, target: str, event_time: str | None) -> bool:
-    """Forward only, from subscriber, lead or mql; never over a person's change of stage
-    made with or after the event (a person's choice wins)."""
-    stage = item["lifecycle_stage"]
-    if stage not in _FORWARD or _FORWARD[stage] >= _FORWARD[target]:
-        return False
-    changed_by_person = item.get("stage_changed_at")
-    # At the event's own time too: the edit that set the stage is the one being scored.
-    return not (changed_by_person and event_time and changed_by_person >= event_time)
 
 
 def _first_fit(state: ScoreState, event: DomainEvent | None) -> bool:
     """A contact never scored, on its ContactCreated: nothing to rebuild, its fit is all."""
     return not state.scored and event is not None and event.DETAIL_TYPE == "ContactCreated"
+
+
+def _events(
+    tenant_id: str,
+    contact_id: str,
+    decision: ScoreDecision,
+    model: ScoringModel,
+    cause: ScoreCause,
+    origin: Origin,
+) -> list[DomainEvent]:
+    """LeadScoreChanged when the score moved; LeadQualified on an upward crossing."""
+    at = str(decision.state.updated_at)
+    events: list[DomainEvent] = []
+    if decision.moved:
+        events.append(
+            LeadScoreChanged.create(
+                tenant_id,
+                origin,
+                LeadScoreChangedData(
+                    contact_id=contact_id,
+                    old_score=round(decision.old_score, 2),
+                    new_score=round(decision.new_score, 2),
+                    fit=decision.state.fit,
+                    engagement=round(decision.engagement, 2),
+                    model_version=model.version,
+                    reasons=[
+                        RulePoints(rule_id=e.rule_id, points=e.points) for e in decision.reasons
+                    ],
+                    cause=cause,
+                ),
+                at,
+            )
+        )
+    if decision.qualified:
+        events.append(
+            LeadQualified.create(
+                tenant_id,
+                origin,
+                LeadQualifiedData(
+                    contact_id=contact_id,
+                    threshold=decision.qualified,
+                    threshold_score=getattr(model.thresholds, decision.qualified),
+                    score=round(decision.new_score, 2),
+                    model_version=model.version,
+                    lifecycle_stage_before=decision.stage_before,
+                    lifecycle_stage_after=decision.stage_after,
+                ),
+                at,
+            )
+        )
+    return events
