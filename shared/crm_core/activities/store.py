@@ -26,7 +26,13 @@ from crm_core.activities.models import (
     validate_fields,
 )
 from crm_core.clock import format_iso, now_iso
-from crm_core.contacts.items import load_contact, load_contact_for_write, resolve
+from crm_core.contacts.items import (
+    load_contact,
+    load_contact_for_write,
+    resolve,
+    summary_added,
+    summary_removed,
+)
 from crm_core.dynamo import Item
 from crm_core.errors import (
     BadRequest,
@@ -53,7 +59,6 @@ from crm_core.table import (
 )
 
 ACTIVITY = "activity"
-CONTACT = keys.CONTACT_ITEM
 REDIRECT = keys.REDIRECT_ITEM
 # A merge moves activities in transactions of at most this many (a Put and a Delete each,
 # plus the survivor's summary: 2 * 49 + 1 <= 100), and of at most this many bytes (a
@@ -94,10 +99,6 @@ def to_activity(item: Mapping[str, Any]) -> Any:
         _ACTIVITY_ADAPTER = TypeAdapter(Activity)
     body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
     return _ACTIVITY_ADAPTER.validate_python({**body, "type": item["activity_type"]})
-
-
-def count_attribute(activity_type: str) -> str:
-    return f"{keys.ACTIVITY_COUNT_PREFIX}{activity_type}"
 
 
 def _index_keys(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,40 +239,14 @@ class ActivityStore:
 
         def attempt() -> None:
             contact = self._contact_for_write(tenant_id, contact_id)
-            summary = self._summary_change(contact, {activity_type.value: 1}, stored["occurred_at"])
+            summary = summary_added(
+                self.op, contact, {activity_type.value: 1}, stored["occurred_at"]
+            )
             self._write([put, summary, *extra], contact, event, callers=range(2, 2 + len(extra)))
 
         # A later activity logged meanwhile moves the summary: read the contact again.
         read_modify_write(attempt, "contact")
         return stored
-
-    def _summary_change(
-        self, contact: Item, counts: Mapping[str, int], latest: str | None
-    ) -> dict[str, Any]:
-        """The Update of a contact's summary: counts added, `last_activity_at` moved forward
-        to `latest` if later. The contact must still be a contact (not deleted or merged),
-        and its `last_activity_at` as read, so a concurrent later one is never overwritten."""
-        names = {"#type": "type"}
-        adds = []
-        values: dict[str, Any] = {"contact": CONTACT}
-        for n, (activity_type, delta) in enumerate(sorted(counts.items())):
-            names[f"#c{n}"] = count_attribute(activity_type)
-            values[f"c{n}"] = delta
-            adds.append(f"#c{n} :c{n}")
-        condition = "#type = :contact"
-        previous = contact.get("last_activity_at")
-        sets = ""
-        if latest and (previous is None or latest > previous):
-            names["#last"] = "last_activity_at"
-            sets = "SET #last = :latest "
-            values["latest"] = latest
-            if previous is None:
-                condition += " AND attribute_not_exists(#last)"
-            else:
-                condition += " AND #last = :previous"
-                values["previous"] = previous
-        expression = sets + ("ADD " + ", ".join(adds) if adds else "")
-        return self.op.update(_key(contact), expression.strip(), condition, names, **values)
 
     # Read -------------------------------------------------------------------------------
     def get(self, tenant_id: str, contact_id: str, activity_id: str) -> Item:
@@ -355,7 +330,13 @@ class ActivityStore:
             ):
                 raise Forbidden("only its author or an admin may delete an activity")
             contact = self._contact_for_write(tenant_id, contact_id)
-            summary = self._summary_after_delete(contact, old)
+            summary = summary_removed(
+                self.op,
+                contact,
+                old["activity_type"],
+                old["occurred_at"],
+                lambda: self._newest_other(contact["tenant_id"], contact["id"], old["id"]),
+            )
             event = events.ActivityDeleted.create(
                 tenant_id, origin, events.ActivityData(activity=events.ActivityFacts.of(old))
             )
@@ -364,29 +345,12 @@ class ActivityStore:
 
         read_modify_write(attempt, "activity")
 
-    def _summary_after_delete(self, contact: Item, old: Item) -> dict[str, Any]:
-        names = {"#type": "type", "#count": count_attribute(old["activity_type"])}
-        values: dict[str, Any] = {"contact": CONTACT, "minus": -1}
-        condition = "#type = :contact"
-        expression = "ADD #count :minus"
-        previous = contact.get("last_activity_at")
-        if previous is not None and previous <= old["occurred_at"]:
-            # It was the latest: the summary falls back to the newest of the others.
-            newest = self._newest_other(contact["tenant_id"], contact["id"], old["id"])
-            condition += " AND #last = :previous"
-            names["#last"] = "last_activity_at"
-            values["previous"] = previous
-            if newest is None:
-                expression += " REMOVE #last"
-            else:
-                expression += " SET #last = :latest"
-                values["latest"] = newest["occurred_at"]
-        return self.op.update(_key(contact), expression, condition, names, **values)
-
-    def _newest_other(self, tenant_id: str, contact_id: str, activity_id: str) -> Item | None:
+    def _newest_other(self, tenant_id: str, contact_id: str, activity_id: str) -> str | None:
+        """When the newest activity of the contact but `activity_id` happened, if any."""
         listing = ListQuery("timeline", keys.contact(tenant_id, contact_id)["PK"])
         page = self.table.query(listing, 2, None, sort_prefix=keys.ACTIVITY_PREFIX)
-        return next((i for i in page.items if i["id"] != activity_id), None)
+        newest = next((i for i in page.items if i["id"] != activity_id), None)
+        return None if newest is None else str(newest["occurred_at"])
 
     # Timeline and tasks -----------------------------------------------------------------
     def timeline(
@@ -521,7 +485,7 @@ class ActivityStore:
                 ops.append(self.op.delete(_key(old), "version = :v", v=old["version"]))
                 counts[old["activity_type"]] = counts.get(old["activity_type"], 0) + 1
             latest = max(i["occurred_at"] for i in batch)
-            ops.append(self._summary_change(survivor, counts, latest))
+            ops.append(summary_added(self.op, survivor, counts, latest))
             try:
                 self.table.transact(ops)
             except TransactionCancelled:

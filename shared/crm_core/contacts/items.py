@@ -1,15 +1,19 @@
-"""Reading a contact's item, merges included: light enough for any function to import
-(the contact models and events are not), so every store reads contacts the same way."""
+"""The contact item's storage form, and its one owner: how it is read (merges included), stored
+(key, fields, index keys), guarded, and partly updated by the other capabilities that change
+it in their own transactions (an activity's summary, a score). Light enough for any function
+to import (the contact models and events are not), so every store reads and writes contacts
+the same way (docs/decisions.md, 74)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from crm_core import keys
 from crm_core.dynamo import Item
 from crm_core.errors import Conflict, Moved, NotFound
 from crm_core.scores import state as scoring
-from crm_core.table import Table
+from crm_core.table import Op, Table
 
 # A merged contact's id redirects to the contact it was merged into, which may be merged in
 # turn: a chain as long as the merges made one after another. Every reader follows it to its
@@ -104,3 +108,78 @@ def write_guard(item: Item) -> tuple[str, dict[str, Any]]:
     if seq is None:
         return f"version = :v AND attribute_not_exists({scoring.ATTRIBUTE})", {"v": item["version"]}
     return f"version = :v AND {scoring.ATTRIBUTE}.seq = :s", {"v": item["version"], "s": seq}
+
+
+# Writes -------------------------------------------------------------------------------------
+def revision_update(op: Op, old: Item, new: Item) -> dict[str, Any]:
+    """The Update that stores `new`, a revision of the contact read as `old`, if it is still
+    as read (`write_guard`): the contacts' own edits, a merge, a score and its promotion."""
+    condition, values = write_guard(old)
+    return op.update_changed(old, stored(new), condition, **values)
+
+
+def count_attribute(activity_type: str) -> str:
+    """The summary's count of one activity type."""
+    return f"{keys.ACTIVITY_COUNT_PREFIX}{activity_type}"
+
+
+def summary_added(
+    op: Op, contact: Item, counts: Mapping[str, int], latest: str | None
+) -> dict[str, Any]:
+    """The Update of a contact's activity summary: counts added, `last_activity_at` moved
+    forward to `latest` if later. The contact must still be a contact (not deleted or
+    merged), and its `last_activity_at` as read, so a concurrent later one is never
+    overwritten."""
+    names = {"#type": "type"}
+    adds = []
+    values: dict[str, Any] = {"contact": keys.CONTACT_ITEM}
+    for n, (activity_type, delta) in enumerate(sorted(counts.items())):
+        names[f"#c{n}"] = count_attribute(activity_type)
+        values[f"c{n}"] = delta
+        adds.append(f"#c{n} :c{n}")
+    condition = "#type = :contact"
+    previous = contact.get("last_activity_at")
+    sets = ""
+    if latest and (previous is None or latest > previous):
+        names["#last"] = "last_activity_at"
+        sets = "SET #last = :latest "
+        values["latest"] = latest
+        if previous is None:
+            condition += " AND attribute_not_exists(#last)"
+        else:
+            condition += " AND #last = :previous"
+            values["previous"] = previous
+    expression = sets + ("ADD " + ", ".join(adds) if adds else "")
+    return op.update(_key(contact), expression.strip(), condition, names, **values)
+
+
+def summary_removed(
+    op: Op,
+    contact: Item,
+    activity_type: str,
+    occurred_at: str,
+    newest_other: Callable[[], str | None],
+) -> dict[str, Any]:
+    """The Update of a contact's activity summary after one activity (of `activity_type`, at
+    `occurred_at`) went away. If it was the latest, `last_activity_at` falls back to
+    `newest_other()` (the time of the newest one left, or None), guarded as read."""
+    names = {"#type": "type", "#count": count_attribute(activity_type)}
+    values: dict[str, Any] = {"contact": keys.CONTACT_ITEM, "minus": -1}
+    condition = "#type = :contact"
+    expression = "ADD #count :minus"
+    previous = contact.get("last_activity_at")
+    if previous is not None and previous <= occurred_at:
+        newest = newest_other()
+        condition += " AND #last = :previous"
+        names["#last"] = "last_activity_at"
+        values["previous"] = previous
+        if newest is None:
+            expression += " REMOVE #last"
+        else:
+            expression += " SET #last = :latest"
+            values["latest"] = newest
+    return op.update(_key(contact), expression, condition, names, **values)
+
+
+def _key(contact: Item) -> dict[str, str]:
+    return keys.contact(str(contact["tenant_id"]), str(contact["id"]))

@@ -18,8 +18,8 @@ from crm_core.contacts.items import (
     load_contact,
     load_contact_for_write,
     resolve,
+    revision_update,
     stored,
-    write_guard,
 )
 from crm_core.contacts.suppression import SuppressionReason
 from crm_core.dynamo import Item
@@ -244,8 +244,7 @@ class ContactStore:
             if new.get("lifecycle_stage") != old.get("lifecycle_stage"):
                 # A person's choice of stage: scoring does not undo it (decision 42).
                 new["stage_changed_at"] = new["updated_at"]
-            condition, values = write_guard(old)
-            ops = [self.op.update_changed(old, stored(new), condition, **values)]
+            ops = [revision_update(self.op, old, new)]
             ops += email_ops
             ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
             ops += self._company_counts(
@@ -282,8 +281,7 @@ class ContactStore:
         if opt_in is not None:
             new.update(email_consent=SUBSCRIBED, consent_source=opt_in.evidence())
             lifts = self._lift(tenant_id, opt_in.email)
-        condition, values = write_guard(old)
-        ops = [self.op.update_changed(old, stored(new), condition, **values)]
+        ops = [revision_update(self.op, old, new)]
         ops += self._tag_changes(new, set(old.get("tags", [])), set(new.get("tags", [])))
         ops += self._company_counts(
             tenant_id, _deltas(old.get("company_id"), new.get("company_id"))
@@ -376,9 +374,8 @@ class ContactStore:
             "version": loser["version"] + 1,
         }
         moved_emails = [e for e in [loser.get("email"), *loser.get("other_emails", [])] if e]
-        condition, values = write_guard(target)
         ops = [
-            self.op.update_changed(target, stored(survivor), condition, **values),
+            revision_update(self.op, target, survivor),
             self.op.put(redirect, "version = :v", v=loser["version"]),
         ]
         ops += [

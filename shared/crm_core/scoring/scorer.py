@@ -19,7 +19,7 @@ from typing import Any
 
 from crm_core import keys
 from crm_core.clock import now_iso
-from crm_core.contacts.items import stored, write_guard
+from crm_core.contacts.items import revision_update
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange
 from crm_core.events.envelope import DomainEvent, Origin
@@ -197,8 +197,7 @@ class Scorer:
                     t=True,
                 )
             )
-        condition, values = write_guard(item)
-        ops = [self.op.update_changed(item, stored(decision.item), condition, **values)]
+        ops = [revision_update(self.op, item, decision.item)]
         if decision.moved or decision.promoted:
             ops.append(self._change_record(decision, model, cause, now))
         events = _events(tenant_id, contact_id, decision, model, cause, origin)
