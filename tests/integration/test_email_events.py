@@ -21,7 +21,8 @@ from crm_core import keys
 from crm_core.campaigns import recipients
 from crm_core.campaigns.campaign_models import CampaignCreate, RecipientStatus, counter
 from crm_core.campaigns.campaign_store import CampaignStore, counts
-from crm_core.campaigns.engagement import NotYetSent, pause_reason
+from crm_core.campaigns.complaint_rate import pause_reason
+from crm_core.campaigns.engagement import NotYetSent
 from crm_core.campaigns.unsubscribing import Method, Unsubscriber
 from crm_core.clock import now_iso
 from crm_core.dynamo import from_item, key_attrs

@@ -23,7 +23,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from crm_core.campaigns.engagement import SES_SOURCE, EmailEventOutcome, SesEvent, parse_ses
+from crm_core.campaigns.engagement import EmailEventOutcome
+from crm_core.campaigns.ses_events import SES_SOURCE, SesEvent, parse_ses
 from crm_core.events.contacts import ContactUnsubscribed
 from email_events_consumer.context import consumer, engagement, logger, metrics
 
