@@ -83,6 +83,7 @@ from crm_core.campaigns.campaign_store import (
     is_complete,
 )
 from crm_core.campaigns.recipients import SendBatch
+from crm_core.campaigns.send_policy import Candidate, triage, why_dropped
 from crm_core.campaigns.send_rate import RateLimiter
 from crm_core.campaigns.suppression import normal, suppression_key
 from crm_core.clock import now_iso
@@ -90,7 +91,6 @@ from crm_core.dynamo import Item
 from crm_core.errors import NotFound, Unprocessable
 from crm_core.events.envelope import Origin
 from crm_core.invocation import OutOfTime
-from crm_core.records.contact import EmailConsent
 from crm_core.table import Table, TransactionCancelled
 
 PRODUCER = "campaign_sender"
@@ -151,12 +151,6 @@ class MessageResult:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    contact_id: str
-    contact: Item
-
-
 class Sender:
     def __init__(
         self,
@@ -195,7 +189,7 @@ class Sender:
         tenant_id, campaign_id = batch.tenant_id, batch.campaign_id
         result = MessageResult(campaign_id)
         campaign = self._campaign(tenant_id, campaign_id)
-        result.dropped = _not_sending(campaign, batch.dispatch_id)
+        result.dropped = why_dropped(campaign, batch.dispatch_id)
         if result.dropped or campaign is None:
             return result
         settings = self._email_settings(tenant_id)
@@ -209,33 +203,17 @@ class Sender:
         recipient_of = {i["contact_id"]: i for i in found if i["SK"] != keys.PROFILE}
         contact_of = {id_of[i["PK"]]: i for i in found if i["SK"] == keys.PROFILE}
 
-        skips: dict[str, SkipReason] = {}
-        candidates: list[_Candidate] = []
-        for contact_id in contact_ids:
-            recipient = recipient_of.get(contact_id)
-            status = recipient.get("status") if recipient else None
-            if recipient is None:
-                self.log.warning("no such recipient", extra={"contact_id": contact_id})
-            elif status == RecipientStatus.SENDING.value:
-                self._claimed(tenant_id, campaign_id, recipient, result)
-            elif status != RecipientStatus.QUEUED.value:
-                result.handled_before += 1
-            else:
-                contact = contact_of.get(contact_id)
-                reason = _skip_reason(contact)
-                if reason is not None or contact is None:
-                    skips[contact_id] = reason or SkipReason.MISSING
-                else:
-                    candidates.append(_Candidate(contact_id, contact))
-        suppressed = self._suppressed(tenant_id, (c.contact["email"] for c in candidates))
-        for candidate in candidates:
-            if normal(candidate.contact["email"]) in suppressed:
-                skips[candidate.contact_id] = SkipReason.SUPPRESSED
-        result.skipped += self._skip(tenant_id, campaign_id, skips)
+        triaged = triage(contact_ids, recipient_of, contact_of)
+        for contact_id in triaged.absent:
+            self.log.warning("no such recipient", extra={"contact_id": contact_id})
+        for recipient in triaged.claimed:
+            self._claimed(tenant_id, campaign_id, recipient, result)
+        result.handled_before += triaged.handled_before
+        emails = (c.contact["email"] for c in triaged.candidates)
+        triaged.suppress(self._suppressed(tenant_id, emails))
+        result.skipped += self._skip(tenant_id, campaign_id, triaged.skips)
 
-        for candidate in candidates:
-            if candidate.contact_id in skips:
-                continue
+        for candidate in triaged.to_send():
             if time_left_ms() < TIME_RESERVE_MS:
                 raise OutOfTime(f"{time_left_ms()} ms left: the rest of the message waits")
             self._send_one(campaign, settings, candidate, result)
@@ -243,7 +221,7 @@ class Sender:
         return result
 
     def _send_one(
-        self, campaign: Item, settings: Item, candidate: _Candidate, result: MessageResult
+        self, campaign: Item, settings: Item, candidate: Candidate, result: MessageResult
     ) -> None:
         tenant_id, campaign_id = campaign["tenant_id"], campaign["id"]
         contact_id, contact = candidate.contact_id, candidate.contact
@@ -556,24 +534,3 @@ class Sender:
         if not is_complete(item):
             return False
         return self.campaigns.finish_if_complete(tenant_id, campaign_id, ORIGIN)
-
-
-def _not_sending(campaign: Item | None, dispatch_id: str) -> str | None:
-    """Why a message of this campaign is dropped, or None."""
-    if campaign is None:
-        return "no such campaign"
-    if campaign.get("state") != CampaignState.SENDING.value:
-        return f"the campaign is {campaign.get('state')}"
-    if campaign.get("dispatch_id") != dispatch_id:
-        return "the message is of another send of the campaign"
-    return None
-
-
-def _skip_reason(contact: Item | None) -> SkipReason | None:
-    if contact is None or contact.get("type") != keys.CONTACT_ITEM:
-        return SkipReason.MISSING  # deleted, or merged into another contact
-    if not contact.get("email"):
-        return SkipReason.NO_EMAIL
-    if contact.get("email_consent") != EmailConsent.SUBSCRIBED.value:
-        return SkipReason.CONSENT
-    return None
