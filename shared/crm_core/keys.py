@@ -6,6 +6,9 @@ tenant's items. docs/data-model.md lists the access pattern each key serves.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 PROFILE = "PROFILE"
 UNIQUE = "UNIQUE"
 
@@ -17,6 +20,14 @@ INDEX_KEYS: dict[str | None, tuple[str, str]] = {
     "GSI3": ("GSI3PK", "GSI3SK"),
     "GSI4": ("GSI4PK", "GSI4SK"),
 }
+
+
+_KEY_ATTRIBUTES = frozenset(name for pair in INDEX_KEYS.values() for name in pair)
+
+
+def without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item's own attributes: without its table key and its index keys."""
+    return {k: v for k, v in item.items() if k not in _KEY_ATTRIBUTES}
 
 
 def tenant(tenant_id: str) -> str:

@@ -97,7 +97,7 @@ def to_activity(item: Mapping[str, Any]) -> Any:
     global _ACTIVITY_ADAPTER
     if _ACTIVITY_ADAPTER is None:
         _ACTIVITY_ADAPTER = TypeAdapter(Activity)
-    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    body = keys.without_keys(item)
     return _ACTIVITY_ADAPTER.validate_python({**body, "type": item["activity_type"]})
 
 

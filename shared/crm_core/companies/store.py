@@ -28,7 +28,7 @@ def to_company(item: Mapping[str, Any]) -> Company:
 
 
 def _stored(item: dict[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    body = keys.without_keys(item)
     return {
         **keys.company(item["tenant_id"], item["id"]),
         **body,

@@ -96,7 +96,7 @@ def index_keys(item: Item) -> dict[str, Any]:
 
 def stored(item: Item) -> dict[str, Any]:
     """The whole item of a contact: its key, its fields and its index keys."""
-    body = {k: v for k, v in item.items() if not k.startswith("GSI") and k not in ("PK", "SK")}
+    body = keys.without_keys(item)
     return {**keys.contact(item["tenant_id"], item["id"]), **body, **index_keys(item)}
 
 
