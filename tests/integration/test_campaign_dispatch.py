@@ -24,7 +24,8 @@ from crm_core import keys
 from crm_core.campaigns import audience, dispatch, recipients
 from crm_core.campaigns.campaign_models import CampaignCreate, RecipientStatus
 from crm_core.campaigns.campaign_store import CampaignStore
-from crm_core.campaigns.dispatch import EnqueueFailed, LeaseHeld, OutOfTime
+from crm_core.campaigns.dispatch import EnqueueFailed, OutOfTime
+from crm_core.campaigns.dispatch_plan import LeaseHeld
 from crm_core.contacts.store import ContactStore
 from crm_core.dynamo import Item, key_attrs
 from crm_core.events.envelope import Origin
@@ -959,7 +960,7 @@ def pool(dispatcher_module: ConsumerFunction) -> Iterator[LambdaPool]:
 
 def _dispatch_in_worker(event: dict[str, Any], barrier: Any) -> str:
     """In a worker: one invocation of its warm dispatcher."""
-    from crm_core.campaigns.dispatch import LeaseHeld as Held
+    from crm_core.campaigns.dispatch_plan import LeaseHeld as Held
     from crm_core.events.consumer import EventInProgress
     from tests.support import lambda_pool as environment
 

@@ -65,10 +65,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -77,11 +76,21 @@ from crm_core import keys
 from crm_core.campaigns import recipients
 from crm_core.campaigns.audience import Audience, Position
 from crm_core.campaigns.campaign_models import CampaignState, RecipientStatus, counter
-from crm_core.campaigns.campaign_store import CAMPAIGN_ITEM, CampaignStore
-from crm_core.campaigns.recipients import SendBatch
+from crm_core.campaigns.campaign_store import CampaignStore
+from crm_core.campaigns.dispatch_plan import (
+    NotOurs,
+    checkpoint_time,
+    chunks,
+    message_batches,
+    position,
+    position_item,
+    refusal,
+    send_time,
+    unique,
+)
 from crm_core.campaigns.segment_store import SegmentStore
 from crm_core.campaigns.segments import SegmentFilter
-from crm_core.clock import format_iso, now_iso
+from crm_core.clock import now_iso
 from crm_core.dynamo import Item, from_item
 from crm_core.errors import Conflict, NotFound
 from crm_core.events.envelope import Origin
@@ -119,7 +128,6 @@ LEASE_MARGIN_MS = 5_000
 EMPTY_AUDIENCE = "the segment had no contacts when the send started"
 SEGMENT_GONE = "the segment was deleted before the send started"
 _ABOVE_EVERY_ID = "\U0010ffff"
-_T = TypeVar("_T")
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -137,16 +145,8 @@ class CampaignDue(BaseModel):
     dispatch_id: Id
 
 
-class LeaseHeld(RuntimeError):
-    """Another run of this dispatch holds the lease: Lambda retries this one later."""
-
-
 class EnqueueFailed(RuntimeError):
     """SQS kept refusing messages of the send queue."""
-
-
-class _NotOurs(Exception):
-    """The campaign is not sending this dispatch (any more): nothing to do, no retry."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ class Dispatcher:
             return self._ignored(campaign_id, "the event names no send")
         try:
             campaign = self._take_lease(tenant_id, campaign_id, dispatch_id, run)
-        except _NotOurs as not_ours:
+        except NotOurs as not_ours:
             return self._ignored(campaign_id, str(not_ours))
         held = True
         try:
@@ -245,8 +245,8 @@ class Dispatcher:
                 members = self.audience.placed_members(
                     tenant_id,
                     SegmentFilter.model_validate(segment["filter"]),
-                    self._send_time(campaign),
-                    _position(campaign),
+                    send_time(campaign, self.clock),
+                    position(campaign),
                 )
                 try:
                     self._snapshot(
@@ -259,7 +259,7 @@ class Dispatcher:
                         resume=resume,
                     )
                     done = self._done(tenant_id, campaign_id, dispatch_id, run)
-                except _NotOurs as stopped:
+                except NotOurs as stopped:
                     outcome.result, outcome.reason = "stopped", str(stopped)
                     self.log.info("dispatch stopped", extra=outcome.summary())
                     return outcome
@@ -289,7 +289,7 @@ class Dispatcher:
         enqueued: set[str] = set()
         pending: list[str] = []
         checkpoint_due = False
-        for number, chunk in enumerate(_chunks(_unique(members), CHUNK), start=1):
+        for number, chunk in enumerate(chunks(unique(members), CHUNK), start=1):
             self._check_time(run, outcome)
             # Every recipient before this chunk's page is written and enqueued: a retry may
             # start reading there (and enqueue that page's earlier recipients again).
@@ -309,7 +309,7 @@ class Dispatcher:
             # An earlier run wrote recipients after its last checkpoint: some may have left
             # the segment since, still queued and perhaps never enqueued. After a pause,
             # every `queued` one: the sender dropped their messages while paused.
-            since = None if resume else _checkpoint_time(campaign)
+            since = None if resume else checkpoint_time(campaign, CHECKPOINT_MARGIN_S)
             pending += self._sweep(
                 tenant_id, campaign_id, dispatch_id, run, enqueued, outcome, since
             )
@@ -358,7 +358,7 @@ class Dispatcher:
                 d=dispatch_id,
                 me=run.run_id,
                 sending=CampaignState.SENDING.value,
-                **({"p": _position_item(position, now)} if position else {}),
+                **({"p": position_item(position, now)} if position else {}),
             )
             count["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             try:
@@ -391,7 +391,7 @@ class Dispatcher:
             "SET dispatch_position = :p",
             "dispatch_id = :d AND dispatch_lease = :me AND #state = :sending",
             {"#state": "state"},
-            p=_position_item(position, now),
+            p=position_item(position, now),
             d=dispatch_id,
             me=run.run_id,
             sending=CampaignState.SENDING.value,
@@ -446,29 +446,18 @@ class Dispatcher:
         contact_ids: list[str],
         outcome: DispatchOutcome,
     ) -> None:
-        size = recipients.GROUP_SIZE
-        groups = [contact_ids[i : i + size] for i in range(0, len(contact_ids), size)]
-        for start in range(0, len(groups), MESSAGES_PER_BATCH):
-            entries = [
-                {
-                    "Id": str(n),
-                    # SQS fair queues: a tenant's backlog does not delay other tenants' sends.
-                    "MessageGroupId": tenant_id,
-                    "MessageBody": SendBatch(
-                        tenant_id=tenant_id,
-                        campaign_id=campaign_id,
-                        dispatch_id=dispatch_id,
-                        contact_ids=group,
-                    ).model_dump_json(),
-                }
-                for n, group in enumerate(groups[start : start + MESSAGES_PER_BATCH])
-            ]
-            total = sum(len(e["MessageBody"].encode()) for e in entries)
-            if total > MAX_BATCH_BYTES:  # 10 x 50 ids is about 17 KB: never, unless ids grow
-                raise ValueError(f"a batch of {total} bytes exceeds SendMessageBatch's 256 KB")
-            self._send_batch(entries)
-            outcome.messages += len(entries)
-            outcome.enqueued += sum(len(g) for g in groups[start : start + MESSAGES_PER_BATCH])
+        batches = message_batches(
+            tenant_id,
+            campaign_id,
+            dispatch_id,
+            contact_ids,
+            per_batch=MESSAGES_PER_BATCH,
+            max_bytes=MAX_BATCH_BYTES,
+        )
+        for batch in batches:
+            self._send_batch(batch.entries)
+            outcome.messages += len(batch.entries)
+            outcome.enqueued += batch.recipients
 
     def _send_batch(self, entries: list[dict[str, str]]) -> None:
         pending = entries
@@ -492,7 +481,7 @@ class Dispatcher:
 
     # The lease --------------------------------------------------------------------------
     def _take_lease(self, tenant_id: str, campaign_id: str, dispatch_id: str, run: Run) -> Item:
-        """The campaign, as the lease left it; `_NotOurs` if it is not sending this
+        """The campaign, as the lease left it; `NotOurs` if it is not sending this
         dispatch, `LeaseHeld` if another run holds the lease."""
         now_ms = int(self.clock() * 1000)
         until = now_ms + max(run.time_left_ms(), 0) + LEASE_MARGIN_MS
@@ -556,26 +545,7 @@ class Dispatcher:
 
     def _why_not(self, campaign: Item | None, dispatch_id: str, run: Run) -> NoReturn:
         """Raise what a failed condition on the campaign means."""
-        if campaign is None or campaign.get("type") != CAMPAIGN_ITEM:
-            raise _NotOurs("no such campaign")
-        if campaign.get("dispatch_id") != dispatch_id:
-            raise _NotOurs("this send is not the campaign's current one")
-        if campaign.get("state") != CampaignState.SENDING.value:
-            raise _NotOurs(f"the campaign is {campaign.get('state')}")
-        holder = campaign.get("dispatch_lease")
-        if holder != run.run_id:
-            raise LeaseHeld(
-                f"another run ({holder}) dispatches this send until "
-                f"{campaign.get('dispatch_lease_until')} (ms)"
-            )
-        raise RuntimeError("the campaign refused a change for no reason found")
-
-    def _send_time(self, campaign: Item) -> float:
-        """When the send started: the segment is taken as it was then, by every run."""
-        started = campaign.get("sending_started_at")
-        if not started:
-            return self.clock()
-        return datetime.fromisoformat(str(started).replace("Z", "+00:00")).timestamp()
+        raise refusal(campaign, dispatch_id, run.run_id)
 
     # Endings ----------------------------------------------------------------------------
     def _check_time(self, run: Run, outcome: DispatchOutcome) -> None:
@@ -605,47 +575,3 @@ class Dispatcher:
     def _ignored(self, campaign_id: str, reason: str) -> DispatchOutcome:
         self.log.info("nothing to dispatch", extra={"campaign_id": campaign_id, "why": reason})
         return DispatchOutcome(campaign_id, "ignored", reason=reason)
-
-
-def _position_item(position: Position, now: str) -> dict[str, Any]:
-    """The checkpoint as the campaign item keeps it."""
-    item: dict[str, Any] = {"source": position.source, "at": now}
-    if position.cursor is not None:
-        item["cursor"] = position.cursor
-    return item
-
-
-def _position(campaign: Item) -> Position | None:
-    """Where the last run's checkpoint left the audience's walk (None: at its start)."""
-    saved = campaign.get("dispatch_position")
-    if not isinstance(saved, dict) or not saved.get("source"):
-        return None
-    return Position(str(saved["source"]), saved.get("cursor"))
-
-
-def _checkpoint_time(campaign: Item) -> str | None:
-    """Recipients written from this time on may not be enqueued yet (None: any of them)."""
-    saved = campaign.get("dispatch_position")
-    if not isinstance(saved, dict) or not saved.get("at"):
-        return None
-    at = datetime.fromisoformat(str(saved["at"]).replace("Z", "+00:00"))
-    return format_iso(at - timedelta(seconds=CHECKPOINT_MARGIN_S))
-
-
-def _unique(placed: Iterable[tuple[Item, Position]]) -> Iterator[tuple[Item, Position]]:
-    seen: set[str] = set()
-    for contact, position in placed:
-        if contact["id"] not in seen:
-            seen.add(contact["id"])
-            yield contact, position
-
-
-def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    chunk: list[_T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
