@@ -1,0 +1,126 @@
+"""A tenant's sales pipeline as the API takes it: stages in order, each with a probability
+(0 to 100), a kind (open, won, lost), optional rotting days and a forecast category
+(Salesforce's: pipeline, best case, commit, closed, omitted). PRODUCT.md, "Deals and
+pipelines"; docs/decisions.md, 79."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from crm_core.fields import INPUT_MODEL, WHOLE, Name
+
+MAX_STAGES = 100
+StageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Probability = Annotated[int, Field(ge=0, le=100, strict=True), WHOLE]
+RottingDays = Annotated[int, Field(ge=1, le=3650, strict=True), WHOLE]
+
+
+class StageKind(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ForecastCategory(StrEnum):
+    PIPELINE = "pipeline"
+    BEST_CASE = "best_case"
+    COMMIT = "commit"
+    CLOSED = "closed"  # won deals
+    OMITTED = "omitted"  # lost deals, and open ones a manager leaves out
+
+
+# What a closed stage must say: a won deal is certain and counted as closed, a lost one is
+# worth nothing and left out of the forecast.
+_CLOSED = {
+    StageKind.WON: (100, ForecastCategory.CLOSED),
+    StageKind.LOST: (0, ForecastCategory.OMITTED),
+}
+
+
+class Stage(BaseModel):
+    model_config = INPUT_MODEL
+
+    id: StageId
+    name: Name
+    probability: Probability
+    kind: StageKind = StageKind.OPEN
+    rotting_days: RottingDays | None = None
+    forecast_category: ForecastCategory | None = None  # None: from the kind and probability
+
+    @model_validator(mode="after")
+    def _closed_stages_are_certain(self) -> Stage:
+        closed = _CLOSED.get(self.kind)
+        if closed is not None:
+            probability, category = closed
+            if self.probability != probability:
+                raise ValueError(f"a {self.kind} stage has probability {probability}")
+            if self.forecast_category not in (None, category):
+                raise ValueError(f"a {self.kind} stage is in the {category} forecast category")
+            if self.rotting_days is not None:
+                raise ValueError("only an open stage can rot")
+        elif self.forecast_category == ForecastCategory.CLOSED:
+            raise ValueError("only the won stage is in the closed forecast category")
+        return self
+
+    @property
+    def category(self) -> ForecastCategory:
+        """The forecast category: as set, else the closed stages' own, else by probability
+        (90 and above commit, 50 and above best case, below that pipeline)."""
+        if self.forecast_category is not None:
+            return self.forecast_category
+        closed = _CLOSED.get(self.kind)
+        if closed is not None:
+            return closed[1]
+        if self.probability >= 90:
+            return ForecastCategory.COMMIT
+        if self.probability >= 50:
+            return ForecastCategory.BEST_CASE
+        return ForecastCategory.PIPELINE
+
+
+class PipelineBody(BaseModel):
+    """`POST /pipelines` and the stages of a `PATCH`: stage order is list order."""
+
+    model_config = INPUT_MODEL
+
+    name: Name
+    stages: Annotated[list[Stage], Field(min_length=2, max_length=MAX_STAGES)]
+
+    @model_validator(mode="after")
+    def _one_won_and_a_lost(self) -> PipelineBody:
+        kinds = [s.kind for s in self.stages]
+        if kinds.count(StageKind.WON) != 1:
+            raise ValueError("a pipeline has exactly one won stage")
+        if StageKind.LOST not in kinds:
+            raise ValueError("a pipeline has at least one lost stage")
+        if StageKind.OPEN not in kinds:
+            raise ValueError("a pipeline has at least one open stage")
+        ids = [s.id for s in self.stages]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each stage has its own id")
+        names = [s.name.casefold() for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError("each stage has its own name")
+        return self
+
+
+def default_pipeline() -> dict[str, Any]:
+    """The pipeline every tenant has without creating one, as a `PipelineBody` takes it
+    (the stages of Salesforce's default sales process, shortened)."""
+    stages = [
+        ("qualification", "Qualification", 10, StageKind.OPEN),
+        ("needs-analysis", "Needs analysis", 20, StageKind.OPEN),
+        ("proposal", "Proposal", 50, StageKind.OPEN),
+        ("negotiation", "Negotiation", 80, StageKind.OPEN),
+        ("won", "Closed won", 100, StageKind.WON),
+        ("lost", "Closed lost", 0, StageKind.LOST),
+    ]
+    return {
+        "name": "Sales",
+        "stages": [
+            {"id": i, "name": n, "probability": p, "kind": k.value} for i, n, p, k in stages
+        ],
+    }
