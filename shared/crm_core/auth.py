@@ -6,12 +6,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from crm_core.errors import Forbidden, Unauthorized
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _TENANT_RE = re.compile(TENANT_ID_PATTERN)
+
+
+def is_tenant_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a tenant id as tokens and tags carry it."""
+    return isinstance(value, str) and _TENANT_RE.match(value) is not None
 
 
 class Role(StrEnum):
@@ -123,7 +128,7 @@ def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
     if not claims:
         raise Unauthorized("missing token claims")
     tenant_id = claims.get("custom:tenant_id")
-    if not isinstance(tenant_id, str) or not _TENANT_RE.match(tenant_id):
+    if not is_tenant_id(tenant_id):
         raise Unauthorized("the token carries no valid tenant")
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id:

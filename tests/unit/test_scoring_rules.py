@@ -1,5 +1,6 @@
 """What a scoring model makes of an activity and of a contact (crm_core/scoring/rules.py),
-and the scorer's pure parts: a fit evaluated again (`refit`), a threshold crossed."""
+and the scorer's pure parts: a fit evaluated again (`refit`), a threshold crossed
+(`crossed`, crm_core/scoring/decision.py)."""
 
 from __future__ import annotations
 

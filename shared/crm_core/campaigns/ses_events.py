@@ -5,7 +5,6 @@ recipient in the email's tags, the addresses reported, the time. Parsing only, n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crm_core import keys
-from crm_core.auth import TENANT_ID_PATTERN
+from crm_core.auth import is_tenant_id
 from crm_core.campaigns.suppression import normal
 from crm_core.events.consumer import PoisonEvent
 from crm_core.ids import is_ulid
@@ -24,7 +23,6 @@ from crm_core.ids import is_ulid
 SES_SOURCE = "aws.ses"
 # Addresses suppressed from one event (an SES event names the message's recipients: one).
 MAX_ADDRESSES = 10
-_TENANT_RE = re.compile(TENANT_ID_PATTERN)
 
 
 class SesEventType(StrEnum):
@@ -154,7 +152,7 @@ def target_of(mail: Mail) -> Target | None:
     contact = _tag(mail.tags, "contact_id")
     if not (tenant and campaign and contact):
         return None
-    if not (_TENANT_RE.match(tenant) and is_ulid(campaign) and is_ulid(contact)):
+    if not (is_tenant_id(tenant) and is_ulid(campaign) and is_ulid(contact)):
         return None
     return Target(tenant, campaign, contact)
 
