@@ -229,6 +229,17 @@ def campaigns_api(campaigns_module: ModuleType, table: Any) -> Any:
     return _routes(campaigns_module, "CampaignsFunction")
 
 
+@pytest.fixture(scope="session")
+def deals_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("deals")
+
+
+@pytest.fixture
+def deals_api(deals_module: ModuleType, table: Any) -> Any:
+    """The deals function's routes, on the same fresh table as `api` (contacts, companies)."""
+    return _routes(deals_module, "DealsFunction")
+
+
 SENDER_DOMAIN = "mail.example.com"
 
 

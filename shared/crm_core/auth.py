@@ -50,6 +50,11 @@ class Action(StrEnum):
     # Segments and campaigns: every role reads; admins and marketing define and send.
     CAMPAIGN_READ = "campaigns:read"
     CAMPAIGN_WRITE = "campaigns:write"
+    # Deals: every role reads; sales and admins create, move and delete them. Pipelines and
+    # the currencies' rates shape every forecast: admins only.
+    DEAL_READ = "deals:read"
+    DEAL_WRITE = "deals:write"
+    PIPELINE_ADMIN = "pipelines:admin"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
@@ -60,12 +65,14 @@ _READ = {
     Action.ACTIVITY_READ,
     Action.SCORING_READ,
     Action.CAMPAIGN_READ,
+    Action.DEAL_READ,
 }
 _WRITE = {
     Action.CONTACT_CREATE,
     Action.CONTACT_UPDATE,
     Action.CONTACT_UPDATE_MARKETING,
     Action.COMPANY_WRITE,
+    Action.DEAL_WRITE,
 }
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset(_READ),
@@ -91,6 +98,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.LEAD_SOURCE_ADMIN,
             Action.SCORING_WRITE,
             Action.CAMPAIGN_WRITE,
+            Action.PIPELINE_ADMIN,
         }
     ),
 }

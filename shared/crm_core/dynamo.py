@@ -43,21 +43,25 @@ def _number(value: int | float | Decimal) -> str:
     return str(value)
 
 
-def from_attr(attr: AttributeValue) -> Any:
+def from_attr(attr: AttributeValue, exact: bool = False) -> Any:
+    """A Python value; a fractional number as a float, or as a Decimal when `exact` (sums of
+    money, which a float would round)."""
     ((kind, raw),) = attr.items()
     if kind == "S":
         return raw
     if kind == "N":
         number = Decimal(raw)
-        return int(number) if number == number.to_integral_value() else float(number)
+        if number == number.to_integral_value():
+            return int(number)
+        return number if exact else float(number)
     if kind == "BOOL":
         return bool(raw)
     if kind == "NULL":
         return None
     if kind == "M":
-        return {k: from_attr(v) for k, v in raw.items()}
+        return {k: from_attr(v, exact) for k, v in raw.items()}
     if kind == "L":
-        return [from_attr(v) for v in raw]
+        return [from_attr(v, exact) for v in raw]
     if kind == "SS":
         return sorted(raw)
     raise TypeError(f"unsupported attribute type {kind}")
@@ -68,8 +72,8 @@ def to_item(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
     return {k: to_attr(v) for k, v in values.items() if v is not None}
 
 
-def from_item(item: Mapping[str, AttributeValue]) -> Item:
-    return {k: from_attr(v) for k, v in item.items()}
+def from_item(item: Mapping[str, AttributeValue], exact: bool = False) -> Item:
+    return {k: from_attr(v, exact) for k, v in item.items()}
 
 
 def key_attrs(key: Mapping[str, str]) -> dict[str, AttributeValue]:

@@ -378,6 +378,126 @@ EMAIL_SETTINGS = "EMAIL"
 TEST_SEND_WINDOW_PREFIX = "HOUR#"
 
 
+# Deals and pipelines ---------------------------------------------------------------------
+# A pipeline's partition holds its current definition (PROFILE), every version of it
+# (`V#<at>#<version>`, so the forecast can use the stages as they stood at any moment) and
+# its board totals (BOARD). docs/decisions.md, 80.
+BOARD = "BOARD"
+VERSION_PREFIX = "V#"
+HISTORY_PREFIX = "H#"
+SNAPSHOT_PREFIX = "AT#"
+CURRENT = "NOW"
+CURRENCIES = "CURRENCIES"
+
+
+def version_sort_key(at: str, version: int) -> str:
+    """The sort key of one version of a record kept over time: ordered by time, then by
+    version (two changes in one millisecond stay in order)."""
+    return f"{at}#{version:010d}"
+
+
+def pipeline(tenant_id: str, pipeline_id: str) -> dict[str, str]:
+    return {"PK": pipeline_partition(tenant_id, pipeline_id), "SK": PROFILE}
+
+
+def pipeline_partition(tenant_id: str, pipeline_id: str) -> str:
+    return _in(tenant_id, f"PIPE#{pipeline_id}")
+
+
+def pipeline_version(tenant_id: str, pipeline_id: str, at: str, version: int) -> dict[str, str]:
+    return {
+        "PK": pipeline_partition(tenant_id, pipeline_id),
+        "SK": VERSION_PREFIX + version_sort_key(at, version),
+    }
+
+
+def pipeline_board(tenant_id: str, pipeline_id: str) -> dict[str, str]:
+    """A pipeline's board totals: per stage and currency, the count and sum of its deals."""
+    return {"PK": pipeline_partition(tenant_id, pipeline_id), "SK": BOARD}
+
+
+def pipelines_of_tenant(tenant_id: str) -> str:
+    """GSI1 partition: a tenant's pipelines, oldest first."""
+    return _in(tenant_id, "PIPELINES")
+
+
+def currency_settings(tenant_id: str) -> dict[str, str]:
+    """The tenant's base currency and rates; its versions share the partition."""
+    return {"PK": _in(tenant_id, CURRENCIES), "SK": PROFILE}
+
+
+def currency_settings_version(tenant_id: str, at: str, version: int) -> dict[str, str]:
+    return {"PK": _in(tenant_id, CURRENCIES), "SK": VERSION_PREFIX + version_sort_key(at, version)}
+
+
+def deal(tenant_id: str, deal_id: str) -> dict[str, str]:
+    return {"PK": deal_partition(tenant_id, deal_id), "SK": PROFILE}
+
+
+def deal_partition(tenant_id: str, deal_id: str) -> str:
+    """A deal's item, its history (`H#<at>#<version>`) and its outbox items."""
+    return _in(tenant_id, f"DEAL#{deal_id}")
+
+
+def deal_history(tenant_id: str, deal_id: str, at: str, version: int) -> dict[str, str]:
+    return {
+        "PK": deal_partition(tenant_id, deal_id),
+        "SK": HISTORY_PREFIX + version_sort_key(at, version),
+    }
+
+
+def deals_of_pipeline(tenant_id: str, pipeline_id: str) -> str:
+    """GSI1 partition: a pipeline's deals by stage, then close date (`deal_stage_sort_key`)."""
+    return _in(tenant_id, f"DEALS#P#{pipeline_id}")
+
+
+def deal_stage_sort_key(stage_id: str, close_date: str, deal_id: str) -> str:
+    return f"{stage_id}#{close_date}#{deal_id}"
+
+
+def deals_of_owner(tenant_id: str, owner_id: str) -> str:
+    """GSI2 partition: one owner's deals by close date."""
+    return _in(tenant_id, f"DEALS#OWNER#{owner_id}")
+
+
+def deals_of_company(tenant_id: str, company_id: str) -> str:
+    """GSI3 partition: one company's deals by close date."""
+    return _in(tenant_id, f"DEALS#CO#{company_id}")
+
+
+def deals_in_status(tenant_id: str, status: str) -> str:
+    """GSI4 partition: the deals of one status (open, won, lost) by close date."""
+    return _in(tenant_id, f"DEALS#STATUS#{status}")
+
+
+def deal_of_contact(tenant_id: str, contact_id: str, deal_id: str) -> dict[str, str]:
+    """That a contact takes part in a deal: the deals of a contact are one Query."""
+    return {"PK": deals_of_contact(tenant_id, contact_id), "SK": deal_id}
+
+
+def deals_of_contact(tenant_id: str, contact_id: str) -> str:
+    return _in(tenant_id, f"DEALC#{contact_id}")
+
+
+def forecast_month(tenant_id: str, pipeline_id: str, month: str) -> dict[str, str]:
+    """The forecast totals of a pipeline's deals closing in one month (`2027-03`), as they
+    stand now; the same partition keeps every earlier state (`forecast_snapshot`)."""
+    return {"PK": forecast_partition(tenant_id, pipeline_id, month), "SK": CURRENT}
+
+
+def forecast_partition(tenant_id: str, pipeline_id: str, month: str) -> str:
+    return _in(tenant_id, f"FC#{pipeline_id}#{month}")
+
+
+def forecast_snapshot(
+    tenant_id: str, pipeline_id: str, month: str, at: str, version: int
+) -> dict[str, str]:
+    return {
+        "PK": forecast_partition(tenant_id, pipeline_id, month),
+        "SK": SNAPSHOT_PREFIX + version_sort_key(at, version),
+    }
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

@@ -167,14 +167,19 @@ class Table:
         self.name = name
         self.op = Op(name)
 
-    def get(self, key: Mapping[str, str], consistent: bool = True) -> Item | None:
+    def get(
+        self, key: Mapping[str, str], consistent: bool = True, exact: bool = False
+    ) -> Item | None:
+        """One item; `exact` reads fractional numbers as Decimals (dynamo.from_attr)."""
         response = self._call(
             "get_item", TableName=self.name, Key=key_attrs(key), ConsistentRead=consistent
         )
         raw: dict[str, Any] | None = response.get("Item")
-        return from_item(raw) if raw else None
+        return from_item(raw, exact) if raw else None
 
-    def batch_get(self, keys: Sequence[Mapping[str, str]], consistent: bool = False) -> list[Item]:
+    def batch_get(
+        self, keys: Sequence[Mapping[str, str]], consistent: bool = False, exact: bool = False
+    ) -> list[Item]:
         """Items for the keys, in the order of the keys; missing ones are left out."""
         found: dict[tuple[str, str], Item] = {}
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
@@ -186,7 +191,7 @@ class Table:
                     RequestItems={self.name: {"Keys": pending, "ConsistentRead": consistent}},
                 )
                 for raw in response.get("Responses", {}).get(self.name, []):
-                    item = from_item(raw)
+                    item = from_item(raw, exact)
                     found[(item["PK"], item["SK"])] = item
                 pending = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
                 attempt += 1
@@ -205,6 +210,7 @@ class Table:
         sort_between: tuple[str, str] | None = None,
         where: Filter | None = None,
         consistent: bool = False,
+        exact: bool = False,
     ) -> Page:
         """One page of `listing`: one Query, whatever the partition holds.
 
@@ -250,7 +256,7 @@ class Table:
         if start:
             params["ExclusiveStartKey"] = start
         response = self._call("query", **params)
-        items = [from_item(raw) for raw in response.get("Items", [])]
+        items = [from_item(raw, exact) for raw in response.get("Items", [])]
         last_key = response.get("LastEvaluatedKey")
         if len(items) > limit:
             # The filter let more through than a page holds: the page ends at its last item.

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from crm_core.fields import INPUT_MODEL, WHOLE, Name
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, WHOLE, Name, PatchBody
 
 MAX_STAGES = 100
 StageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -81,30 +81,95 @@ class Stage(BaseModel):
         return ForecastCategory.PIPELINE
 
 
+Stages = Annotated[list[Stage], Field(min_length=2, max_length=MAX_STAGES)]
+
+
 class PipelineBody(BaseModel):
     """`POST /pipelines` and the stages of a `PATCH`: stage order is list order."""
 
     model_config = INPUT_MODEL
 
     name: Name
-    stages: Annotated[list[Stage], Field(min_length=2, max_length=MAX_STAGES)]
+    stages: Stages
 
     @model_validator(mode="after")
     def _one_won_and_a_lost(self) -> PipelineBody:
-        kinds = [s.kind for s in self.stages]
-        if kinds.count(StageKind.WON) != 1:
-            raise ValueError("a pipeline has exactly one won stage")
-        if StageKind.LOST not in kinds:
-            raise ValueError("a pipeline has at least one lost stage")
-        if StageKind.OPEN not in kinds:
-            raise ValueError("a pipeline has at least one open stage")
-        ids = [s.id for s in self.stages]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each stage has its own id")
-        names = [s.name.casefold() for s in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError("each stage has its own name")
+        check_stages(self.stages)
         return self
+
+
+class PipelinePatch(PatchBody):
+    """PATCH /pipelines/{id}: a new name, or the whole list of stages (a stage kept keeps its
+    id; one left out is removed, which a stage holding deals refuses)."""
+
+    name: Name | None = None
+    stages: Stages | None = None
+
+    NOT_NULL = ("name", "stages")
+
+    @model_validator(mode="after")
+    def _stages(self) -> PipelinePatch:
+        if self.stages is not None:
+            check_stages(self.stages)
+        return self
+
+
+def check_stages(stages: list[Stage]) -> None:
+    kinds = [s.kind for s in stages]
+    if kinds.count(StageKind.WON) != 1:
+        raise ValueError("a pipeline has exactly one won stage")
+    if StageKind.LOST not in kinds:
+        raise ValueError("a pipeline has at least one lost stage")
+    if StageKind.OPEN not in kinds:
+        raise ValueError("a pipeline has at least one open stage")
+    ids = [s.id for s in stages]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each stage has its own id")
+    names = [s.name.casefold() for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError("each stage has its own name")
+
+
+def stored_stages(stages: list[Stage]) -> list[dict[str, Any]]:
+    """The stages as kept and shown: every forecast category resolved."""
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "probability": s.probability,
+            "kind": s.kind.value,
+            "rotting_days": s.rotting_days,
+            "forecast_category": s.category.value,
+        }
+        for s in stages
+    ]
+
+
+class StageOut(BaseModel):
+    model_config = OUTPUT_MODEL
+    id: str
+    name: str
+    probability: int
+    kind: str
+    rotting_days: int | None = None
+    forecast_category: str
+
+
+class Pipeline(BaseModel):
+    model_config = OUTPUT_MODEL
+    id: str
+    name: str
+    default: bool = Field(description="The pipeline a deal without `pipeline_id` is in.")
+    stages: list[StageOut]
+    version: int = Field(description="0 for the default pipeline until it is changed.")
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class PipelinePage(BaseModel):
+    model_config = OUTPUT_MODEL
+    items: list[Pipeline]
+    next_cursor: str | None
 
 
 def default_pipeline() -> dict[str, Any]:

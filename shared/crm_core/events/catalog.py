@@ -7,7 +7,7 @@ Producers import only their own event modules (cold start); tools and tests impo
 
 from __future__ import annotations
 
-from crm_core.events import activities, campaigns, contacts, leads, scoring
+from crm_core.events import activities, campaigns, contacts, deals, leads, scoring
 from crm_core.events.envelope import DomainEvent
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -41,6 +41,13 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     campaigns.CampaignCancelled,
     campaigns.CampaignSent,
     campaigns.CampaignFailed,
+    deals.DealCreated,
+    deals.DealUpdated,
+    deals.DealStageChanged,
+    deals.DealWon,
+    deals.DealLost,
+    deals.DealDeleted,
+    deals.DealRotting,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

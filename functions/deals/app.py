@@ -1,0 +1,28 @@
+"""The deals function: pipelines, deals, their history, the board and the forecast, and
+the tenant's currencies over the HTTP API."""
+
+from __future__ import annotations
+
+import gc
+
+# Cold start: collect once after init, not while botocore loads its models (decision 68).
+gc.disable()
+
+from crm_core import lean_imports  # noqa: E402
+
+lean_imports.install()
+
+from deals_api import deals, forecast, pipelines  # noqa: E402
+from deals_api.context import app, logger, metrics, table, tracer  # noqa: E402
+
+from crm_core import http, tenant_quota  # noqa: E402
+
+http.install(app, logger)
+app.include_router(pipelines.router)
+app.include_router(deals.router)
+app.include_router(forecast.router)
+
+handler = http.api_handler(app, logger, tracer, metrics, quota=tenant_quota.from_environment(table))
+
+gc.enable()
+gc.freeze()

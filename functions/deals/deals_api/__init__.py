@@ -1,0 +1,1 @@
+"""The deals function's routes."""
