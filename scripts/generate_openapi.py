@@ -170,6 +170,11 @@ TAGS: list[tuple[str, str, str]] = [
         "Campaigns to segments: drafts, "
         "schedules, sends, tests, recipients, and the tenant's email settings.",
     ),
+    (
+        r"^/(pipelines|deals|forecast|settings/currencies)",
+        "Deals",
+        "Pipelines, deals and their history, the board, the forecast, and the tenant's currencies.",
+    ),
     (r"^/unsubscribe", "Unsubscribe", "Signed one-click unsubscribe links (no Cognito token)."),
 ]
 

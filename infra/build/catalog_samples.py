@@ -154,6 +154,41 @@ _TASK_FACTS = {
     "assignee_id": USER_ID,
 }
 
+
+# Sam's deal with Globex: Ada is the buyer; it moves to proposal, then is won.
+_DEAL_ID = "01JX9DEA1B3D5F7H9K1M3P5R7T"
+
+
+def _deal(stage_id: str, status: str, version: int, **more: Any) -> dict[str, Any]:
+    closed = status != "open"
+    return {
+        "id": _DEAL_ID,
+        "name": "Globex: 40 seats",
+        "pipeline_id": "default",
+        "stage_id": stage_id,
+        "status": status,
+        "amount": "48000.00",
+        "currency": "EUR",
+        "close_date": "2025-06-30",
+        "owner_id": USER_ID,
+        "company_id": _COMPANY_ID,
+        "contacts": [{"contact_id": _CONTACT_ID, "role": "buyer", "primary": True}],
+        "attributes": {"seats": 40},
+        "lost_reason": None,
+        "next_step": "Send the order form",
+        "closing": {"base": "USD", "rate": "1.08", "amount": "51840.00"} if closed else None,
+        "stage_entered_at": OCCURRED_AT,
+        "closed_at": OCCURRED_AT if closed else None,
+        "close_date_pushes": 0,
+        "time_in_stages": {"qualification": 86400} if version > 1 else {},
+        "created_at": "2025-05-30T10:02:11.004Z",
+        "updated_at": OCCURRED_AT,
+        "created_by": USER_ID,
+        "version": version,
+        **more,
+    }
+
+
 # (source, detail-type) -> the event's `data`, as the producer writes it.
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("crm.contacts", "ContactCreated"): {"contact": _CONTACT},
@@ -284,4 +319,35 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("crm.campaigns", "CampaignFailed"): _campaign(
         "failed", 5, reason="the segment had no contacts when the send started"
     ),
+    ("crm.deals", "DealCreated"): {"deal": _deal("qualification", "open", 1)},
+    ("crm.deals", "DealUpdated"): {
+        "deal": _deal("qualification", "open", 2, next_step="Call the CFO"),
+        "changed": ["next_step"],
+        "previous": {"next_step": "Send the order form"},
+    },
+    ("crm.deals", "DealStageChanged"): {
+        "deal": _deal("proposal", "open", 3),
+        "changed": ["stage_id"],
+        "previous": {"stage_id": "qualification"},
+    },
+    ("crm.deals", "DealWon"): {"deal": _deal("won", "won", 4)},
+    ("crm.deals", "DealLost"): {
+        "deal": _deal(
+            "lost", "lost", 4, lost_reason={"reason": "competitor", "note": "Chose Initech"}
+        )
+    },
+    ("crm.deals", "DealDeleted"): {
+        "deal_id": _DEAL_ID,
+        "pipeline_id": "default",
+        "stage_id": "qualification",
+        "status": "open",
+        "contact_ids": [_CONTACT_ID],
+        "company_id": _COMPANY_ID,
+        "owner_id": USER_ID,
+    },
+    ("crm.deals", "DealRotting"): {
+        "deal": _deal("proposal", "open", 3),
+        "since": "2025-05-19T10:02:11.004Z",
+        "rotting_days": 14,
+    },
 }

@@ -25,7 +25,7 @@ SOURCE_RE = re.compile(r"^crm\.[a-z]+(_[a-z]+)*$")
 DETAIL_TYPE_RE = re.compile(r"^(?:[A-Z][a-z0-9]+)+$")
 # Names the product gives to a state an entity reached by time alone, with no one acting
 # (issue 5 names "TaskOverdue"): an adjective, read as "became overdue".
-STATE_REACHED = {"TaskOverdue"}
+STATE_REACHED = {"TaskOverdue", "DealRotting"}
 IRREGULAR_PAST_TENSES = {"Sent", "Won", "Lost", "Held", "Made", "Read", "Set", "Withdrawn"}
 
 

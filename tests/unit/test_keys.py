@@ -53,6 +53,31 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "suppression": lambda t, x: keys.suppression(t, x)["PK"],
     "email_settings": lambda t, x: keys.email_settings(t)["PK"],
     "quota_of_test_sends": lambda t, x: keys.quota_of_test_sends(t, x)["PK"],
+    "pipeline": lambda t, x: keys.pipeline(t, x)["PK"],
+    "pipeline_partition": lambda t, x: keys.pipeline_partition(t, x),
+    "pipeline_version": lambda t, x: keys.pipeline_version(t, x, "2027-01-01T00:00:00.000Z", 2)[
+        "PK"
+    ],
+    "pipeline_board": lambda t, x: keys.pipeline_board(t, x)["PK"],
+    "pipelines_of_tenant": lambda t, x: keys.pipelines_of_tenant(t),
+    "currency_settings": lambda t, x: keys.currency_settings(t)["PK"],
+    "currency_settings_version": lambda t, x: keys.currency_settings_version(
+        t, "2027-01-01T00:00:00.000Z", 3
+    )["PK"],
+    "deal": lambda t, x: keys.deal(t, x)["PK"],
+    "deal_partition": lambda t, x: keys.deal_partition(t, x),
+    "deal_history": lambda t, x: keys.deal_history(t, x, "2027-01-01T00:00:00.000Z", 1)["PK"],
+    "deals_of_pipeline": lambda t, x: keys.deals_of_pipeline(t, x),
+    "deals_of_owner": lambda t, x: keys.deals_of_owner(t, x),
+    "deals_of_company": lambda t, x: keys.deals_of_company(t, x),
+    "deals_in_status": lambda t, x: keys.deals_in_status(t, x),
+    "deal_of_contact": lambda t, x: keys.deal_of_contact(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "deals_of_contact": lambda t, x: keys.deals_of_contact(t, x),
+    "forecast_month": lambda t, x: keys.forecast_month(t, "default", x)["PK"],
+    "forecast_partition": lambda t, x: keys.forecast_partition(t, "default", x),
+    "forecast_snapshot": lambda t, x: keys.forecast_snapshot(
+        t, x, "2027-03", "2027-01-01T00:00:00.000Z", 4
+    )["PK"],
     "tenant_requests": lambda t, x: keys.tenant_requests(t, len(x))["PK"],
     "segments_of_tenant": lambda t, x: keys.segments_of_tenant(t),
 }

@@ -40,6 +40,7 @@ def test_document_covers_every_template_route() -> None:
         "ScoringFunction",
         "CampaignsFunction",
         "UnsubscribeFunction",
+        "DealsFunction",
     ):
         assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():

@@ -11,7 +11,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from crm_core import http
 from crm_core.auth import Action, Principal
-from crm_core.deals.deal_models import (
+from crm_core.deals.deal_store import to_deal
+from crm_core.errors import BadRequest
+from crm_core.fields import Ulid, UserId
+from crm_core.pagination import DEFAULT_LIMIT
+from crm_core.records.deal import (
     DEFAULT_PIPELINE,
     Deal,
     DealCreate,
@@ -22,10 +26,6 @@ from crm_core.deals.deal_models import (
     PipelineId,
     StageRef,
 )
-from crm_core.deals.deal_store import to_deal
-from crm_core.errors import BadRequest
-from crm_core.fields import Ulid, UserId
-from crm_core.pagination import DEFAULT_LIMIT
 from deals_api.context import app, deal_store, metrics, table
 
 router = Router()

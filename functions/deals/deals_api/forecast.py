@@ -13,10 +13,10 @@ from crm_core import http
 from crm_core.auth import Action, Principal
 from crm_core.clock import format_iso
 from crm_core.deals.currency_settings import CurrencySettings, CurrencySettingsBody, to_settings
-from crm_core.deals.deal_models import DEFAULT_PIPELINE, PipelineId
 from crm_core.deals.forecast import MAX_MONTHS, Forecast, months_between
 from crm_core.errors import BadRequest
 from crm_core.fields import UserId, UtcDateTime
+from crm_core.records.deal import DEFAULT_PIPELINE, PipelineId
 from deals_api.context import app, currency_store, forecasts
 
 router = Router()

@@ -11,10 +11,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from crm_core import http
 from crm_core.auth import Action, Principal
 from crm_core.deals.board import MAX_DEALS_PER_STAGE, Board
-from crm_core.deals.deal_models import PipelineId
 from crm_core.deals.pipeline_models import Pipeline, PipelineBody, PipelinePage, PipelinePatch
 from crm_core.deals.pipeline_store import to_pipeline
 from crm_core.pagination import DEFAULT_LIMIT
+from crm_core.records.deal import PipelineId
 from deals_api.context import app, boards, pipeline_store, table
 
 router = Router()

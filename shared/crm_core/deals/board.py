@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 from crm_core import keys
 from crm_core.currencies import format_amount
 from crm_core.deals.currency_settings import CurrencyStore, Rates
-from crm_core.deals.deal_models import Deal
 from crm_core.deals.deal_store import to_deal
 from crm_core.deals.pipeline_store import PipelineStore
 from crm_core.fields import OUTPUT_MODEL
 from crm_core.pagination import ListQuery
+from crm_core.records.deal import Deal
 from crm_core.table import Table
 
 MAX_DEALS_PER_STAGE = 50

@@ -14,12 +14,12 @@ from pydantic import BaseModel, Field, model_validator
 from crm_core import keys
 from crm_core.clock import now_iso
 from crm_core.currencies import MoneyError, parse_rate
-from crm_core.deals.deal_models import Currency
 from crm_core.deals.versions import later_of, version_at
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange, PreconditionFailed
 from crm_core.events.envelope import Origin
 from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
+from crm_core.records.deal import Currency
 from crm_core.table import Table, TransactionCancelled, read_modify_write
 
 DEFAULT_BASE = "USD"

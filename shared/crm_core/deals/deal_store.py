@@ -16,13 +16,6 @@ from crm_core.clock import now_iso
 from crm_core.currencies import MoneyError, format_amount, parse_amount, to_base
 from crm_core.deals import bookkeeping
 from crm_core.deals.currency_settings import CurrencyStore, Rates
-from crm_core.deals.deal_models import (
-    DEFAULT_PIPELINE,
-    Deal,
-    DealContact,
-    DealCreate,
-    stored_contacts,
-)
 from crm_core.deals.pipeline_store import BOARD_CHANGES, PipelineStore, stage_of
 from crm_core.deals.versions import later_of
 from crm_core.dynamo import Item
@@ -33,6 +26,13 @@ from crm_core.events.outbox import outbox_put
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
+from crm_core.records.deal import (
+    DEFAULT_PIPELINE,
+    Deal,
+    DealContact,
+    DealCreate,
+    stored_contacts,
+)
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 DEAL_ITEM = "deal"

@@ -14,7 +14,6 @@ from typing import Any
 
 from crm_core import keys
 from crm_core.clock import now_iso
-from crm_core.deals.deal_models import DEFAULT_PIPELINE
 from crm_core.deals.pipeline_models import (
     Pipeline,
     PipelineBody,
@@ -28,6 +27,7 @@ from crm_core.errors import ConcurrentChange, Conflict, NotFound, PreconditionFa
 from crm_core.events.envelope import Origin
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
+from crm_core.records.deal import DEFAULT_PIPELINE
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 PIPELINE_ITEM = "pipeline"

@@ -6,9 +6,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from crm_core.deals.deal_models import Deal
 from crm_core.events.envelope import EVENT_MODEL, DomainEvent
 from crm_core.fields import Ulid
+from crm_core.records.deal import Deal
 
 SOURCE = "crm.deals"
 PRODUCER = "deals"
