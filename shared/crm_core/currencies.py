@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Context, Decimal
+from contextlib import AbstractContextManager
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 _TWO_DIGITS = """
 AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BRL BSD BTN BWP BYN BZD
@@ -36,7 +37,15 @@ MINOR_DIGITS: dict[str, int] = {
 
 # DynamoDB keeps 38 significant digits of a number; every sum and product here is exact
 # within them (amounts have at most 15 whole digits, rates at most 12 significant ones).
-_EXACT = Context(prec=38)
+EXACT = Context(prec=38)
+
+
+def exact() -> AbstractContextManager[Context]:
+    """Decimal arithmetic within DynamoDB's 38 digits, never rounded (Python's default
+    context keeps 28): `with exact(): ...` around sums and products of money."""
+    return localcontext(EXACT)
+
+
 MAX_WHOLE_DIGITS = 15
 MAX_RATE_DIGITS = 12
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,14})(?:\.([0-9]+))?")
@@ -83,7 +92,7 @@ def format_amount(amount: Decimal, currency: str) -> str:
 def round_amount(amount: Decimal, currency: str) -> Decimal:
     """To the currency's minor unit, half up (a converted sum is rounded once, here)."""
     quantum = Decimal(1).scaleb(-minor_digits(currency))
-    return amount.quantize(quantum, rounding=ROUND_HALF_UP, context=_EXACT)
+    return amount.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
 
 
 def parse_rate(text: object) -> Decimal:
@@ -111,7 +120,7 @@ def to_base(amount: Decimal, currency: str, base: str, rates: Mapping[str, Decim
     rate = rates.get(currency)
     if rate is None:
         raise MoneyError(f"no rate from {currency} to {base}: set it in /settings/currencies")
-    return _EXACT.multiply(amount, rate)
+    return EXACT.multiply(amount, rate)
 
 
 def total_in_base(
@@ -120,5 +129,5 @@ def total_in_base(
     """The sum of `amounts` (each with its currency) in the base currency, rounded once."""
     total = Decimal(0)
     for amount, currency in amounts:
-        total = _EXACT.add(total, to_base(amount, currency, base, rates))
+        total = EXACT.add(total, to_base(amount, currency, base, rates))
     return round_amount(total, base)

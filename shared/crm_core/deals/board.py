@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from crm_core import keys
-from crm_core.currencies import format_amount
+from crm_core.currencies import exact, format_amount
 from crm_core.deals.currency_settings import CurrencyStore, Rates
 from crm_core.deals.deal_store import to_deal
 from crm_core.deals.pipeline_store import PipelineStore
@@ -108,8 +108,9 @@ class BoardReader:
         unconverted: dict[str, Decimal] = {}
         shown = []
         for stage, (deals, cursor) in zip(stages, firsts, strict=True):
-            count, sums, in_base = _stage_totals(totals, stage, rates, unconverted)
-            weighted = in_base * Decimal(stage["probability"]) / Decimal(100)
+            with exact():
+                count, sums, in_base = _stage_totals(totals, stage, rates, unconverted)
+                weighted = in_base * Decimal(stage["probability"]) / Decimal(100)
             shown.append(
                 BoardStage(
                     stage_id=stage["id"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from crm_core.currencies import to_base
+from crm_core.currencies import exact, to_base
 
 OWNERLESS = "-"
 Cells = dict[str, dict[str, Any]]
@@ -86,6 +86,11 @@ class Moves:
 
 
 def moves(old: Standing | None, new: Standing | None) -> Moves:
+    with exact():
+        return _moves(old, new)
+
+
+def _moves(old: Standing | None, new: Standing | None) -> Moves:
     months: dict[str, dict[str, tuple[int, Decimal]]] = {}
     board: dict[str, Decimal] = {}
     for standing_, sign in ((old, -1), (new, 1)):
@@ -105,6 +110,13 @@ def apply(
     cells: Mapping[str, Mapping[str, Any]], deltas: Mapping[str, tuple[int, Decimal]]
 ) -> Cells:
     """`cells` after `deltas`; a cell that falls to nothing is dropped."""
+    with exact():
+        return _apply(cells, deltas)
+
+
+def _apply(
+    cells: Mapping[str, Mapping[str, Any]], deltas: Mapping[str, tuple[int, Decimal]]
+) -> Cells:
     result: Cells = {k: dict(v) for k, v in cells.items()}
     for key, (count, amount) in deltas.items():
         old = result.get(key, {"n": 0, "a": Decimal(0)})

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from crm_core import keys
 from crm_core.clock import now_iso
-from crm_core.currencies import round_amount
+from crm_core.currencies import exact, round_amount
 from crm_core.deals import bookkeeping
 from crm_core.deals.currency_settings import CurrencyStore, Rates
 from crm_core.deals.pipeline_models import ForecastCategory
@@ -123,6 +123,18 @@ def summarize(
 ) -> tuple[list[PeriodForecast], PeriodForecast, dict[str, str]]:
     """The forecast of the cells of each month in `wanted` (bookkeeping.Cells), under the
     pipeline's `stages` and `rates` of one moment."""
+    with exact():
+        return _summarize(months, stages, rates, period, wanted, owner_id)
+
+
+def _summarize(
+    months: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    stages: Iterable[Mapping[str, Any]],
+    rates: Rates,
+    period: str,
+    wanted: list[str],
+    owner_id: str | None,
+) -> tuple[list[PeriodForecast], PeriodForecast, dict[str, str]]:
     by_stage = {s["id"]: s for s in stages}
     periods: dict[str, _Sums] = {period_of(m, period): _Sums() for m in wanted}
     total = _Sums()
