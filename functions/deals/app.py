@@ -12,10 +12,9 @@ from crm_core import lean_imports  # noqa: E402
 
 lean_imports.install()
 
+from crm_core import http, tenant_quota  # noqa: E402
 from deals_api import deals, forecast, pipelines  # noqa: E402
 from deals_api.context import app, logger, metrics, table, tracer  # noqa: E402
-
-from crm_core import http, tenant_quota  # noqa: E402
 
 http.install(app, logger)
 app.include_router(pipelines.router)

@@ -23,6 +23,7 @@ CONSUMERS = {
     "LeadScoringFunction",
     "ActivityEventsFunction",
     "EmailEventsFunction",
+    "DealContactsFunction",
 }
 # Expected per stage: (api rate, api burst, public rate, public burst, public reserved,
 # consumer reserved). The account's unreserved pool must keep 100 (Lambda's rule).

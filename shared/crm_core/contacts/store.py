@@ -209,7 +209,11 @@ class ContactStore:
         changes: dict[str, Any],
         expected: int | None,
         origin: Origin,
+        *,
+        by_person: bool = True,
     ) -> Contact:
+        """`by_person` False: a function's change (a deal's promotion), which a person's
+        later choice of stage overrides, and not the other way round."""
         asked = changes.get("email_consent")
 
         def attempt() -> Contact:
@@ -241,7 +245,7 @@ class ContactStore:
                     new["other_emails"] = [e for e in others if e != new["email"]]
                 else:
                     email_ops += self._email_claims(new, [new.get("email")])
-            if new.get("lifecycle_stage") != old.get("lifecycle_stage"):
+            if by_person and new.get("lifecycle_stage") != old.get("lifecycle_stage"):
                 # A person's choice of stage: scoring does not undo it (decision 42).
                 new["stage_changed_at"] = new["updated_at"]
             ops = [revision_update(self.op, old, new)]
