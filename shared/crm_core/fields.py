@@ -20,10 +20,11 @@ from pydantic import (
     GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, core_schema
 
 from crm_core import normalize
 from crm_core.countries import ISO_3166_ALPHA2
@@ -36,6 +37,17 @@ from crm_core.ids import ULID_PATTERN
 INPUT_MODEL = ConfigDict(extra="forbid", defer_build=True)
 # Outputs always carry every field (null when unset): their schemas say so.
 OUTPUT_MODEL = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
+
+
+def field_error(
+    model: str, loc: tuple[str | int, ...], message: str, value: Any
+) -> ValidationError:
+    """A validation error of one field, raised from a model validator that needs several
+    fields to decide (an amount and its currency): its `loc` names the field, not the body."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
 
 
 def check_patch(patch: BaseModel, not_null: Iterable[str] = ()) -> None:

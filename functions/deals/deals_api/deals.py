@@ -26,7 +26,7 @@ from crm_core.records.deal import (
     PipelineId,
     StageRef,
 )
-from deals_api.context import app, deal_store, metrics, table
+from deals_api.context import app, deal_store, metrics, pipeline_store, table
 
 router = Router()
 
@@ -79,6 +79,8 @@ def list_deals(
         named = sorted([*filters, *(["pipeline_id"] if pipeline_id else [])])
         raise BadRequest(f"use one filter at a time, not {', '.join(named)}")
     by, value = next(iter(filters.items()), (None, None))
+    if pipeline_id:
+        pipeline_store.load(caller.tenant_id, pipeline_id)  # a 404 for one the tenant lacks
     page = deal_store.page(
         caller.tenant_id, by, value, limit, cursor, pipeline_id or DEFAULT_PIPELINE
     )

@@ -14,7 +14,7 @@ from crm_core.auth import Action, Principal
 from crm_core.clock import format_iso
 from crm_core.deals.currency_settings import CurrencySettings, CurrencySettingsBody, to_settings
 from crm_core.deals.forecast import MAX_MONTHS, Forecast, months_between
-from crm_core.errors import BadRequest
+from crm_core.errors import BadRequest, Unprocessable
 from crm_core.fields import UserId, UtcDateTime
 from crm_core.records.deal import DEFAULT_PIPELINE, PipelineId
 from deals_api.context import app, currency_store, forecasts
@@ -28,6 +28,16 @@ _MONTH_SAYS = "A month (`2027-01`) or a day in it; by close date."
 def _first_month(period: str, today: date) -> str:
     month = today.month if period == "month" else (today.month - 1) // 3 * 3 + 1
     return f"{today.year:04d}-{month:02d}"
+
+
+def _check_day(name: str, text: str | None) -> None:
+    if text is None or len(text) == 7:
+        return
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        message = f"{text} is not a date"
+        raise Unprocessable(message, errors=[{"loc": ["query", name], "msg": message}]) from None
 
 
 def _add_months(month: str, count: int) -> str:
@@ -44,7 +54,7 @@ def _add_months(month: str, count: int) -> str:
         "owner and by forecast category. `from` and `to` are months (default: twelve months "
         "from the current one, or four quarters from the current one); at most 36 months. "
         "`as_of` answers exactly as the forecast stood at that moment: the deals, stages, "
-        "probabilities and rates of then."
+        "probabilities and rates of then; a moment not yet past answers now (`as_of` null)."
     ),
     responses=http.returns(200, "The forecast", Forecast),
 )
@@ -60,6 +70,8 @@ def get_forecast(
     owner_id: Annotated[UserId | None, Query()] = None,
     as_of: Annotated[UtcDateTime | None, Query(description="A past moment.")] = None,
 ) -> Response[str]:
+    for name, text in (("from", start), ("to", end)):
+        _check_day(name, text)
     first = start[:7] if start else _first_month(period, datetime.now(UTC).date())
     if period == "quarter":
         first = _first_month(period, date(int(first[:4]), int(first[5:7]), 1))

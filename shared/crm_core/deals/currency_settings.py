@@ -18,7 +18,7 @@ from crm_core.deals.versions import later_of, version_at
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange, PreconditionFailed
 from crm_core.events.envelope import Origin
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, field_error
 from crm_core.records.deal import Currency
 from crm_core.table import Table, TransactionCancelled, read_modify_write
 
@@ -41,13 +41,15 @@ class CurrencySettingsBody(BaseModel):
 
     @model_validator(mode="after")
     def _rates(self) -> CurrencySettingsBody:
+        model = "CurrencySettingsBody"
         if self.base in self.rates:
-            raise ValueError("the base currency has no rate (it is 1)")
+            message = "the base currency has no rate (it is 1)"
+            raise field_error(model, ("rates", self.base), message, self.rates[self.base])
         for currency, text in self.rates.items():
             try:
                 rate = parse_rate(text)
             except MoneyError as error:
-                raise ValueError(f"{currency}: {error}") from None
+                raise field_error(model, ("rates", currency), str(error), text) from None
             self.rates[currency] = f"{rate:f}"
         return self
 

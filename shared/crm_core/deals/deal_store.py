@@ -113,10 +113,13 @@ class DealStore:
         return to_deal(self.load(tenant_id, deal_id))
 
     def history(self, tenant_id: str, deal_id: str, limit: int, cursor: str | None) -> Page:
-        """The deal's changes, newest first (kept after the deal is deleted)."""
-        self.load(tenant_id, deal_id)
+        """The deal's changes, newest first; kept after the deal is deleted (the last entry
+        says so). A deal that never was is NotFound."""
         listing = ListQuery("deal-history", keys.deal_partition(tenant_id, deal_id))
-        return self.table.query(listing, limit, cursor, sort_prefix=keys.HISTORY_PREFIX)
+        page = self.table.query(listing, limit, cursor, sort_prefix=keys.HISTORY_PREFIX)
+        if not page.items and cursor is None:
+            raise NotFound("no such deal")
+        return page
 
     def page(
         self,
@@ -159,7 +162,7 @@ class DealStore:
         deal_id = new_ulid()
 
         def attempt() -> Deal:
-            pipeline = self.pipelines.load(tenant_id, body.pipeline_id)
+            pipeline = self._pipeline(tenant_id, body.pipeline_id)
             stage_id = body.stage_id or _first_open_stage(pipeline)
             at = later_of(self.clock(), pipeline.get("updated_at"))
             item: dict[str, Any] = {
@@ -180,7 +183,7 @@ class DealStore:
             }
             item = {k: v for k, v in item.items() if v is not None}
             rates = self.currencies.current(tenant_id)
-            self._settle(item, None, pipeline, rates, at)
+            self._settle(item, None, pipeline, rates, at, lost_reason_sent="lost_reason" in item)
             self._check_references(tenant_id, item, None)
             deal = to_deal(item)
             created = events.DealCreated.create(tenant_id, origin, events.DealData(deal=deal), at)
@@ -207,14 +210,15 @@ class DealStore:
                 )
             pipelines = {old["pipeline_id"]: self.pipelines.load(tenant_id, old["pipeline_id"])}
             if new["pipeline_id"] not in pipelines:
-                pipelines[new["pipeline_id"]] = self.pipelines.load(tenant_id, new["pipeline_id"])
+                pipelines[new["pipeline_id"]] = self._pipeline(tenant_id, new["pipeline_id"])
             pipeline = pipelines[new["pipeline_id"]]
             at = later_of(
                 self.clock(), old["updated_at"], *(p.get("updated_at") for p in pipelines.values())
             )
             new["amount"] = _amount(new["amount"], new["currency"])
             rates = self.currencies.current(tenant_id)
-            self._settle(new, old, pipeline, rates, at)
+            sent = changes.get("lost_reason") is not None
+            self._settle(new, old, pipeline, rates, at, lost_reason_sent=sent)
             changed = [f for f in HISTORY_FIELDS if old.get(f) != new.get(f)]
             if not changed:
                 return to_deal(old)
@@ -260,6 +264,8 @@ class DealStore:
         pipeline: Mapping[str, Any],
         rates: Rates,
         at: str,
+        *,
+        lost_reason_sent: bool = False,
     ) -> None:
         """Complete `new` from its stage: status, lost reason, closing rate, time in stages."""
         stage = stage_of(pipeline, new["stage_id"])
@@ -268,13 +274,19 @@ class DealStore:
                 "stage_id", f"the pipeline {pipeline['id']} has no stage {new['stage_id']!r}"
             )
         new["status"] = stage["kind"]
-        if rates.rate(new["currency"]) is None:
+        closes = new["status"] != "open" and (old is None or old["status"] != new["status"])
+        new_currency = old is None or old["currency"] != new["currency"]
+        # A rate is needed to price a new currency or a closing; a rename is not refused
+        # because a rate was removed since.
+        if (new_currency or closes) and rates.rate(new["currency"]) is None:
             raise _invalid(
                 "currency",
                 f"no rate from {new['currency']} to {rates.base}: set it in /settings/currencies",
             )
         if new["status"] == "lost" and not new.get("lost_reason"):
             raise _invalid("lost_reason", "a lost deal needs a lost reason")
+        if lost_reason_sent and new["status"] != "lost":
+            raise _invalid("lost_reason", "only a lost deal has a lost reason")
         if new["status"] != "lost":
             new.pop("lost_reason", None)
         if new["status"] == "open":
@@ -329,6 +341,13 @@ class DealStore:
             missing = [c for c in added if c not in known]
             if missing:
                 raise _invalid("contacts", f"no such contact: {', '.join(missing)}")
+
+    def _pipeline(self, tenant_id: str, pipeline_id: str) -> Item:
+        """The pipeline a body names: one the tenant does not have is the body's mistake."""
+        try:
+            return self.pipelines.load(tenant_id, pipeline_id)
+        except NotFound:
+            raise _invalid("pipeline_id", f"no such pipeline: {pipeline_id}") from None
 
     def _load_for_write(self, tenant_id: str, deal_id: str, expected: int | None) -> Item:
         item = self.load(tenant_id, deal_id)

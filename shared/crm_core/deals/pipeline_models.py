@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, WHOLE, Name, PatchBody
+from crm_core.fields import INPUT_MODEL, OUTPUT_MODEL, WHOLE, Name, PatchBody, field_error
 
 MAX_STAGES = 100
 StageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -94,7 +94,7 @@ class PipelineBody(BaseModel):
 
     @model_validator(mode="after")
     def _one_won_and_a_lost(self) -> PipelineBody:
-        check_stages(self.stages)
+        check_stages("PipelineBody", self.stages)
         return self
 
 
@@ -110,24 +110,27 @@ class PipelinePatch(PatchBody):
     @model_validator(mode="after")
     def _stages(self) -> PipelinePatch:
         if self.stages is not None:
-            check_stages(self.stages)
+            check_stages("PipelinePatch", self.stages)
         return self
 
 
-def check_stages(stages: list[Stage]) -> None:
+def check_stages(model: str, stages: list[Stage]) -> None:
     kinds = [s.kind for s in stages]
-    if kinds.count(StageKind.WON) != 1:
-        raise ValueError("a pipeline has exactly one won stage")
-    if StageKind.LOST not in kinds:
-        raise ValueError("a pipeline has at least one lost stage")
-    if StageKind.OPEN not in kinds:
-        raise ValueError("a pipeline has at least one open stage")
     ids = [s.id for s in stages]
-    if len(set(ids)) != len(ids):
-        raise ValueError("each stage has its own id")
     names = [s.name.casefold() for s in stages]
-    if len(set(names)) != len(names):
-        raise ValueError("each stage has its own name")
+    message = None
+    if kinds.count(StageKind.WON) != 1:
+        message = "a pipeline has exactly one won stage"
+    elif StageKind.LOST not in kinds:
+        message = "a pipeline has at least one lost stage"
+    elif StageKind.OPEN not in kinds:
+        message = "a pipeline has at least one open stage"
+    elif len(set(ids)) != len(ids):
+        message = "each stage has its own id"
+    elif len(set(names)) != len(names):
+        message = "each stage has its own name"
+    if message:
+        raise field_error(model, ("stages",), message, ids)
 
 
 def stored_stages(stages: list[Stage]) -> list[dict[str, Any]]:

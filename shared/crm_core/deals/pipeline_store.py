@@ -149,8 +149,18 @@ class PipelineStore:
             if "stages" in changes:
                 stages = [Stage.model_validate(s) for s in changes["stages"]]
                 new["stages"] = stored_stages(stages)
-                kept = {s["id"] for s in new["stages"]}
-                held = {s: n for s, n in stage_counts(board).items() if n > 0 and s not in kept}
+                kinds = {s["id"]: s["kind"] for s in new["stages"]}
+                was = {s["id"]: s["kind"] for s in old["stages"]}
+                counts = {s: n for s, n in stage_counts(board).items() if n > 0}
+                changed = {s: n for s, n in counts.items() if s in kinds and kinds[s] != was.get(s)}
+                if changed:
+                    named = ", ".join(f"{s} ({n} deals)" for s, n in sorted(changed.items()))
+                    raise Conflict(
+                        f"stages holding deals cannot change kind (open, won, lost): {named}; "
+                        "move their deals first",
+                        stages=changed,
+                    )
+                held = {s: n for s, n in counts.items() if s not in kinds}
                 if held:
                     named = ", ".join(f"{s} ({n} deals)" for s, n in sorted(held.items()))
                     raise Conflict(

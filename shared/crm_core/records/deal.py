@@ -22,6 +22,7 @@ from crm_core.fields import (
     PatchBody,
     Ulid,
     UserId,
+    field_error,
 )
 
 MAX_DEAL_CONTACTS = 20
@@ -96,14 +97,17 @@ class LostReason(BaseModel):
 Contacts = Annotated[list[DealContact], Field(max_length=MAX_DEAL_CONTACTS)]
 
 
-def _check_contacts(contacts: list[DealContact] | None) -> None:
+def _check_contacts(model: str, contacts: list[DealContact] | None) -> None:
     if not contacts:
         return
     ids = [c.contact_id for c in contacts]
+    message = None
     if len(set(ids)) != len(ids):
-        raise ValueError("a contact takes part in a deal once")
-    if sum(c.primary for c in contacts) > 1:
-        raise ValueError("a deal has at most one primary contact")
+        message = "a contact takes part in a deal once"
+    elif sum(c.primary for c in contacts) > 1:
+        message = "a deal has at most one primary contact"
+    if message:
+        raise field_error(model, ("contacts",), message, ids)
 
 
 def stored_contacts(contacts: list[DealContact]) -> list[dict[str, Any]]:
@@ -117,13 +121,13 @@ def stored_contacts(contacts: list[DealContact]) -> list[dict[str, Any]]:
     ]
 
 
-def _money(amount: str | None, currency: str | None) -> str | None:
+def _money(model: str, amount: str | None, currency: str | None) -> str | None:
     if amount is None or currency is None:
         return amount
     try:
         return format_amount(parse_amount(amount, currency), currency)
     except MoneyError as error:
-        raise ValueError(str(error)) from None
+        raise field_error(model, ("amount",), str(error), amount) from None
 
 
 class DealCreate(BaseModel):
@@ -144,8 +148,8 @@ class DealCreate(BaseModel):
 
     @model_validator(mode="after")
     def _rules(self) -> DealCreate:
-        self.amount = _money(self.amount, self.currency) or self.amount
-        _check_contacts(self.contacts)
+        self.amount = _money("DealCreate", self.amount, self.currency) or self.amount
+        _check_contacts("DealCreate", self.contacts)
         return self
 
 
@@ -171,8 +175,15 @@ class DealPatch(PatchBody):
     @model_validator(mode="after")
     def _rules(self) -> DealPatch:
         if self.pipeline_id is not None and self.stage_id is None:
-            raise ValueError("moving a deal to another pipeline names its stage there")
-        _check_contacts(self.contacts)
+            raise field_error(
+                "DealPatch",
+                ("stage_id",),
+                "moving a deal to another pipeline names its stage there",
+                None,
+            )
+        if self.amount is not None and self.currency is not None:
+            self.amount = _money("DealPatch", self.amount, self.currency)
+        _check_contacts("DealPatch", self.contacts)
         return self
 
     def changes(self) -> dict[str, Any]:
