@@ -310,8 +310,8 @@ class DealStore:
         else:
             # Still closed: a new amount keeps the rate of the closing.
             closing = new["closing"]
-            rate = {new["currency"]: Decimal(closing["rate"])}
-            amount = to_base(Decimal(new["amount"]), new["currency"], closing["base"], rate)
+            kept = {new["currency"]: Decimal(closing["rate"])}
+            amount = to_base(Decimal(new["amount"]), new["currency"], closing["base"], kept)
             new["closing"] = {**closing, "amount": format_amount(amount, closing["base"])}
         if old is not None:
             if (old["pipeline_id"], old["stage_id"]) != (new["pipeline_id"], new["stage_id"]):
