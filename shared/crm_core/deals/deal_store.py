@@ -375,7 +375,11 @@ class DealStore:
         if old is None:
             ops.append(self.op.put(_stored(record), "attribute_not_exists(PK)"))
         elif new is not None:
-            ops.append(self.op.put(_stored(new), "version = :v", v=old["version"]))
+            # Only what changed: what other writers keep on the deal (its last activity,
+            # the rotting alert) is left as it is.
+            ops.append(
+                self.op.update_changed(_stored(old), _stored(new), "version = :v", v=old["version"])
+            )
         else:
             ops.append(self.op.delete(key, "version = :v", v=old["version"]))
         ops.append(
