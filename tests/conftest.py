@@ -46,6 +46,11 @@ os.environ.update(
         # pool create one and point the function's `teammates` at it.
         "SENDER_DOMAIN": "mail.example.com",
         "USER_POOL_ID": "us-east-1_crmtest",
+        # Deals (issue 19): what template.yaml gives deal_rotting.
+        "ROT_SCHEDULE_GROUP": "crm-test-deal-rotting",
+        "ROT_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:crm-test-deal-rotting",
+        "ROT_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-deal-rot-scheduler",
+        "ROT_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-deal-rotting-dlq",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

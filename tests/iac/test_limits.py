@@ -24,6 +24,7 @@ CONSUMERS = {
     "ActivityEventsFunction",
     "EmailEventsFunction",
     "DealContactsFunction",
+    "DealRottingFunction",
 }
 # Expected per stage: (api rate, api burst, public rate, public burst, public reserved,
 # consumer reserved). The account's unreserved pool must keep 100 (Lambda's rule).

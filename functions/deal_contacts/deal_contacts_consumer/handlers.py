@@ -48,10 +48,6 @@ def promote(tenant_id: str, contact_id: str, target: str, event_time: str, origi
     raise RuntimeError(f"contact {contact_id} kept changing; the event will be retried")
 
 
-@consumer.on(DealCreated)
-@consumer.on(DealUpdated)
-@consumer.on(DealStageChanged)
-@consumer.on(DealWon)
 def promote_contacts(event: DealEvent) -> dict[str, int]:
     deal = event.data.deal
     target = target_of(deal.status)
@@ -68,3 +64,10 @@ def promote_contacts(event: DealEvent) -> dict[str, int]:
             "contacts promoted", extra={"deal_id": deal.id, "stage": target, "count": promoted}
         )
     return {"promoted": promoted}
+
+
+# One handler for each of these events (stacked decorators would narrow its type).
+consumer.on(DealCreated)(promote_contacts)
+consumer.on(DealUpdated)(promote_contacts)
+consumer.on(DealStageChanged)(promote_contacts)
+consumer.on(DealWon)(promote_contacts)

@@ -225,6 +225,7 @@ class Deal(BaseModel):
     closing: Closing | None = None
     stage_entered_at: str
     closed_at: str | None = None
+    last_activity_at: str | None = Field(default=None, description="Its latest activity.")
     close_date_pushes: int = Field(description="How often the close date moved later.")
     time_in_stages: dict[str, int] = Field(
         description="Seconds spent in each stage left so far (the current one not counted)."

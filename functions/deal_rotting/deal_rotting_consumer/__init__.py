@@ -1,0 +1,1 @@
+"""The deal_rotting consumer."""

@@ -1,0 +1,127 @@
+"""Rotting deals, without scans: a deal that stays in an open stage longer than the stage's
+`rotting_days` without an activity gets `DealRotting`, once, at that moment.
+
+Each deal that can rot has one one-time EventBridge Scheduler schedule, `deal-<deal_id>` in
+the stage's rotting group, `at()` the moment it rots. The deal_rotting function keeps it
+right: after every change of a deal (and every activity logged on it) it reads the deal as
+it is now, and puts the schedule at the new moment, or deletes it (closed, deleted, a stage
+that does not rot). Reading the deal rather than trusting the event makes that idempotent
+and indifferent to the order events arrive in. The schedule fires the same function with
+`{"kind": "deal_rots", "tenant_id", "deal_id", "rots_at"}`; a firing whose `rots_at` the deal
+no longer has (it moved, or got an activity, since) does nothing, and the alert is written
+with the deal's `rot_alerted_for`, so that a repeated firing alerts once.
+docs/decisions.md, 81.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from crm_core.clients import client
+from crm_core.clock import format_iso
+from crm_core.deals.pipeline_store import stage_of
+
+DEAL_ROTS = "deal_rots"
+MAX_EVENT_AGE_SECONDS = 86_400
+MAX_RETRY_ATTEMPTS = 185
+_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def rots_at(deal: Mapping[str, Any], pipeline: Mapping[str, Any]) -> str | None:
+    """When the deal rots, as things stand: its stage's rotting days after it entered the
+    stage or had its last activity, whichever is later; None if it cannot rot."""
+    if deal.get("status") != "open":
+        return None
+    stage = stage_of(pipeline, deal["stage_id"])
+    days = stage.get("rotting_days") if stage else None
+    if not days:
+        return None
+    since = max(deal["stage_entered_at"], deal.get("last_activity_at") or "")
+    return format_iso(datetime.fromisoformat(since) + timedelta(days=int(days)))
+
+
+def schedule_name(deal_id: str) -> str:
+    # Deal ids are ULIDs, unique across tenants; a name has at most 64 characters.
+    return f"deal-{deal_id}"
+
+
+@dataclass(frozen=True)
+class RotTarget:
+    """Where the stage's rotting schedules go (the function's environment)."""
+
+    group: str
+    function_arn: str
+    role_arn: str
+    dlq_arn: str
+
+
+class RotSchedules:
+    """Put and delete the rotting schedules; the Scheduler client is made on first use."""
+
+    def __init__(
+        self, target: RotTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
+    ) -> None:
+        self.target = target
+        self._make_client = make_client
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def request(self, tenant_id: str, deal_id: str, moment: str) -> dict[str, Any]:
+        at = datetime.fromisoformat(moment)
+        if at.microsecond:  # at() has whole seconds: never fire before the moment
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        payload = {"kind": DEAL_ROTS, "tenant_id": tenant_id, "deal_id": deal_id, "rots_at": moment}
+        return {
+            "Name": schedule_name(deal_id),
+            "GroupName": self.target.group,
+            "ScheduleExpression": f"at({at.strftime(_AT_FORMAT)})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "State": "ENABLED",
+            "Description": f"Deal {deal_id} of tenant {tenant_id} rots"[:512],
+            "Target": {
+                "Arn": self.target.function_arn,
+                "RoleArn": self.target.role_arn,
+                "Input": json.dumps(payload, separators=(",", ":")),
+                "RetryPolicy": {
+                    "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
+                    "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
+                },
+                "DeadLetterConfig": {"Arn": self.target.dlq_arn},
+            },
+        }
+
+    def put(self, tenant_id: str, deal_id: str, moment: str) -> None:
+        params = self.request(tenant_id, deal_id, moment)
+        try:
+            self.client.create_schedule(**params)
+        except ClientError as exc:
+            if _code(exc) != "ConflictException":
+                raise
+            self.client.update_schedule(**params)
+
+    def delete(self, deal_id: str) -> bool:
+        """False when there was none (never made, or it fired and Scheduler deleted it)."""
+        try:
+            self.client.delete_schedule(Name=schedule_name(deal_id), GroupName=self.target.group)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
