@@ -171,7 +171,7 @@ TAGS: list[tuple[str, str, str]] = [
         "schedules, sends, tests, recipients, and the tenant's email settings.",
     ),
     (
-        r"^/(pipelines|deals|forecast|settings/currencies)",
+        r"^/(pipelines|deals|forecast|settings/currencies|settings/deals)",
         "Deals",
         "Pipelines, deals and their history, the board, the forecast, and the tenant's currencies.",
     ),

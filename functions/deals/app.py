@@ -13,13 +13,14 @@ from crm_core import lean_imports  # noqa: E402
 lean_imports.install()
 
 from crm_core import http, tenant_quota  # noqa: E402
-from deals_api import deals, forecast, pipelines  # noqa: E402
+from deals_api import deals, forecast, pipelines, settings  # noqa: E402
 from deals_api.context import app, logger, metrics, table, tracer  # noqa: E402
 
 http.install(app, logger)
 app.include_router(pipelines.router)
 app.include_router(deals.router)
 app.include_router(forecast.router)
+app.include_router(settings.router)
 
 handler = http.api_handler(app, logger, tracer, metrics, quota=tenant_quota.from_environment(table))
 

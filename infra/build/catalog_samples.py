@@ -111,10 +111,13 @@ _CONTACT_MERGED = {
     "version": 3,
 }
 
-# Sam logs a call with Ada (id: a ULID of the call's time), then a follow-up task.
+# Sam logs a call with Ada about their deal (the call's id: a ULID of its time), then a
+# follow-up task.
 _CALL_ID = "01JWRDXNW0QG7B5X3K2Y8ZP4MA"
 _TASK_ID = "01JWTG9PM0H3V6C8N1R5T2W7QE"
+_DEAL_ID = "01JX9DEA1B3D5F7H9K1M3P5R7T"
 _NO_FACTS = {
+    "deal_id": None,
     "direction": None,
     "outcome": None,
     "duration_s": None,
@@ -134,6 +137,7 @@ _CALL_FACTS = {
     **_NO_FACTS,
     "id": _CALL_ID,
     "contact_id": _CONTACT_ID,
+    "deal_id": _DEAL_ID,
     "type": "call",
     "occurred_at": "2025-06-02T13:40:00.000Z",
     "created_by": USER_ID,
@@ -156,7 +160,6 @@ _TASK_FACTS = {
 
 
 # Sam's deal with Globex: Ada is the buyer; it moves to proposal, then is won.
-_DEAL_ID = "01JX9DEA1B3D5F7H9K1M3P5R7T"
 
 
 def _deal(stage_id: str, status: str, version: int, **more: Any) -> dict[str, Any]:

@@ -426,8 +426,22 @@ def currency_settings(tenant_id: str) -> dict[str, str]:
     return {"PK": _in(tenant_id, CURRENCIES), "SK": PROFILE}
 
 
+def deal_settings(tenant_id: str) -> dict[str, str]:
+    """The tenant's deal settings (its lost reasons)."""
+    return {"PK": _in(tenant_id, "DEALSETTINGS"), "SK": PROFILE}
+
+
 def currency_settings_version(tenant_id: str, at: str, version: int) -> dict[str, str]:
     return {"PK": _in(tenant_id, CURRENCIES), "SK": VERSION_PREFIX + version_sort_key(at, version)}
+
+
+# The `type` of a deal's item (an activity naming a deal checks that it is one).
+DEAL_ITEM = "deal"
+# The sort key of a contact's or a company's deal summary (`contact_deal_summary`).
+SUMMARY = "SUMMARY"
+# The sort keys of a contact's deal links: deal ids, ULIDs made by the CRM, whose first
+# character is 0 to 7 (their time fits 48 bits); the contact's SUMMARY sorts after them.
+DEAL_IDS = ("0" * 26, "7" + "Z" * 25)
 
 
 def deal(tenant_id: str, deal_id: str) -> dict[str, str]:
@@ -435,8 +449,18 @@ def deal(tenant_id: str, deal_id: str) -> dict[str, str]:
 
 
 def deal_partition(tenant_id: str, deal_id: str) -> str:
-    """A deal's item, its history (`H#<at>#<version>`) and its outbox items."""
+    """A deal's item, its history (`H#<at>#<version>`), its outbox items and its activity
+    links (`ACT#<at>#<activity id>`)."""
     return _in(tenant_id, f"DEAL#{deal_id}")
+
+
+def deal_activity(tenant_id: str, deal_id: str, at: str, activity_id: str) -> dict[str, str]:
+    """That an activity (in its contact's partition) is about a deal: in the deal's
+    partition, by the activity's time, so the deal's timeline is one Query, newest first."""
+    return {
+        "PK": deal_partition(tenant_id, deal_id),
+        "SK": ACTIVITY_PREFIX + time_sort_key(at, activity_id),
+    }
 
 
 def deal_history(tenant_id: str, deal_id: str, at: str, version: int) -> dict[str, str]:
@@ -476,7 +500,20 @@ def deal_of_contact(tenant_id: str, contact_id: str, deal_id: str) -> dict[str, 
 
 
 def deals_of_contact(tenant_id: str, contact_id: str) -> str:
+    """A contact's deal links (sort keys in DEAL_IDS) and its deal summary (SUMMARY)."""
     return _in(tenant_id, f"DEALC#{contact_id}")
+
+
+def contact_deal_summary(tenant_id: str, contact_id: str) -> dict[str, str]:
+    """How many open and won deals a contact takes part in, and the won amounts: ADDed to
+    in each deal's own transaction (crm_core/deals/summaries.py)."""
+    return {"PK": deals_of_contact(tenant_id, contact_id), "SK": SUMMARY}
+
+
+def company_deal_summary(tenant_id: str, company_id: str) -> dict[str, str]:
+    """The same for a company's deals (apart from the company's item, which its own writes
+    Put whole)."""
+    return {"PK": _in(tenant_id, f"DEALSUM#CO#{company_id}"), "SK": SUMMARY}
 
 
 def forecast_month(tenant_id: str, pipeline_id: str, month: str) -> dict[str, str]:

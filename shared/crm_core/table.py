@@ -178,9 +178,14 @@ class Table:
         return from_item(raw, exact) if raw else None
 
     def batch_get(
-        self, keys: Sequence[Mapping[str, str]], consistent: bool = False, exact: bool = False
+        self,
+        keys: Sequence[Mapping[str, str]],
+        consistent: bool = False,
+        exact: bool | Callable[[Mapping[str, str]], bool] = False,
     ) -> list[Item]:
-        """Items for the keys, in the order of the keys; missing ones are left out."""
+        """Items for the keys, in the order of the keys; missing ones are left out. `exact`
+        reads fractional numbers as Decimals (`get`): in every item, or in the items whose
+        keys it accepts (sums of money beside an item whose numbers are floats)."""
         found: dict[tuple[str, str], Item] = {}
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
             pending: list[Any] = [key_attrs(k) for k in keys[start : start + MAX_BATCH_GET_KEYS]]
@@ -191,7 +196,8 @@ class Table:
                     RequestItems={self.name: {"Keys": pending, "ConsistentRead": consistent}},
                 )
                 for raw in response.get("Responses", {}).get(self.name, []):
-                    item = from_item(raw, exact)
+                    key = {"PK": raw["PK"]["S"], "SK": raw["SK"]["S"]}
+                    item = from_item(raw, exact(key) if callable(exact) else exact)
                     found[(item["PK"], item["SK"])] = item
                 pending = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys", [])
                 attempt += 1

@@ -129,12 +129,14 @@ CONTACTS_DYNAMODB_ACTIONS = frozenset(
         "dynamodb:ConditionCheckItem",
     }
 )
-# The activities function: reads, Queries (timeline, tasks), the parts of its transactions,
-# and Idempotency-Key's records (PutItem, GetItem, UpdateItem, DeleteItem). No batch calls
-# and no ConditionCheckItem: none of its transactions has a condition check.
+# The activities function: reads, Queries (timelines, tasks), BatchGetItem (a deal's
+# timeline page), the parts of its transactions, and Idempotency-Key's records (PutItem,
+# GetItem, UpdateItem, DeleteItem). No batch writes and no ConditionCheckItem: none of its
+# transactions has a condition check.
 ACTIVITIES_DYNAMODB_ACTIONS = frozenset(
     {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
@@ -164,6 +166,7 @@ EXPECTED_ROUTES = frozenset(
         ("PATCH", "/contacts/{contact_id}/activities/{activity_id}"),
         ("DELETE", "/contacts/{contact_id}/activities/{activity_id}"),
         ("GET", "/contacts/{contact_id}/timeline"),
+        ("GET", "/deals/{deal_id}/timeline"),
         ("GET", "/tasks"),
         ("POST", "/lead-sources"),
         ("GET", "/lead-sources"),
@@ -212,6 +215,8 @@ EXPECTED_ROUTES = frozenset(
         ("GET", "/forecast"),
         ("GET", "/settings/currencies"),
         ("PUT", "/settings/currencies"),
+        ("GET", "/settings/deals"),
+        ("PUT", "/settings/deals"),
         ("GET", "/settings/email"),
         ("PUT", "/settings/email"),
         ("GET", "/unsubscribe"),

@@ -63,12 +63,41 @@ def _activity(activities: Api, contact_id: str, **fields: Any) -> dict[str, Any]
     return dict(reply.json)
 
 
+def _deal(contact_id: str) -> str:
+    """A deal of the contact's, made by the deal store (the deals function is not measured)."""
+    from crm_core.deals.deal_store import DealStore
+    from crm_core.events.envelope import Origin
+    from crm_core.records.deal import DealCreate
+
+    store = DealStore(sys.modules["contacts_api.context"].table)
+    body = DealCreate.model_validate(
+        {
+            "name": "Renewal",
+            "amount": "10.00",
+            "currency": "USD",
+            "close_date": "2027-03-31",
+            "contacts": [{"contact_id": contact_id}],
+        }
+    )
+    return store.create("acme", body, Origin.user("user-1", "req-1")).id
+
+
 def activity_scenario(api: Api, activities: Api, pattern: str) -> Callable[[], Any]:
     """The activities function's patterns."""
     cid = _contact(api)["id"]
     where = f"/contacts/{cid}/activities"
     if pattern == "log-activity":
         return lambda: activities.call("POST", where, ADMIN, {"type": "note", "body": "x"})
+    if pattern == "log-activity-on-deal":
+        body = {"type": "note", "body": "x", "deal_id": _deal(cid)}
+        return lambda: activities.call("POST", where, ADMIN, body)
+    if pattern == "deal-timeline":
+        deal_id = _deal(cid)
+        other = _contact(api, email="other@example.com")["id"]
+        for contact_id in (cid, other, cid):
+            _activity(activities, contact_id, deal_id=deal_id)
+        query = {"limit": "2"}
+        return lambda: activities.call("GET", f"/deals/{deal_id}/timeline", ADMIN, query=query)
     if pattern == "read-activity":
         aid = _activity(activities, cid)["id"]
         return lambda: activities.call("GET", f"{where}/{aid}", ADMIN)
@@ -636,6 +665,8 @@ LEAD_PATTERNS = {
 # The rows of docs/data-model.md served by the activities function.
 ACTIVITY_PATTERNS = {
     "log-activity",
+    "log-activity-on-deal",
+    "deal-timeline",
     "read-activity",
     "read-moved-activity",
     "update-activity",

@@ -24,7 +24,7 @@ from tests.support.activities import (
     task,
 )
 from tests.support.api import Api, User, template_routes
-from tests.support.calls import get, patch
+from tests.support.calls import create, get, patch
 from tests.support.checks import assert_problem, table_items, tenant_items
 
 ADMIN = User("acme", ("admin",), sub="admin-1")
@@ -87,7 +87,7 @@ def test_log_each_type_and_read_it_back(
 
 def test_each_type_returns_exactly_its_fields(activity_api: Api, contact: str) -> None:
     own = {"id", "contact_id", "type", "occurred_at", "created_by", "created_at", "updated_at"}
-    own.add("version")
+    own |= {"version", "deal_id"}
     expected = {
         "call": {"direction", "outcome", "duration_s", "body"},
         "email": {"direction", "subject", "from", "to", "cc", "body"},
@@ -535,6 +535,7 @@ ROUTE_RULES = {
         204,
     ),
     ("GET", "/contacts/{contact_id}/timeline"): ("read", Action.ACTIVITY_READ, 200),
+    ("GET", "/deals/{deal_id}/timeline"): ("read", Action.ACTIVITY_READ, 200),
     ("GET", "/tasks"): ("read", Action.ACTIVITY_READ, 200),
 }
 
@@ -551,13 +552,22 @@ def test_the_permission_table_follows_the_rule(role: str) -> None:
 
 
 @pytest.fixture
-def request_for(api: Api, activity_api: Api) -> Callable[[str, str, User], tuple[str, Any]]:
+def request_for(
+    api: Api, activity_api: Api, deals_api: Api
+) -> Callable[[str, str, User], tuple[str, Any]]:
     """For a route and a caller: the path to call (on their own activity) and the body."""
     contact = new_contact(api, ADMIN)
+    deal = create(
+        deals_api,
+        "/deals",
+        ADMIN,
+        {"name": "Big one", "amount": "10.00", "currency": "USD", "close_date": "2027-03-31"},
+    )
 
     def build(method: str, route: str, user: User) -> tuple[str, Any]:
         own = log(activity_api, contact, ADMIN if user.roles == ("viewer",) else user)
         where = route.replace("{contact_id}", contact).replace("{activity_id}", own["id"])
+        where = where.replace("{deal_id}", deal["id"])
         body = {"POST": BODIES["note"], "PATCH": {"body": "changed"}}.get(method)
         return where, body
 

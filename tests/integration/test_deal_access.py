@@ -88,6 +88,7 @@ CASES = [
         query={"from": "2027-01", "to": "2027-12"},
     ),
     Case("currencies", "GET", "/settings/currencies", "/settings/currencies", READ, 200),
+    Case("deal-settings", "GET", "/settings/deals", "/settings/deals", READ, 200),
     Case("create-deal", "POST", "/deals", "/deals", DEALS, 201, DEAL),
     Case(
         "move-deal",
@@ -116,6 +117,20 @@ CASES = [
         ADMIN_ONLY,
         200,
         RATES,
+    ),
+    Case(
+        "set-lost-reasons",
+        "PUT",
+        "/settings/deals",
+        "/settings/deals",
+        ADMIN_ONLY,
+        200,
+        {
+            "lost_reasons": [
+                {"code": "price", "label": "Price"},
+                {"code": "other", "label": "Other"},
+            ]
+        },
     ),
     Case("delete-deal", "DELETE", "/deals/{deal_id}", "/deals/{other_deal}", DEALS, 204),
     Case(

@@ -48,3 +48,33 @@ def test_a_deal_moves_through_its_stages_and_the_forecast_follows(api: Api, deal
     assert forecast["periods"][2]["won_amount"] == "12500.00"
     listed = get(deals_api, "/deals", SALES, query={"contact_id": person["id"]})
     assert [d["id"] for d in listed["items"]] == [created["id"]]
+
+
+def test_a_tenant_sets_its_own_lost_reasons(deals_api: Api) -> None:
+    admin = User("acme", ("admin",))
+    assert get(deals_api, "/settings/deals", SALES)["version"] == 0
+    reasons = [{"code": "price", "label": "Too dear"}, {"code": "legal", "label": "Legal review"}]
+    reply = deals_api.call("PUT", "/settings/deals", admin, {"lost_reasons": reasons})
+    assert reply.status == 200, reply.text
+    assert reply.headers["etag"] == '"1"'
+    lost = {"stage_id": "lost", "lost_reason": {"reason": "legal", "note": "MSA stuck"}}
+    assert deal(deals_api, **lost)["lost_reason"] == {"reason": "legal", "note": "MSA stuck"}
+    refused = deals_api.call(
+        "POST",
+        "/deals",
+        SALES,
+        {
+            "name": "x",
+            "amount": "1.00",
+            "currency": "USD",
+            "close_date": "2027-01-01",
+            "stage_id": "lost",
+            "lost_reason": {"reason": "timing"},
+        },
+    )
+    assert refused.status == 422, refused.text
+    assert refused.json["errors"][0]["loc"] == ["body", "lost_reason", "reason"]
+    duplicate = {"lost_reasons": [reasons[0], reasons[0]]}
+    reply = deals_api.call("PUT", "/settings/deals", admin, duplicate)
+    assert reply.status == 422
+    assert reply.json["errors"][0]["loc"] == ["body", "lost_reasons"]

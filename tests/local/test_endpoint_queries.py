@@ -155,3 +155,32 @@ def test_index_pages_walk_exactly_the_items_dynamodb_would_return(
 ) -> None:
     found = query_all(ddb, condition, forward, limit, only_calls, index=True)
     assert found == expected_keys(condition, forward, only_calls)
+
+
+def test_an_index_page_costs_its_items_not_its_partitions(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto sorts what it is handed as typed values: a board's Query per stage over a
+    pipeline of 10,000 deals took 0.4 s each until only the page was handed over."""
+    from moto.dynamodb.models.table import Table as MotoTable
+
+    sorted_items = MotoTable.sorted_items
+    handed: list[int] = []
+
+    def counting(table: Any, hash_attrs: Any, range_attrs: Any, items: list[Any]) -> Any:
+        handed.append(len(items))
+        return sorted_items(table, hash_attrs, range_attrs, items)
+
+    monkeypatch.setattr(MotoTable, "sorted_items", counting)
+    page = ddb.query(
+        TableName=TABLE,
+        IndexName="GSI1",
+        KeyConditionExpression="GSI1PK = :pk AND begins_with(GSI1SK, :p)",
+        ExpressionAttributeValues={":pk": {"S": INDEX_PARTITION}, ":p": {"S": "ACT#"}},
+        Limit=3,
+    )
+    assert [i["GSI1SK"]["S"] for i in page["Items"]] == expected_keys(
+        ("begins_with", "ACT#"), True, False
+    )[:3]
+    assert "LastEvaluatedKey" in page
+    assert handed == [4]  # the page and one more, to tell whether more follow

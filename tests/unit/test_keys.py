@@ -61,6 +61,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "pipeline_board": lambda t, x: keys.pipeline_board(t, x)["PK"],
     "pipelines_of_tenant": lambda t, x: keys.pipelines_of_tenant(t),
     "currency_settings": lambda t, x: keys.currency_settings(t)["PK"],
+    "deal_settings": lambda t, x: keys.deal_settings(t)["PK"],
     "currency_settings_version": lambda t, x: keys.currency_settings_version(
         t, "2027-01-01T00:00:00.000Z", 3
     )["PK"],
@@ -73,6 +74,11 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "deals_in_status": lambda t, x: keys.deals_in_status(t, x),
     "deal_of_contact": lambda t, x: keys.deal_of_contact(t, x, "01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
     "deals_of_contact": lambda t, x: keys.deals_of_contact(t, x),
+    "deal_activity": lambda t, x: keys.deal_activity(
+        t, x, "2027-01-01T00:00:00.000Z", "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    )["PK"],
+    "contact_deal_summary": lambda t, x: keys.contact_deal_summary(t, x)["PK"],
+    "company_deal_summary": lambda t, x: keys.company_deal_summary(t, x)["PK"],
     "forecast_month": lambda t, x: keys.forecast_month(t, "default", x)["PK"],
     "forecast_partition": lambda t, x: keys.forecast_partition(t, "default", x),
     "forecast_snapshot": lambda t, x: keys.forecast_snapshot(

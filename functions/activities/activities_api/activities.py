@@ -1,5 +1,5 @@
-"""/contacts/{id}/activities and /contacts/{id}/timeline: parse, authorize, call the store,
-shape the response."""
+"""/contacts/{id}/activities, /contacts/{id}/timeline and /deals/{id}/timeline: parse,
+authorize, call the store, shape the response."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ router = Router()
 
 ContactId = Annotated[Ulid, Path(description="The contact's id (a ULID).")]
 ActivityId = Annotated[Ulid, Path(description="The activity's id (a ULID).")]
+DealId = Annotated[Ulid, Path(description="The deal's id (a ULID).")]
 # A union (discriminated on `type`) is not a model: Powertools needs Body() to read it there.
 NewActivity = Annotated[ActivityCreate, Body(description="The activity; `type` says which.")]
 
@@ -78,6 +79,7 @@ def log_activity(caller: Principal, contact_id: ContactId, body: NewActivity) ->
         fields_of(body),
         body.occurred_at,
         http.origin(app, caller),
+        deal_id=body.deal_id,
     )
     metrics.add_metric(name="ActivityLogged", unit=MetricUnit.Count, value=1)
     return _one(201, item, location=f"/contacts/{contact_id}/activities/{item['id']}")
@@ -168,6 +170,27 @@ def timeline(
     page = activity_store.timeline(
         caller.tenant_id, contact_id, limit, cursor, type or (), TimeRange(since, until)
     )
+    result = ActivityPage(items=[to_activity(i) for i in page.items], next_cursor=page.next_cursor)
+    return http.json_response(200, result)
+
+
+@router.get(
+    "/deals/<deal_id>/timeline",
+    summary="A deal's activities (those that name it), newest first",
+    description=(
+        "The activities logged with this `deal_id`, on any of its contacts. A deal you do "
+        "not have is 404; a deleted deal keeps its timeline, as it keeps its history."
+    ),
+    responses=http.returns(200, "A page", ActivityPage),
+)
+@http.guard(app, Action.ACTIVITY_READ)
+def deal_timeline(
+    caller: Principal,
+    deal_id: DealId,
+    limit: http.Limit = DEFAULT_LIMIT,
+    cursor: http.Cursor = None,
+) -> Response[str]:
+    page = activity_store.deal_timeline(caller.tenant_id, deal_id, limit, cursor)
     result = ActivityPage(items=[to_activity(i) for i in page.items], next_cursor=page.next_cursor)
     return http.json_response(200, result)
 

@@ -16,7 +16,13 @@ from crm_core.companies.store import to_company
 from crm_core.contacts.store import to_contact
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
-from crm_core.records.company import Company, CompanyCreate, CompanyPage, CompanyPatch
+from crm_core.records.company import (
+    Company,
+    CompanyCreate,
+    CompanyPage,
+    CompanyPatch,
+    CompanyWithDeals,
+)
 from crm_core.records.contact import ContactPage
 
 router = Router()
@@ -56,10 +62,14 @@ def list_companies(
     return http.json_response(200, result)
 
 
-@router.get("/companies/<company_id>", summary="Read a company", responses=_ONE)
+@router.get(
+    "/companies/<company_id>",
+    summary="Read a company, with its deals in short",
+    responses=http.returns(200, "The company", CompanyWithDeals),
+)
 @http.guard(app, Action.COMPANY_READ)
 def get_company(caller: Principal, company_id: CompanyId) -> Response[str]:
-    company = company_store.get(caller.tenant_id, company_id)
+    company = company_store.get_with_deals(caller.tenant_id, company_id)
     return http.json_response(200, company, version=company.version)
 
 

@@ -22,6 +22,7 @@ from crm_core.records.contact import (
     ContactCreate,
     ContactPage,
     ContactPatch,
+    ContactWithDeals,
     LifecycleStage,
     MergeRequest,
 )
@@ -126,12 +127,15 @@ def list_contacts(
 
 @router.get(
     "/contacts/<contact_id>",
-    summary="Read a contact",
-    responses={**_ONE, 308: {"description": "Merged into the contact named by Location"}},
+    summary="Read a contact, with its deals in short",
+    responses={
+        **http.returns(200, "The contact", ContactWithDeals),
+        308: {"description": "Merged into the contact named by Location"},
+    },
 )
 @http.guard(app, Action.CONTACT_READ)
 def get_contact(caller: Principal, contact_id: ContactId) -> Response[str]:
-    contact = contact_store.get(caller.tenant_id, contact_id)
+    contact = contact_store.get_with_deals(caller.tenant_id, contact_id)
     return http.json_response(200, contact, version=contact.version)
 
 

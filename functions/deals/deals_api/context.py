@@ -14,6 +14,7 @@ logger, tracer, metrics, settings, table = function_runtime()
 deal_store = DealStore(table)
 pipeline_store = deal_store.pipelines
 currency_store = deal_store.currencies
+settings_store = deal_store.settings
 boards = BoardReader(table, pipeline_store, currency_store)
 forecasts = ForecastReader(table, pipeline_store, currency_store)
 app = APIGatewayHttpResolver(enable_validation=True)

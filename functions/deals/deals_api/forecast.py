@@ -1,4 +1,4 @@
-"""/forecast and /settings/currencies routes."""
+"""/forecast: the forecast by period, owner and category, now or as of a moment."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from crm_core import http
 from crm_core.auth import Action, Principal
 from crm_core.clock import format_iso
-from crm_core.deals.currency_settings import CurrencySettings, CurrencySettingsBody, to_settings
 from crm_core.deals.forecast import MAX_MONTHS, Forecast, months_between
 from crm_core.errors import BadRequest, Unprocessable
 from crm_core.fields import UserId, UtcDateTime
 from crm_core.records.deal import DEFAULT_PIPELINE, PipelineId
-from deals_api.context import app, currency_store, forecasts
+from deals_api.context import app, forecasts
 
 router = Router()
 
@@ -85,32 +84,3 @@ def get_forecast(
         caller.tenant_id, pipeline_id, period, first, last, owner_id, moment
     )
     return http.json_response(200, result)
-
-
-@router.get(
-    "/settings/currencies",
-    summary="The base currency and exchange rates",
-    responses=http.returns(200, "The settings", CurrencySettings),
-)
-@http.guard(app, Action.DEAL_READ)
-def get_currencies(caller: Principal) -> Response[str]:
-    settings = to_settings(currency_store.item(caller.tenant_id))
-    return http.json_response(200, settings, version=settings.version)
-
-
-@router.put(
-    "/settings/currencies",
-    summary="Set the base currency and exchange rates",
-    description=(
-        "`rates` says what one unit of each currency is worth in the base currency. Open "
-        "deals convert at the rates in force when read; a won or lost deal keeps the rate "
-        "of its closing. A deal's currency needs a rate."
-    ),
-    responses=http.returns(200, "The settings", CurrencySettings),
-)
-@http.guard(app, Action.PIPELINE_ADMIN)
-def put_currencies(caller: Principal, body: CurrencySettingsBody) -> Response[str]:
-    settings = currency_store.replace(
-        caller.tenant_id, body, http.if_match(app), http.origin(app, caller)
-    )
-    return http.json_response(200, settings, version=settings.version)

@@ -268,6 +268,10 @@ class _Logged(BaseModel):
         default=None,
         description="When it happened (default now; may be in the past, not the future).",
     )
+    deal_id: Ulid | None = Field(
+        default=None,
+        description="The deal it is about (one of yours): it shows in the deal's timeline.",
+    )
 
     @model_validator(mode="after")
     def _not_in_the_future(self) -> _Logged:
@@ -313,7 +317,9 @@ def fields_of(
     data: CallCreate | EmailCreate | MeetingCreate | NoteCreate | TaskCreate,
 ) -> dict[str, Any]:
     """The type-specific fields of an input model (its stored form)."""
-    raw = data.model_dump(by_alias=True, exclude={"type", "occurred_at"}, exclude_none=True)
+    raw = data.model_dump(
+        by_alias=True, exclude={"type", "occurred_at", "deal_id"}, exclude_none=True
+    )
     return validate_fields(ActivityType(data.type), raw)
 
 
@@ -322,10 +328,12 @@ class ActivityPatch(PatchBody):
     optional one. Each field has the type it has in the types that hold it; which fields
     exist depends on the activity's type, and the result is checked by that type's rules (a
     meeting's new end against its stored start, say). A task's status, due time and
-    assignee are here; `type` and `occurred_at` never change."""
+    assignee are here; `type` and `occurred_at` never change. `deal_id` applies to every
+    type: another deal moves the activity to that deal's timeline, null takes it off."""
 
     model_config = ConfigDict(**INPUT_MODEL, populate_by_name=True)
 
+    deal_id: Ulid | None = Field(default=None, description="The deal it is about; null: none.")
     direction: Direction | None = None
     outcome: CallOutcome | MeetingOutcome | None = None
     duration_s: Annotated[int, Field(strict=True, ge=0, le=MAX_CALL_SECONDS), WHOLE] | None = None
@@ -354,6 +362,7 @@ class _Stored(BaseModel):
 
     id: str = Field(description="A ULID whose time is occurred_at.")
     contact_id: str
+    deal_id: str | None = Field(default=None, description="The deal it is about, if any.")
     occurred_at: str
     created_by: str = Field(description="The user (or CRM function) that logged it.")
     created_at: str

@@ -1,10 +1,12 @@
 """Activities in the single table: each in its contact's partition, `SK=ACT#<id>`.
 
 Logging an activity is one transaction: the activity, the contact's summary
-(`last_activity_at`, one count per type) and the `ActivityLogged` outbox item. A timeline
-page is one Query of the contact's partition (or, for one type, of GSI1). Tasks are also in
-GSI2 (by assignee and status), GSI3 (by tenant and status) and, while open and not yet
-reported overdue, GSI4 (the overdue check's shards); all ordered by due time.
+(`last_activity_at`, one count per type), the link in its deal's partition if it names a deal
+(`keys.deal_activity`), and the `ActivityLogged` outbox item. A timeline page is one Query
+of the contact's partition (or, for one type, of GSI1); a deal's timeline is one Query of
+its links and one BatchGetItem of the activities. Tasks are also in GSI2 (by assignee and
+status), GSI3 (by tenant and status) and, while open and not yet reported overdue, GSI4 (the
+overdue check's shards); all ordered by due time.
 """
 
 from __future__ import annotations
@@ -59,10 +61,13 @@ from crm_core.table import (
 )
 
 ACTIVITY = "activity"
+DEAL_LINK = "deal_activity"
+DEAL = "deal_id"
 REDIRECT = keys.REDIRECT_ITEM
 # A merge moves activities in transactions of at most this many (a Put and a Delete each,
-# plus the survivor's summary: 2 * 49 + 1 <= 100), and of at most this many bytes (a
-# transaction carries at most 4 MB).
+# plus the survivor's summary: 2 * 49 + 1 <= 100; an activity on a deal also moves its
+# link, so a batch of those is cut shorter), and of at most this many bytes (a transaction
+# carries at most 4 MB).
 MOVE_BATCH = (MAX_TRANSACTION_ITEMS - 1) // 2
 MOVE_BATCH_BYTES = 3 * 1024 * 1024
 DELETE_BATCH = 25
@@ -81,6 +86,7 @@ _OWN_FIELDS = {
     "id",
     "tenant_id",
     "contact_id",
+    "deal_id",
     "occurred_at",
     "created_by",
     "created_at",
@@ -142,6 +148,7 @@ def new_activity(
     occurred_at: datetime | None,
     author: str,
     now: str,
+    deal_id: str | None = None,
 ) -> dict[str, Any]:
     """A new activity's item, keys and index keys included (its id carries its time)."""
     moment = occurred_at or datetime.now(UTC)
@@ -151,6 +158,7 @@ def new_activity(
         "id": new_ulid(_ms(moment)),
         "tenant_id": tenant_id,
         "contact_id": contact_id,
+        "deal_id": deal_id,
         "occurred_at": format_iso(moment),
         "created_by": author,
         "created_at": now,
@@ -162,7 +170,23 @@ def new_activity(
         item.setdefault("assignee_id", author)
         if item["status"] == TaskStatus.COMPLETED:
             item["completed_at"] = now
-    return _stored(item)
+    return _stored({k: v for k, v in item.items() if v is not None})
+
+
+def deal_link(activity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The item that puts an activity in its deal's timeline (None: it names no deal)."""
+    deal_id = activity.get("deal_id")
+    if not deal_id:
+        return None
+    tenant_id = activity["tenant_id"]
+    return {
+        **keys.deal_activity(tenant_id, deal_id, activity["occurred_at"], activity["id"]),
+        "type": DEAL_LINK,
+        "tenant_id": tenant_id,
+        "deal_id": deal_id,
+        "contact_id": activity["contact_id"],
+        "activity_id": activity["id"],
+    }
 
 
 @dataclass(frozen=True)
@@ -219,16 +243,27 @@ class ActivityStore:
         origin: Origin,
         *,
         extra_writes: Callable[[Item], Sequence[dict[str, Any]]] | None = None,
+        deal_id: str | None = None,
     ) -> Item:
         """Record an activity on a contact (any type: the route admits only users' types).
 
         `fields` are the type's fields in stored form (`validate_fields`). `also` gives the
         caller's parts of the same transaction, from the new activity (the lead processor's
         Update of its lead, naming the activity); if one is refused, nothing is written and
-        the error is a Conflict."""
+        the error is a Conflict. `deal_id` names the tenant's deal it is about (else
+        Unprocessable), whose timeline it joins."""
+        if deal_id is not None:
+            self._deal_must_exist(tenant_id, deal_id)
         now = now_iso()
         stored = new_activity(
-            tenant_id, contact_id, activity_type, fields, occurred_at, origin.actor.id, now
+            tenant_id,
+            contact_id,
+            activity_type,
+            fields,
+            occurred_at,
+            origin.actor.id,
+            now,
+            deal_id=deal_id,
         )
         event = events.ActivityLogged.create(
             tenant_id, origin, events.ActivityData(activity=events.ActivityFacts.of(stored)), now
@@ -236,13 +271,15 @@ class ActivityStore:
         put = self.op.put(stored, "attribute_not_exists(PK)")
 
         extra = list(extra_writes(stored)) if extra_writes else []
+        links = self._link_moves(None, stored)
 
         def attempt() -> None:
             contact = self._contact_for_write(tenant_id, contact_id)
             summary = summary_added(
                 self.op, contact, {activity_type.value: 1}, stored["occurred_at"]
             )
-            self._write([put, summary, *extra], contact, event, callers=range(2, 2 + len(extra)))
+            ops = [put, summary, *extra, *links]
+            self._write(ops, contact, event, callers=range(2, 2 + len(extra)))
 
         # A later activity logged meanwhile moves the summary: read the contact again.
         read_modify_write(attempt, "contact")
@@ -290,7 +327,13 @@ class ActivityStore:
                     f"{activity_type} activities are recorded by the CRM and cannot be changed"
                 )
             _may_change(old, set(changes), editor)
-            new = _patched(old, activity_type, changes)
+            new = _patched(old, activity_type, {k: v for k, v in changes.items() if k != DEAL})
+            if DEAL in changes:
+                new[DEAL] = changes[DEAL]
+                if new[DEAL] is None:
+                    del new[DEAL]
+                elif new[DEAL] != old.get(DEAL):
+                    self._deal_must_exist(tenant_id, new[DEAL])
             if new == old:
                 return old
             new.update(updated_at=now_iso(), version=old["version"] + 1)
@@ -309,7 +352,7 @@ class ActivityStore:
                 new["updated_at"],
             )
             ops = [self.op.update_changed(old, new, "version = :v", v=old["version"])]
-            self._write(ops, new, event)
+            self._write([*ops, *self._link_moves(old, new)], new, event)
             return new
 
         return read_modify_write(attempt, "activity")
@@ -341,7 +384,7 @@ class ActivityStore:
                 tenant_id, origin, events.ActivityData(activity=events.ActivityFacts.of(old))
             )
             ops = [self.op.delete(_key(old), "version = :v", v=old["version"]), summary]
-            self._write(ops, contact, event)
+            self._write([*ops, *self._link_moves(old, None)], contact, event)
 
         read_modify_write(attempt, "activity")
 
@@ -385,6 +428,25 @@ class ActivityStore:
                 min(limit * FILTER_READ_FACTOR, FILTER_READ_MAX),
             )
         return self.table.query(listing, limit, cursor, sort_between=between, where=where)
+
+    def deal_timeline(self, tenant_id: str, deal_id: str, limit: int, cursor: str | None) -> Page:
+        """A deal's activities, newest first: one Query of its links, then one BatchGetItem
+        of the page's activities (in their contacts' partitions). A first page without links
+        reads the deal instead, for the 404 of a deal the tenant does not have; a deleted
+        deal's timeline is kept, as its history is."""
+        listing = ListQuery("deal-timeline", keys.deal_partition(tenant_id, deal_id))
+        links = self.table.query(listing, limit, cursor, sort_prefix=keys.ACTIVITY_PREFIX)
+        if not links.items:
+            if cursor is None:
+                deal = self.table.get(keys.deal(tenant_id, deal_id), consistent=False)
+                if deal is None or deal.get("type") != keys.DEAL_ITEM:
+                    raise NotFound("no such deal")
+            return links
+        found = self.table.batch_get(
+            [keys.activity(tenant_id, i["contact_id"], i["activity_id"]) for i in links.items]
+        )
+        # An activity deleted (or moved by a merge) since its link was read is left out.
+        return Page(items=found, next_cursor=links.next_cursor)
 
     def tasks(
         self,
@@ -465,7 +527,8 @@ class ActivityStore:
     # Merge and delete of contacts (the activity_events consumer) -------------------------
     def move_all(self, tenant_id: str, from_id: str, to_id: str) -> int:
         """Move every activity of a merged contact to its survivor, in transactions that
-        also add their counts to the survivor's summary. Repeating it moves nothing twice:
+        also add their counts to the survivor's summary and point their deal links at the
+        survivor. Repeating it moves nothing twice:
         each activity leaves the merged contact in the transaction that writes it anew.
         Follows the survivor's own merges; deletes the activities if the survivor is gone."""
         moved = 0
@@ -479,10 +542,18 @@ class ActivityStore:
                 return moved
             counts: dict[str, int] = {}
             ops: list[dict[str, Any]] = []
-            for old in batch:
+            for n, old in enumerate(batch):
                 new = _stored({**old, "contact_id": survivor["id"]})
-                ops.append(self.op.put(new, "attribute_not_exists(PK)"))
-                ops.append(self.op.delete(_key(old), "version = :v", v=old["version"]))
+                # Its deal's link names the survivor from the same transaction on.
+                parts = [
+                    self.op.put(new, "attribute_not_exists(PK)"),
+                    self.op.delete(_key(old), "version = :v", v=old["version"]),
+                    *self._link_moves(old, new),
+                ]
+                if len(ops) + len(parts) + 1 > MAX_TRANSACTION_ITEMS:
+                    batch = batch[:n]  # the rest in the next transaction
+                    break
+                ops += parts
                 counts[old["activity_type"]] = counts.get(old["activity_type"], 0) + 1
             latest = max(i["occurred_at"] for i in batch)
             ops.append(summary_added(self.op, survivor, counts, latest))
@@ -521,7 +592,8 @@ class ActivityStore:
         return batch
 
     def delete_all(self, tenant_id: str, contact_id: str) -> int:
-        """Delete every activity of a deleted contact (BatchWriteItem, 25 at a time)."""
+        """Delete every activity of a deleted contact, and their deal links (BatchWriteItem,
+        25 at a time)."""
         partition = keys.contact(tenant_id, contact_id)["PK"]
         deleted = 0
         while True:
@@ -536,8 +608,37 @@ class ActivityStore:
             )
             if not page.items:
                 return deleted
-            self.table.batch_delete([{"PK": i["PK"], "SK": i["SK"]} for i in page.items])
+            # The deals' links go first: stopped between the two, the retry finds the
+            # activities again and finishes; the other way round it would find none, and
+            # their links would stay behind in the deals' timelines.
+            links = [link for i in page.items if (link := deal_link(i)) is not None]
+            self.table.batch_delete([_key(link) for link in links])
+            self.table.batch_delete([_key(i) for i in page.items])
             deleted += len(page.items)
+
+    # Deals ------------------------------------------------------------------------------
+    def _deal_must_exist(self, tenant_id: str, deal_id: str) -> None:
+        """An activity names only a deal of its tenant (another tenant's is one it has not)."""
+        item = self.table.get(keys.deal(tenant_id, deal_id))
+        if item is None or item.get("type") != keys.DEAL_ITEM:
+            raise Unprocessable(
+                f"no such deal: {deal_id}",
+                errors=[{"loc": ["body", DEAL], "msg": "no such deal"}],
+            )
+
+    def _link_moves(self, old: Item | None, new: Item | None) -> list[dict[str, Any]]:
+        """The writes that keep an activity's deal link as the activity goes from `old` to
+        `new` (None: not there): none, a Put, a Delete, or both when it moves."""
+        before = deal_link(old) if old is not None else None
+        after = deal_link(new) if new is not None else None
+        if before == after:
+            return []
+        ops = []
+        if before is not None and (after is None or _key(before) != _key(after)):
+            ops.append(self.op.delete(_key(before)))
+        if after is not None:
+            ops.append(self.op.put(after))
+        return ops
 
     # Writes -----------------------------------------------------------------------------
     def _write(

@@ -15,7 +15,8 @@ from crm_core.events.outbox import outbox_put
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
-from crm_core.records.company import Company, CompanyCreate
+from crm_core.records.company import Company, CompanyCreate, CompanyWithDeals
+from crm_core.records.deal_totals import deal_totals
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
 COMPANY = "company"
@@ -50,6 +51,25 @@ class CompanyStore:
 
     def get(self, tenant_id: str, company_id: str) -> Company:
         return to_company(self.load(tenant_id, company_id))
+
+    def get_with_deals(self, tenant_id: str, company_id: str) -> CompanyWithDeals:
+        """The company's page: the company and its deal summary, read together in one
+        BatchGetItem (strongly consistent; the summary's sums exactly)."""
+        company_key = keys.company(tenant_id, company_id)
+        summary_key = keys.company_deal_summary(tenant_id, company_id)
+        found = {
+            i["PK"]: i
+            for i in self.table.batch_get(
+                [company_key, summary_key],
+                consistent=True,
+                exact=lambda key: key == summary_key,
+            )
+        }
+        item = found.get(company_key["PK"])
+        if item is None or item.get("type") != COMPANY:
+            raise NotFound("no such company")
+        summary = found.get(summary_key["PK"])
+        return CompanyWithDeals(**dict(to_company(item)), deals=deal_totals(summary))
 
     def create(self, tenant_id: str, data: CompanyCreate, origin: Origin) -> Company:
         now = now_iso()

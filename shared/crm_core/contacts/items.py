@@ -54,6 +54,20 @@ def load_contact(
     """The stored contact item; NotFound, or Moved (to the path of the contact at the end
     of its chain of merges, plus `then`) when it was merged into another."""
     item = table.get(keys.contact(tenant_id, contact_id), consistent)
+    return contact_as_read(table, tenant_id, contact_id, item, then=then, consistent=consistent)
+
+
+def contact_as_read(
+    table: Table,
+    tenant_id: str,
+    contact_id: str,
+    item: Item | None,
+    *,
+    then: str = "",
+    consistent: bool = True,
+) -> Item:
+    """`load_contact` for the item at the contact's key as the caller read it (None: none
+    there), with other items in the same call: a merged contact's survivor is still read."""
     if item is None or item.get("type") not in (keys.CONTACT_ITEM, keys.REDIRECT_ITEM):
         raise NotFound("no such contact")
     if item.get("type") == keys.CONTACT_ITEM:

@@ -15,6 +15,7 @@ from crm_core import keys, normalize
 from crm_core.clock import now_iso
 from crm_core.contacts import suppression
 from crm_core.contacts.items import (
+    contact_as_read,
     load_contact,
     load_contact_for_write,
     resolve,
@@ -37,7 +38,8 @@ from crm_core.fields import MAX_TAGS
 from crm_core.ids import new_ulid
 from crm_core.pagination import ListQuery
 from crm_core.patching import apply_patch
-from crm_core.records.contact import Contact, ContactCreate, EmailConsent
+from crm_core.records.contact import Contact, ContactCreate, ContactWithDeals, EmailConsent
+from crm_core.records.deal_totals import deal_totals
 from crm_core.scores.ranking import contacts_by_score
 from crm_core.scores.state import score_now
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
@@ -127,6 +129,24 @@ class ContactStore:
 
     def get(self, tenant_id: str, contact_id: str) -> Contact:
         return to_contact(self.load(tenant_id, contact_id))
+
+    def get_with_deals(self, tenant_id: str, contact_id: str) -> ContactWithDeals:
+        """The contact's page: the contact and its deal summary, read together in one
+        BatchGetItem (strongly consistent, for the ETag; the summary's sums exactly). A
+        merged contact is Moved, as `load`."""
+        contact_key = keys.contact(tenant_id, contact_id)
+        summary_key = keys.contact_deal_summary(tenant_id, contact_id)
+        found = {
+            i["SK"]: i
+            for i in self.table.batch_get(
+                [contact_key, summary_key],
+                consistent=True,
+                exact=lambda key: key["SK"] == keys.SUMMARY,
+            )
+        }
+        item = contact_as_read(self.table, tenant_id, contact_id, found.get(contact_key["SK"]))
+        contact = to_contact(item)
+        return ContactWithDeals(**dict(contact), deals=deal_totals(found.get(keys.SUMMARY)))
 
     def _load_for_write(self, tenant_id: str, contact_id: str, expected: int | None) -> Item:
         item = load_contact_for_write(self.table, tenant_id, contact_id)

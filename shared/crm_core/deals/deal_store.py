@@ -1,6 +1,7 @@
 """Deals in the single table. Every change is one transaction: the deal, its history entry,
 its pipeline's forecast months (current state and a snapshot of it) and board, the
-pipeline's version check, the deal's contact links, and its events in the outbox.
+pipeline's version check, the deal's contact links, the deal summaries of its contacts and
+company (crm_core/deals/summaries.py), and its events in the outbox.
 docs/decisions.md, 80.
 """
 
@@ -16,7 +17,9 @@ from crm_core.clock import now_iso
 from crm_core.currencies import MoneyError, format_amount, parse_amount, to_base
 from crm_core.deals import bookkeeping
 from crm_core.deals.currency_settings import CurrencyStore, Rates
+from crm_core.deals.deal_settings import DealSettingsStore
 from crm_core.deals.pipeline_store import BOARD_CHANGES, PipelineStore, stage_of
+from crm_core.deals.summaries import Holder, summary_deltas
 from crm_core.deals.versions import later_of
 from crm_core.dynamo import Item
 from crm_core.errors import ConcurrentChange, NotFound, PreconditionFailed, Unprocessable
@@ -33,9 +36,10 @@ from crm_core.records.deal import (
     DealCreate,
     stored_contacts,
 )
+from crm_core.records.deal_totals import SUMMARY_ITEM
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
-DEAL_ITEM = "deal"
+DEAL_ITEM = keys.DEAL_ITEM
 HISTORY_ITEM = "deal_history"
 CONTACT_LINK_ITEM = "deal_contact"
 FORECAST_MONTH_ITEM = "forecast_month"
@@ -101,6 +105,7 @@ class DealStore:
         self.clock = clock
         self.pipelines = PipelineStore(table, clock)
         self.currencies = CurrencyStore(table, clock)
+        self.settings = DealSettingsStore(table, clock)
 
     # Reads --------------------------------------------------------------------------------
     def load(self, tenant_id: str, deal_id: str) -> Item:
@@ -136,7 +141,10 @@ class DealStore:
             by, value = "pipeline_id", pipeline_id
         if by == "contact_id":
             listing = ListQuery("deals-of-contact", keys.deals_of_contact(tenant_id, value))
-            links = self.table.query(listing, limit, cursor, newest_first=False)
+            # The deal ids only: the partition also holds the contact's deal summary.
+            links = self.table.query(
+                listing, limit, cursor, newest_first=False, sort_between=keys.DEAL_IDS
+            )
             found = self.table.batch_get([keys.deal(tenant_id, i["deal_id"]) for i in links.items])
             found.sort(key=lambda d: (d["close_date"], d["id"]))
             return Page(items=found, next_cursor=links.next_cursor)
@@ -287,6 +295,13 @@ class DealStore:
             raise _invalid("lost_reason", "a lost deal needs a lost reason")
         if lost_reason_sent and new["status"] != "lost":
             raise _invalid("lost_reason", "only a lost deal has a lost reason")
+        if lost_reason_sent:
+            codes = self.settings.lost_reasons(new["tenant_id"])
+            if new["lost_reason"]["reason"] not in codes:
+                message = f"a lost reason is one of the tenant's: {', '.join(codes)}"
+                raise Unprocessable(
+                    message, errors=[{"loc": ["body", "lost_reason", "reason"], "msg": message}]
+                )
         if new["status"] != "lost":
             new.pop("lost_reason", None)
         if new["status"] == "open":
@@ -387,6 +402,7 @@ class DealStore:
         )
         ops += self._forecast_writes(tenant_id, old, new, pipelines, at)
         ops += self._contact_links(tenant_id, deal_id, old, new)
+        ops += self._summary_updates(tenant_id, old, new)
         ops += [outbox_put(self.op, key, event) for event in published]
         try:
             self.table.transact(ops)
@@ -487,6 +503,38 @@ class DealStore:
             None,
             {**names, "#t": "type"},
             type="pipeline_board",
+            **values,
+        )
+
+    def _summary_updates(
+        self, tenant_id: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """ADDs to the deal summaries of the contacts and company the change concerns. No
+        condition: a contact or company deleted meanwhile never blocks a deal's change (its
+        summary stays as a record nobody reads)."""
+        return [
+            self._summary_update(tenant_id, holder, adds)
+            for holder, adds in summary_deltas(old, new).items()
+        ]
+
+    def _summary_update(
+        self, tenant_id: str, holder: Holder, adds: Mapping[str, Decimal]
+    ) -> dict[str, Any]:
+        kind, holder_id = holder
+        if kind == "contact":
+            key = keys.contact_deal_summary(tenant_id, holder_id)
+        else:
+            key = keys.company_deal_summary(tenant_id, holder_id)
+        names = {"#t": "type", "#h": f"{kind}_id", **{f"#s{i}": n for i, n in enumerate(adds)}}
+        values = {f"s{i}": v for i, v in enumerate(adds.values())}
+        expression = "ADD " + ", ".join(f"#s{i} :s{i}" for i in range(len(adds)))
+        return self.op.update(
+            key,
+            expression + " SET #t = :type, #h = :holder",
+            None,
+            names,
+            type=SUMMARY_ITEM,
+            holder=holder_id,
             **values,
         )
 

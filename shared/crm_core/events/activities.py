@@ -31,6 +31,7 @@ class ActivityFacts(BaseModel):
 
     id: Ulid
     contact_id: Ulid
+    deal_id: Ulid | None = Field(default=None, description="The deal it is about, if any.")
     type: str = Field(description="call, email, meeting, note, task, form_submission, ...")
     occurred_at: str
     created_by: str

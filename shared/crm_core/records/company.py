@@ -21,6 +21,7 @@ from crm_core.fields import (
     Tags,
     UserId,
 )
+from crm_core.records.deal_totals import DealTotals
 
 CompanyName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), STRIPPED
@@ -92,6 +93,17 @@ class Company(BaseModel):
     created_at: str
     updated_at: str
     version: int
+
+
+class CompanyWithDeals(Company):
+    """A company's page (GET /companies/{id}): the company and its deals in short."""
+
+    deals: DealTotals = Field(
+        description=(
+            "How many of its deals are open and won, and the won amounts; kept with each "
+            "deal's change (zeros and no amounts when it has none)."
+        )
+    )
 
 
 class CompanyPage(BaseModel):

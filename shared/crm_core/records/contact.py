@@ -22,6 +22,7 @@ from crm_core.fields import (
     Ulid,
     UserId,
 )
+from crm_core.records.deal_totals import DealTotals
 
 
 class LifecycleStage(StrEnum):
@@ -166,6 +167,17 @@ class Contact(BaseModel):
     created_at: str
     updated_at: str
     version: int
+
+
+class ContactWithDeals(Contact):
+    """A contact's page (GET /contacts/{id}): the contact and its deals in short."""
+
+    deals: DealTotals = Field(
+        description=(
+            "How many open and won deals it takes part in, and the won amounts; kept with "
+            "each deal's change (zeros and no amounts when it has none)."
+        )
+    )
 
 
 class ContactPage(BaseModel):

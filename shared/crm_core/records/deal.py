@@ -43,7 +43,8 @@ LostNote = Annotated[
 ReasonCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
-# The reasons a deal is lost, as sales teams commonly report them; `other` wants the note.
+# The reasons a deal is lost until a tenant sets its own (/settings/deals), as sales teams
+# commonly report them; `other` wants the note.
 LOST_REASONS = ("price", "competitor", "no_budget", "no_decision", "timing", "fit", "other")
 
 
@@ -82,13 +83,11 @@ class DealContact(BaseModel):
 class LostReason(BaseModel):
     model_config = INPUT_MODEL
 
-    reason: ReasonCode = Field(description="One of the tenant's lost reasons.")
+    reason: ReasonCode = Field(description="One of the tenant's lost reasons (/settings/deals).")
     note: LostNote | None = Field(default=None, description="Free text.")
 
     @model_validator(mode="after")
     def _other_says_why(self) -> LostReason:
-        if self.reason not in LOST_REASONS:
-            raise ValueError(f"a lost reason is one of {', '.join(LOST_REASONS)}")
         if self.reason == "other" and self.note is None:
             raise ValueError("a lost reason of `other` needs a note")
         return self
