@@ -61,6 +61,7 @@ bench: venv build
 	$(BIN)/python scripts/bench_leads.py
 	$(BIN)/python scripts/bench_scoring.py
 	$(BIN)/python scripts/bench_campaign.py
+	$(BIN)/python scripts/bench_deals.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

@@ -5,7 +5,7 @@ crm token --tenant T --role R             an ID token, alone on stdout
 crm tenant create T [--stage S]           a tenant with one user per role
 crm user add --tenant T --email E --role R [--stage S]
 crm invoke FUNCTION --event FILE          one event through the running cloud's runner
-crm seed --contacts N                     demo data through the API
+crm seed [--contacts N] [--deals N]       demo data through the API
 crm events tail|replay [--stage S]        watch the bus; re-drive a DLQ or an archive
 crm webhook send --source ID --secret S --file F [--form]   a signed lead delivery
 """
@@ -129,11 +129,21 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from infra.ops.seed import seed
+    from infra.ops.seed import REPS, seed
 
     identity, running = _local_identity(args)
     token = identity.id_token(role_email(args.tenant, "admin"))
-    seed(running.api_url, token, contacts=args.contacts, companies=args.companies)
+    # Deals belong to the tenant's own sales and admin users, and to made-up reps.
+    users = [identity.user_id(role_email(args.tenant, role)) for role in ("sales", "admin")]
+    owners = [*(u for u in users if u), *REPS]
+    seed(
+        running.api_url,
+        token,
+        contacts=args.contacts,
+        companies=args.companies,
+        deals=args.deals,
+        owners=owners,
+    )
     return 0
 
 
@@ -197,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     seed_cmd = commands.add_parser("seed", help="demo data through the API")
     seed_cmd.add_argument("--contacts", type=int, default=200)
     seed_cmd.add_argument("--companies", type=int, default=20)
+    seed_cmd.add_argument(
+        "--deals", type=int, default=300, help="deals with their history (0: none)"
+    )
     seed_cmd.add_argument("--tenant", default="demo")
     seed_cmd.set_defaults(run=cmd_seed)
 

@@ -83,6 +83,17 @@ class Identity:
             for role in ROLES
         ]
 
+    def user_id(self, email: str) -> str | None:
+        """A user's id (the `sub` of its tokens, what deals and contacts name as owner);
+        None when there is no such user."""
+        try:
+            user = self.cognito.admin_get_user(UserPoolId=self.user_pool_id, Username=email)
+        except self.cognito.exceptions.UserNotFoundException:
+            return None
+        attributes = {a["Name"]: a["Value"] for a in user.get("UserAttributes", [])}
+        sub = attributes.get("sub")
+        return str(sub) if sub else None
+
     def id_token(self, email: str, password: str = LOCAL_PASSWORD) -> str:
         """A real ID token through InitiateAuth (USER_PASSWORD_AUTH), as a client gets one."""
         result = self.cognito.initiate_auth(

@@ -28,6 +28,8 @@ def to_attr(value: Any) -> AttributeValue:
         return {"BOOL": value}
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, bytes):
+        return {"B": value}
     if isinstance(value, int | float | Decimal):
         return {"N": _number(value)}
     if isinstance(value, Mapping):
@@ -64,6 +66,8 @@ def from_attr(attr: AttributeValue, exact: bool = False) -> Any:
         return [from_attr(v, exact) for v in raw]
     if kind == "SS":
         return sorted(raw)
+    if kind == "B":
+        return bytes(raw)
     raise TypeError(f"unsupported attribute type {kind}")
 
 

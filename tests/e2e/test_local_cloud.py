@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -149,9 +150,11 @@ def _token_of_another_pool(cloud: CloudProcess) -> str:
 
 
 def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None:
-    result = cloud.crm("seed", "--contacts", "12", "--companies", "3", "--tenant", "demo")
+    seed = ("seed", "--contacts", "12", "--companies", "3", "--deals", "20", "--tenant", "demo")
+    result = cloud.crm(*seed)
     assert result.returncode == 0, result.stderr
     assert "contacts   [##############################] 12/12" in result.stderr
+    assert "deals      [##############################] 20/20" in result.stderr
     token = cloud.token("demo", "viewer")
     status, _, companies = cloud.call("GET", "/companies?limit=100", token)
     assert status == 200
@@ -160,10 +163,77 @@ def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None
     assert sum(c["contact_count"] for c in seeded) > 0
     status, _, page = cloud.call("GET", "/contacts?limit=100", token)
     assert len([c for c in page["items"] if c["email"].endswith("@example.com")]) >= 12
-    again = cloud.crm("seed", "--contacts", "12", "--companies", "3", "--tenant", "demo")
+    deals = _seeded_deals(cloud, token)
+    _check_the_seeded_pipeline(cloud, token, deals, {c["id"] for c in seeded})
+    again = cloud.crm(*seed)
     assert again.returncode == 0, again.stderr  # idempotent: nothing twice
     _, _, companies_again = cloud.call("GET", "/companies?limit=100", token)
     assert len(companies_again["items"]) == len(companies["items"])
+    # No deal twice, and no change made again: every deal is at the version it was.
+    assert _seeded_deals(cloud, token) == deals
+
+
+def _seeded_deals(cloud: CloudProcess, token: str) -> dict[int, dict[str, Any]]:
+    """The default pipeline's deals `crm seed` made, by their seed_index."""
+    found: dict[int, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        status, _, page = cloud.call(
+            "GET", "/deals?limit=100" + (f"&cursor={cursor}" if cursor else ""), token
+        )
+        assert status == 200, page
+        for deal in page["items"]:
+            if "seed_index" in deal["attributes"]:
+                found[deal["attributes"]["seed_index"]] = deal
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def _check_the_seeded_pipeline(
+    cloud: CloudProcess, token: str, deals: dict[int, dict[str, Any]], company_ids: set[str]
+) -> None:
+    """A sales pipeline worth looking at: currencies set, every stage of the default
+    pipeline used, several owners and currencies, close dates around today, companies and
+    contacts linked, and a history behind most deals."""
+    assert sorted(deals) == list(range(20))
+    status, _, currencies = cloud.call("GET", "/settings/currencies", token)
+    assert status == 200
+    assert currencies["base"] == "EUR"
+    assert {"USD", "GBP", "JPY"} <= set(currencies["rates"])
+    found = list(deals.values())
+    assert {d["stage_id"] for d in found} == {
+        "qualification",
+        "needs-analysis",
+        "proposal",
+        "negotiation",
+        "won",
+        "lost",
+    }
+    assert all(d["lost_reason"]["reason"] for d in found if d["status"] == "lost")
+    assert all(d["closing"]["base"] == "EUR" for d in found if d["status"] != "open")
+    assert len({d["currency"] for d in found}) >= 3
+    assert len({d["owner_id"] for d in found}) >= 3
+    today = datetime.now(UTC).date().isoformat()
+    assert any(d["close_date"] < today for d in found)
+    assert any(d["close_date"] > today for d in found)
+    assert {d["company_id"] for d in found if d["company_id"]} <= company_ids
+    assert sum(bool(d["contacts"]) for d in found) >= 10
+    moved = [d for d in found if d["version"] > 1]
+    assert len(moved) >= 10, [d["version"] for d in found]
+    changes: set[str] = set()
+    for deal in moved:
+        status, _, history = cloud.call("GET", f"/deals/{deal['id']}/history", token)
+        assert status == 200, history
+        assert len(history["items"]) == deal["version"]
+        assert history["items"][-1]["action"] == "created"
+        changes |= {c["field"] for h in history["items"][:-1] for c in h["changes"]}
+    assert {"stage_id", "status", "amount", "close_date", "lost_reason"} <= changes
+    status, _, board = cloud.call("GET", "/pipelines/default/board?limit=0", token)
+    assert status == 200, board
+    assert board["currency"] == "EUR"
+    assert not set(board["unconverted"]) & {d["currency"] for d in found}
+    assert sum(s["count"] for s in board["stages"]) >= len(found)
 
 
 def test_a_second_cloud_on_the_same_ports_refuses_clearly(

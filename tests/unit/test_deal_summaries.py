@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crm_core.deals import bookkeeping
 from crm_core.deals.summaries import Holder, contribution, summary_deltas
 from crm_core.records.deal_totals import deal_totals
 
@@ -142,3 +145,17 @@ def test_the_steps_add_up_to_where_the_deal_ends(history: list[dict[str, Any] | 
     expected = {k: v for k, v in contribution(last).items() if v != 0}
     for holder in summary_deltas(None, last):
         assert {k: v for k, v in total[holder].items() if v != 0} == expected
+
+
+def test_a_month_of_cells_round_trips_exactly_and_a_full_one_is_refused() -> None:
+    cells = {
+        f"owner-{i}|proposal|EUR": {"n": i + 1, "a": Decimal("0.000000000001") * i}
+        for i in range(2000)
+    }
+    packed = bookkeeping.encode_cells(cells)
+    assert len(packed) < 100 * 1024  # 2,000 cells, well within an item
+    assert bookkeeping.decode_cells({bookkeeping.CELLS_ATTRIBUTE: packed}) == cells
+    assert bookkeeping.decode_cells(None) == {}
+    noise = {f"{os.urandom(16).hex()}|s|EUR": {"n": 1, "a": Decimal(1)} for _ in range(20000)}
+    with pytest.raises(bookkeeping.MonthFull):
+        bookkeeping.encode_cells(noise)

@@ -76,7 +76,7 @@ def test_numbers_come_back_as_int_when_whole() -> None:
     assert from_attr({"SS": ["b", "a"]}) == ["a", "b"]
 
 
-@pytest.mark.parametrize("value", [{1, 2}, b"bytes", object()])
+@pytest.mark.parametrize("value", [{1, 2}, bytearray(b"bytes"), object()])
 def test_unsupported_values_are_a_type_error(value: Any) -> None:
     with pytest.raises(TypeError):
         to_attr(value)
@@ -84,7 +84,12 @@ def test_unsupported_values_are_a_type_error(value: Any) -> None:
 
 def test_unsupported_attribute_types_are_a_type_error() -> None:
     with pytest.raises(TypeError):
-        from_attr({"B": b"x"})
+        from_attr({"NS": ["1"]})
+
+
+def test_binary_round_trips() -> None:
+    # A forecast month's compressed cells (crm_core/deals/bookkeeping.py).
+    assert from_attr(to_attr(b"\x00\x01z")) == b"\x00\x01z"
 
 
 def test_key_attrs() -> None:

@@ -22,7 +22,13 @@ from crm_core.deals.pipeline_store import BOARD_CHANGES, PipelineStore, stage_of
 from crm_core.deals.summaries import Holder, summary_deltas
 from crm_core.deals.versions import later_of
 from crm_core.dynamo import Item
-from crm_core.errors import ConcurrentChange, NotFound, PreconditionFailed, Unprocessable
+from crm_core.errors import (
+    ConcurrentChange,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
 from crm_core.events import deals as events
 from crm_core.events.envelope import ActorType, DomainEvent, Origin
 from crm_core.events.outbox import outbox_put
@@ -462,12 +468,19 @@ class DealStore:
         for month in sorted(months):
             current = found.get(month)
             version = 0 if current is None else int(current["version"])
-            cells = bookkeeping.apply(current["cells"] if current else {}, months[month])
+            cells = bookkeeping.apply(bookkeeping.decode_cells(current), months[month])
+            try:
+                packed = bookkeeping.encode_cells(cells)
+            except bookkeeping.MonthFull as full:
+                raise Conflict(
+                    f"the forecast of {pipeline_id} for {month} cannot hold more: {full}; "
+                    "split the pipeline or its owners"
+                ) from None
             state = {
                 "tenant_id": tenant_id,
                 "pipeline_id": pipeline_id,
                 "month": month,
-                "cells": cells,
+                bookkeeping.CELLS_ATTRIBUTE: packed,
                 "version": version + 1,
                 "at": at,
             }

@@ -252,7 +252,7 @@ class ForecastReader:
             rates = self.currencies.current(tenant_id)
             month_keys = [keys.forecast_month(tenant_id, pipeline_id, m) for m in wanted]
             found = self.table.batch_get(month_keys, consistent=True, exact=True)
-            months = {i["month"]: i["cells"] for i in found}
+            months = {i["month"]: bookkeeping.decode_cells(i) for i in found}
         else:
             pipeline = self.pipelines.as_of(tenant_id, pipeline_id, as_of)
             rates = self.currencies.as_of(tenant_id, as_of)
@@ -277,7 +277,7 @@ class ForecastReader:
         def one(month: str) -> tuple[str, Any]:
             partition = keys.forecast_partition(tenant_id, pipeline_id, month)
             found = version_at(self.table, partition, keys.SNAPSHOT_PREFIX, as_of, exact=True)
-            return month, (found or {}).get("cells", {})
+            return month, bookkeeping.decode_cells(found)
 
         with ThreadPoolExecutor(max_workers=min(_PARALLEL_READS, len(wanted))) as pool:
             return dict(pool.map(one, wanted))
