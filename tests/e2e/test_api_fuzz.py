@@ -48,7 +48,7 @@ class Allowed:
 
 LISTS = (
     r"GET (/campaigns|/companies|/contacts|/lead-sources|/scoring/jobs|/segments|/tasks"
-    r"|.*/(contacts|deliveries|recipients|timeline))"
+    r"|/deals|/pipelines|.*/(contacts|deliveries|recipients|timeline|history))"
 )
 ANY = r".*"
 ALLOWED: tuple[Allowed, ...] = (
@@ -123,6 +123,67 @@ ALLOWED: tuple[Allowed, ...] = (
         "from_id must name another existing contact: state, and a rule across the path and "
         "the body.",
     ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(POST|PATCH) /contacts/\{contact_id\}/activities.*",
+        422,
+        r"no such deal",
+        "deal_id must name a deal of the tenant: state.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(POST|PATCH) /deals.*",
+        422,
+        r"(no such (pipeline|company|contact)|has no stage|no rate from \w+ to \w+|a lost "
+        r"reason is one of the tenant's)",
+        "A deal names a pipeline, stage, company and contacts of the tenant, in a currency "
+        "the tenant has a rate for, lost for one of the tenant's reasons: state.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(POST|PATCH) /deals.*",
+        422,
+        r"(has \d digit\(s\) after the point|a lost deal needs a lost reason|only a lost deal "
+        r"has a lost reason|a lost reason of `other` needs a note|a contact takes part in a "
+        r"deal once|at most one primary contact|moving a deal to another pipeline names its "
+        r"stage)",
+        "An amount's digits depend on its currency, a lost reason on the stage's kind (a "
+        "stage of the body or the stored deal), contacts on each other: rules across fields.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(POST|PATCH) /pipelines.*",
+        422,
+        r"(a pipeline has (exactly one won|at least one (lost|open)) stage|each stage has its "
+        r"own (id|name)|an? (won|lost) stage (has probability|is in the)|only an open stage "
+        r"can rot|only the won stage is in the closed)",
+        "A pipeline's stages: one won, a lost and an open one, distinct ids and names, closed "
+        "stages certain: rules across the list and each stage's fields.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"PUT /settings/(currencies|deals)",
+        422,
+        r"(the base currency has no rate|a rate is above 0|a rate has at most 12 significant "
+        r"digits|each reason has its own code)",
+        "The base has no rate, a rate is above 0 within 12 significant digits, reasons have "
+        "distinct codes: rules across fields and digits a pattern cannot count.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"GET /deals",
+        400,
+        r"^use one filter at a time",
+        "GET /deals takes one filter at a time (each is one index): a rule across query "
+        "parameters.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"GET /forecast",
+        400,
+        r"^(a forecast covers at most 36 months|`to` is before `from`)$",
+        "A forecast's range in order and at most 36 months: a rule across query parameters.",
+    ),
     # Rules across fields, which JSON Schema cannot state (the descriptions do).
     Allowed(
         "positive_data_acceptance",
@@ -191,7 +252,7 @@ ALLOWED: tuple[Allowed, ...] = (
         ANY,
         422,
         r"(day value is outside expected range|the time must be between 1970-01-01T00:00:00Z "
-        r"and 9999-12-31T23:59:59Z \(in UTC\))",
+        r"and 9999-12-31T23:59:59Z \(in UTC\)|\d{4}-\d\d-\d\d is not a date)",
         "A date-time's pattern bounds each part and the year, not the calendar (February "
         "30th) nor an offset that moves the first or last day of the range outside it.",
     ),

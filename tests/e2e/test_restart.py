@@ -16,8 +16,11 @@ def test_data_survives_a_restart_and_sigterm_stops_cleanly(
     cloud.start()
     try:
         token = cloud.token("demo", "sales")
-        status, _, ada = cloud.call("POST", "/contacts", token, {"email": "ada@example.com"})
-        assert status == 201, ada
+        status, _, created = cloud.call("POST", "/contacts", token, {"email": "ada@example.com"})
+        assert status == 201, created
+        # As a read shows it (with its deal totals), to compare with the read after.
+        status, _, ada = cloud.call("GET", f"/contacts/{created['id']}", token)
+        assert status == 200, ada
         owner_sub = _sub(token)
     finally:
         assert cloud.stop() == 0  # SIGTERM: a clean stop, state saved

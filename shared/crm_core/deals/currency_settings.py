@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 
 from crm_core import keys
 from crm_core.clock import now_iso
@@ -25,7 +25,18 @@ from crm_core.table import Table, TransactionCancelled, read_modify_write
 DEFAULT_BASE = "USD"
 MAX_RATES = 200
 CURRENCY_SETTINGS_ITEM = "currency_settings"
-RateText = Annotated[str, Field(strict=True, max_length=40)]
+RateText = Annotated[
+    str,
+    Field(strict=True, max_length=40),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,12})?$",
+            "description": "Units of the base currency one unit is worth: above 0, at most "
+            "12 significant digits.",
+        }
+    ),
+]
 
 
 class CurrencySettingsBody(BaseModel):

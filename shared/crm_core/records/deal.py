@@ -10,7 +10,14 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from crm_core.currencies import MINOR_DIGITS, MoneyError, format_amount, parse_amount
 from crm_core.fields import (
@@ -66,10 +73,39 @@ def _close_date(value: str) -> str:
     return value
 
 
-Currency = Annotated[str, Field(strict=True), AfterValidator(_currency)]
-CloseDate = Annotated[str, Field(strict=True), AfterValidator(_close_date)]
+# The schemas say the forms (a client held to the document is never refused for one); what
+# they cannot say (a calendar's days, an amount's digits for its currency) the code checks.
+Currency = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(MINOR_DIGITS)}),
+]
+CloseDate = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_close_date),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+            "description": "A calendar date, YYYY-MM-DD, in the years 2000 to 2999.",
+        }
+    ),
+]
 # The amount's own checks need its currency: `_money` in the models below.
-AmountText = Annotated[str, Field(strict=True, max_length=40)]
+AmountText = Annotated[
+    str,
+    Field(strict=True, max_length=40),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$",
+            "description": "A decimal string, at most the currency's minor digits after the "
+            "point (2 for EUR, 0 for JPY, 3 for KWD).",
+        }
+    ),
+]
 
 
 class DealContact(BaseModel):
