@@ -78,3 +78,19 @@ def test_a_tenant_sets_its_own_lost_reasons(deals_api: Api) -> None:
     reply = deals_api.call("PUT", "/settings/deals", admin, duplicate)
     assert reply.status == 422
     assert reply.json["errors"][0]["loc"] == ["body", "lost_reasons"]
+
+
+def test_a_forecast_range_is_of_the_years_deals_close_in(deals_api: Api) -> None:
+    quarter = deals_api.call(
+        "GET", "/forecast", SALES, query={"from": "2027-05", "period": "quarter"}
+    )
+    assert quarter.status == 200, quarter.text
+    assert [p["period"] for p in quarter.json["periods"]] == [
+        "2027-Q2",
+        "2027-Q3",
+        "2027-Q4",
+        "2028-Q1",
+    ]
+    for query in ({"from": "0000-01", "period": "quarter"}, {"to": "9999-12"}):
+        reply = deals_api.call("GET", "/forecast", SALES, query=query)
+        assert reply.status == 422, reply.text

@@ -20,7 +20,8 @@ from deals_api.context import app, forecasts
 
 router = Router()
 
-_MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])(-[0-9]{2})?$"
+# Close dates are in the years 2000 to 2999 (records/deal.py): so is a forecast's range.
+_MONTH = r"^2[0-9]{3}-(0[1-9]|1[0-2])(-[0-9]{2})?$"
 _MONTH_SAYS = "A month (`2027-01`) or a day in it; by close date."
 
 
@@ -73,7 +74,7 @@ def get_forecast(
         _check_day(name, text)
     first = start[:7] if start else _first_month(period, datetime.now(UTC).date())
     if period == "quarter":
-        first = _first_month(period, date(int(first[:4]), int(first[5:7]), 1))
+        first = f"{first[:4]}-{(int(first[5:7]) - 1) // 3 * 3 + 1:02d}"
     last = end[:7] if end else _add_months(first, 11)
     if last < first:
         raise BadRequest("`to` is before `from`")
