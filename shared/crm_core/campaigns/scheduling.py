@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from crm_core.clients import client
 from crm_core.errors import Unprocessable
+from crm_core.schedules import Schedules, error_code
 
 CAMPAIGN_DUE = "campaign_due"
 MAX_EVENT_AGE_SECONDS = 86_400
@@ -83,22 +84,14 @@ def due_input(tenant_id: str, campaign_id: str, dispatch_id: str) -> str:
     )
 
 
-class CampaignSchedules:
-    """Create, update and delete campaign schedules. The Scheduler client is created on
-    first use: most requests of the campaigns function never need it."""
+class CampaignSchedules(Schedules):
+    """Create, update and delete campaign schedules."""
 
     def __init__(
         self, target: ScheduleTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
     ) -> None:
+        super().__init__(make_client)
         self.target = target
-        self._make_client = make_client
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
 
     def request(
         self,
@@ -142,14 +135,9 @@ class CampaignSchedules:
         """Create the campaign's schedule, or update it when it exists."""
         params = self.request(tenant_id, campaign_id, dispatch_id, moment, timezone)
         try:
-            try:
-                self.client.create_schedule(**params)
-            except ClientError as exc:
-                if _code(exc) != "ConflictException":
-                    raise
-                self.client.update_schedule(**params)
+            self.upsert(params)
         except ClientError as exc:
-            if _code(exc) == "ValidationException":
+            if error_code(exc) == "ValidationException":
                 # Scheduler is the judge of what it can fire (a time zone it does not know,
                 # say): the client's 422, not our 500.
                 message = exc.response.get("Error", {}).get("Message", "refused")
@@ -162,16 +150,4 @@ class CampaignSchedules:
     def delete(self, campaign_id: str) -> bool:
         """Delete the campaign's schedule; False when there was none (never made, or it
         fired and Scheduler deleted it)."""
-        try:
-            self.client.delete_schedule(
-                Name=schedule_name(campaign_id), GroupName=self.target.group
-            )
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+        return self.remove(schedule_name(campaign_id), self.target.group)

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from crm_core.clients import client
 from crm_core.clock import format_iso
 from crm_core.deals.pipeline_store import stage_of
+from crm_core.schedules import Schedules
 
 DEAL_ROTS = "deal_rots"
 MAX_EVENT_AGE_SECONDS = 86_400
@@ -61,21 +60,14 @@ class RotTarget:
     dlq_arn: str
 
 
-class RotSchedules:
-    """Put and delete the rotting schedules; the Scheduler client is made on first use."""
+class RotSchedules(Schedules):
+    """Put and delete the rotting schedules."""
 
     def __init__(
         self, target: RotTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
     ) -> None:
+        super().__init__(make_client)
         self.target = target
-        self._make_client = make_client
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
 
     def request(self, tenant_id: str, deal_id: str, moment: str) -> dict[str, Any]:
         at = datetime.fromisoformat(moment)
@@ -104,24 +96,8 @@ class RotSchedules:
         }
 
     def put(self, tenant_id: str, deal_id: str, moment: str) -> None:
-        params = self.request(tenant_id, deal_id, moment)
-        try:
-            self.client.create_schedule(**params)
-        except ClientError as exc:
-            if _code(exc) != "ConflictException":
-                raise
-            self.client.update_schedule(**params)
+        self.upsert(self.request(tenant_id, deal_id, moment))
 
     def delete(self, deal_id: str) -> bool:
         """False when there was none (never made, or it fired and Scheduler deleted it)."""
-        try:
-            self.client.delete_schedule(Name=schedule_name(deal_id), GroupName=self.target.group)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+        return self.remove(schedule_name(deal_id), self.target.group)
