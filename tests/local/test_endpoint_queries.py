@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from infra.aws import boto_client
 from infra.cfn import table_create_kwargs
 from infra.local.endpoint import LocalEndpoint
+from infra.topology import REGION
 from tests.support.local import running_endpoint
 
 TABLE = "crm-queries"
@@ -184,3 +185,94 @@ def test_an_index_page_costs_its_items_not_its_partitions(
     )[:3]
     assert "LastEvaluatedKey" in page
     assert handed == [4]  # the page and one more, to tell whether more follow
+
+
+def test_an_index_query_sees_every_write_before_it(ddb: Any) -> None:
+    """The index partitions are kept between Queries: each kind of write must show in the
+    next Query (a put, an update moving an item between index partitions in place, a
+    delete, a transaction, and a cancelled transaction that must show nothing)."""
+    index_follows_writes(ddb, TABLE)
+
+
+def test_the_tests_moto_sees_every_write_before_an_index_query(aws: None) -> None:
+    """The same in this process's moto (the tests' `aws`), where the cancelled transaction's
+    items are put back by the one-backup rollback, not by moto."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(**table_create_kwargs(table_name="crm-queries-in-process"))
+    client.put_item(
+        TableName="crm-queries-in-process",
+        Item={
+            "PK": {"S": "T#acme#L#0"},
+            "SK": {"S": "LEAD"},
+            "GSI1PK": {"S": INDEX_PARTITION},
+            "GSI1SK": {"S": "ACT#000A"},
+        },
+    )
+    index_follows_writes(client, "crm-queries-in-process")
+
+
+def index_follows_writes(ddb: Any, TABLE: str) -> None:  # noqa: N803 - the module's name
+    moved = "T#acme#STATUS#moving"
+
+    def keys() -> list[str]:
+        found = ddb.query(
+            TableName=TABLE,
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": moved}},
+        )["Items"]
+        return [item["PK"]["S"] for item in found]
+
+    def lead(pk: str) -> dict[str, Any]:
+        return {"PK": {"S": pk}, "SK": {"S": "LEAD"}, "GSI1PK": {"S": moved}, "GSI1SK": {"S": pk}}
+
+    assert keys() == []
+    ddb.put_item(TableName=TABLE, Item=lead("T#acme#L#m1"))
+    assert keys() == ["T#acme#L#m1"]
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"PK": {"S": "T#acme#L#0"}, "SK": {"S": "LEAD"}},
+        UpdateExpression="SET GSI1PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": moved}},
+    )
+    assert sorted(keys()) == ["T#acme#L#0", "T#acme#L#m1"]
+    ddb.delete_item(TableName=TABLE, Key={"PK": {"S": "T#acme#L#m1"}, "SK": {"S": "LEAD"}})
+    assert keys() == ["T#acme#L#0"]
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": lead("T#acme#L#m2")}},
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": {"PK": {"S": "T#acme#L#0"}, "SK": {"S": "LEAD"}},
+                    "UpdateExpression": "SET GSI1PK = :back",
+                    "ExpressionAttributeValues": {":back": {"S": INDEX_PARTITION}},
+                }
+            },
+        ]
+    )
+    assert keys() == ["T#acme#L#m2"]
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": lead("T#acme#L#m3")}},
+                {
+                    "Delete": {
+                        "TableName": TABLE,
+                        "Key": {"PK": {"S": "T#acme#L#m2"}, "SK": {"S": "LEAD"}},
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
+    assert keys() == ["T#acme#L#m2"]
+    ddb.delete_item(TableName=TABLE, Key={"PK": {"S": "T#acme#L#m2"}, "SK": {"S": "LEAD"}})
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"PK": {"S": "T#acme#L#0"}, "SK": {"S": "LEAD"}},
+        UpdateExpression="SET GSI1PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": INDEX_PARTITION}},
+    )
+    assert keys() == []
