@@ -175,6 +175,11 @@ TAGS: list[tuple[str, str, str]] = [
         "Deals",
         "Pipelines, deals and their history, the board, the forecast, and the tenant's currencies.",
     ),
+    (
+        r"^/(cases|queues|settings/sla)",
+        "Support cases",
+        "Cases and their conversations, queues and assignment, and the tenant's SLA policy.",
+    ),
     (r"^/unsubscribe", "Unsubscribe", "Signed one-click unsubscribe links (no Cognito token)."),
 ]
 

@@ -245,6 +245,17 @@ def deals_api(deals_module: ModuleType, table: Any) -> Any:
     return _routes(deals_module, "DealsFunction")
 
 
+@pytest.fixture(scope="session")
+def cases_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("cases")
+
+
+@pytest.fixture
+def cases_api(cases_module: ModuleType, table: Any) -> Any:
+    """The cases function's routes, on the same fresh table as `api` (contacts, companies)."""
+    return _routes(cases_module, "CasesFunction")
+
+
 SENDER_DOMAIN = "mail.example.com"
 
 

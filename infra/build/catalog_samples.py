@@ -192,6 +192,76 @@ def _deal(stage_id: str, status: str, version: int, **more: Any) -> dict[str, An
     }
 
 
+
+# Ada writes to support: her urgent case is assigned to Kim, answered, solved and rated.
+_CASE_ID = "01JXC4SE0A2B4D6F8H0K2M4P6R"
+_QUEUE_ID = "01JXC4Q0E0A2B4D6F8H0K2M4P6"
+_AGENT_ID = "kim@acme.example"
+
+
+def _target(minutes: int, due: str, met: str | None = None, **more: Any) -> dict[str, Any]:
+    return {
+        "target_minutes": minutes,
+        "due_at": None if met else due,
+        "met_at": met,
+        "breached": False,
+        "paused": False,
+        **more,
+    }
+
+
+def _case(status: str, version: int, **more: Any) -> dict[str, Any]:
+    return {
+        "id": _CASE_ID,
+        "subject": "Invoices show the wrong VAT number",
+        "description": "Since Monday every invoice shows our old VAT number.",
+        "contact_id": _CONTACT_ID,
+        "company_id": _COMPANY_ID,
+        "priority": "urgent",
+        "type": "incident",
+        "channel": "email",
+        "queue_id": _QUEUE_ID,
+        "assignee_id": _AGENT_ID,
+        "status": status,
+        "tags": ["billing"],
+        "attributes": {},
+        "sla": {
+            "first_response": _target(60, "2025-06-02T14:40:00.000Z"),
+            "next_response": None,
+            "resolution": _target(480, "2025-06-03T13:40:00.000Z"),
+        },
+        "sla_state": None,
+        "satisfaction": None,
+        "follow_up_of": None,
+        "first_responded_at": None,
+        "solved_at": None,
+        "closed_at": None,
+        "reopened": 0,
+        "created_at": OCCURRED_AT,
+        "updated_at": OCCURRED_AT,
+        "created_by": USER_ID,
+        "version": version,
+        **more,
+    }
+
+
+_ANSWERED = {
+    "first_response": _target(60, "", "2025-06-02T14:05:00.000Z"),
+    "next_response": None,
+    "resolution": _target(480, "2025-06-03T13:40:00.000Z"),
+}
+_REPLY = {
+    "id": "01JXC4R1P0A2B4D6F8H0K2M4P6",
+    "kind": "reply",
+    "public": True,
+    "excerpt": "Thank you, Ada: the VAT number is fixed from today's invoices on.",
+    "author_id": _AGENT_ID,
+    "from_address": None,
+    "message_id": "<01jxc4r1p0a2b4d6f8h0k2m4p6.01jxc4se0a2b4d6f8h0k2m4p6@support.example>",
+    "attachments": 0,
+    "created_at": "2025-06-02T14:05:00.000Z",
+}
+
 # (source, detail-type) -> the event's `data`, as the producer writes it.
 EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("crm.contacts", "ContactCreated"): {"contact": _CONTACT},
@@ -352,5 +422,55 @@ EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "deal": _deal("proposal", "open", 3),
         "since": "2025-05-19T10:02:11.004Z",
         "rotting_days": 14,
+    },
+    ("crm.cases", "CaseOpened"): {"case": _case("new", 1)},
+    ("crm.cases", "CaseUpdated"): {
+        "case": _case("new", 2, tags=["billing", "vat"]),
+        "changed": ["tags"],
+        "previous": {"tags": ["billing"]},
+    },
+    ("crm.cases", "CaseAssigned"): {
+        "case": _case("new", 1),
+        "previous_assignee_id": None,
+        "by_policy": "round_robin",
+    },
+    ("crm.cases", "CaseReplied"): {
+        "case": _case("open", 3, sla=_ANSWERED, first_responded_at=_REPLY["created_at"]),
+        "entry": _REPLY,
+    },
+    ("crm.cases", "CaseStatusChanged"): {
+        "case": _case("open", 3, sla=_ANSWERED, first_responded_at=_REPLY["created_at"]),
+        "previous_status": "new",
+    },
+    ("crm.cases", "CaseSlaWarning"): {
+        "case": _case("new", 2, sla_state="at_risk"),
+        "target": "first_response",
+        "due_at": "2025-06-02T14:40:00.000Z",
+    },
+    ("crm.cases", "CaseSlaBreached"): {
+        "case": _case("new", 3, sla_state="breached"),
+        "target": "first_response",
+        "due_at": "2025-06-02T14:40:00.000Z",
+    },
+    ("crm.cases", "CaseSolved"): {
+        "case": _case(
+            "solved",
+            4,
+            sla=_ANSWERED,
+            first_responded_at=_REPLY["created_at"],
+            solved_at="2025-06-02T16:00:00.000Z",
+        )
+    },
+    ("crm.cases", "CaseReopened"): {
+        "case": _case("open", 5, sla=_ANSWERED, reopened=1),
+        "by": "customer",
+    },
+    ("crm.cases", "CaseRated"): {
+        "case_id": _CASE_ID,
+        "contact_id": _CONTACT_ID,
+        "assignee_id": _AGENT_ID,
+        "score": 5,
+        "comment": "Fixed within the hour, thank you!",
+        "rated_at": "2025-06-03T08:12:45.000Z",
     },
 }

@@ -55,6 +55,11 @@ class Action(StrEnum):
     DEAL_READ = "deals:read"
     DEAL_WRITE = "deals:write"
     PIPELINE_ADMIN = "pipelines:admin"
+    # Support cases: every role reads; support and admins work them (replies, notes,
+    # statuses). Queues and the SLA policy decide who answers and by when: admins only.
+    CASE_READ = "cases:read"
+    CASE_WRITE = "cases:write"
+    CASE_ADMIN = "cases:admin"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
@@ -66,6 +71,7 @@ _READ = {
     Action.SCORING_READ,
     Action.CAMPAIGN_READ,
     Action.DEAL_READ,
+    Action.CASE_READ,
 }
 _WRITE = {
     Action.CONTACT_CREATE,
@@ -76,7 +82,7 @@ _WRITE = {
 }
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset(_READ),
-    Role.SUPPORT: frozenset(_READ | {Action.ACTIVITY_WRITE}),
+    Role.SUPPORT: frozenset(_READ | {Action.ACTIVITY_WRITE, Action.CASE_WRITE}),
     Role.MARKETING: frozenset(
         _READ
         | {
@@ -99,6 +105,8 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.SCORING_WRITE,
             Action.CAMPAIGN_WRITE,
             Action.PIPELINE_ADMIN,
+            Action.CASE_WRITE,
+            Action.CASE_ADMIN,
         }
     ),
 }

@@ -535,6 +535,103 @@ def forecast_snapshot(
     }
 
 
+# Support cases --------------------------------------------------------------------------
+# A case's partition holds the case (CASE), its listing copy (LISTING: the same case under
+# the lists the case item has no index for), its conversation (`MSG#<entry id>`, ULIDs, so
+# oldest first) and its outbox items.
+CASE = "CASE"
+LISTING = "LISTING"
+MESSAGE_PREFIX = "MSG#"
+
+
+def case_partition(tenant_id: str, case_id: str) -> str:
+    return _in(tenant_id, f"CASE#{case_id}")
+
+
+def case(tenant_id: str, case_id: str) -> dict[str, str]:
+    return {"PK": case_partition(tenant_id, case_id), "SK": CASE}
+
+
+def case_listing(tenant_id: str, case_id: str) -> dict[str, str]:
+    return {"PK": case_partition(tenant_id, case_id), "SK": LISTING}
+
+
+def case_message(tenant_id: str, case_id: str, entry_id: str) -> dict[str, str]:
+    return {"PK": case_partition(tenant_id, case_id), "SK": MESSAGE_PREFIX + entry_id}
+
+
+def cases_in_status(tenant_id: str, status: str) -> str:
+    """GSI1 of a case item: the cases of one status, recently updated first."""
+    return _in(tenant_id, f"CASES#STATUS#{status}")
+
+
+def cases_of_queue(tenant_id: str, queue_id: str) -> str:
+    """GSI2 of a case item: a queue's cases, recently updated first."""
+    return _in(tenant_id, f"CASES#Q#{queue_id}")
+
+
+def cases_of_assignee(tenant_id: str, assignee_id: str) -> str:
+    """GSI3 of a case item: one agent's cases, recently updated first."""
+    return _in(tenant_id, f"CASES#A#{assignee_id}")
+
+
+def cases_of_contact(tenant_id: str, contact_id: str) -> str:
+    """GSI4 of a case item: a contact's cases, recently updated first."""
+    return _in(tenant_id, f"CASES#C#{contact_id}")
+
+
+def cases_of_tenant(tenant_id: str) -> str:
+    """GSI1 of a listing item: every case of the tenant, recently updated first."""
+    return _in(tenant_id, "CASES")
+
+
+def cases_of_priority(tenant_id: str, priority: str) -> str:
+    """GSI2 of a listing item: the unsolved cases of one priority, recently updated first."""
+    return _in(tenant_id, f"CASES#PRI#{priority}")
+
+
+def cases_in_sla_state(tenant_id: str, state: str) -> str:
+    """GSI3 of a listing item, only while the case is `breached` or `at_risk`: by due
+    time, the most urgent first."""
+    return _in(tenant_id, f"CASES#SLA#{state}")
+
+
+def cases_of_company(tenant_id: str, company_id: str) -> str:
+    """GSI4 of a listing item: a company's cases, recently updated first."""
+    return _in(tenant_id, f"CASES#CO#{company_id}")
+
+
+def case_message_id(tenant_id: str, digest: str) -> dict[str, str]:
+    """That an email (by the digest of its Message-ID) belongs to a case: inbound replies
+    that lost their reply address still thread by In-Reply-To and References."""
+    return {"PK": _in(tenant_id, f"MAILID#{digest}"), "SK": UNIQUE}
+
+
+def case_queue(tenant_id: str, queue_id: str) -> dict[str, str]:
+    return {"PK": _in(tenant_id, f"QUEUE#{queue_id}"), "SK": PROFILE}
+
+
+def queues_of_tenant(tenant_id: str) -> str:
+    """GSI1 of a queue item: the tenant's queues by name."""
+    return _in(tenant_id, "QUEUES")
+
+
+def queue_mailbox(tenant_id: str, mailbox: str) -> dict[str, str]:
+    """Which queue a mailbox of the tenant (`<namespace>.<mailbox>@<domain>`) is: claimed
+    in the same transaction as the queue's change, so a mailbox is one queue's."""
+    return {"PK": _in(tenant_id, f"QMAILBOX#{mailbox}"), "SK": UNIQUE}
+
+
+def sla_policy(tenant_id: str) -> dict[str, str]:
+    """The tenant's SLA policy (business hours, targets, warning share)."""
+    return {"PK": _in(tenant_id, "SLAPOLICY"), "SK": PROFILE}
+
+
+def case_rating(tenant_id: str, case_id: str) -> dict[str, str]:
+    """A case's satisfaction rating: created once (`attribute_not_exists`)."""
+    return {"PK": case_partition(tenant_id, case_id), "SK": "RATING"}
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

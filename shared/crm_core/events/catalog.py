@@ -7,7 +7,7 @@ Producers import only their own event modules (cold start); tools and tests impo
 
 from __future__ import annotations
 
-from crm_core.events import activities, campaigns, contacts, deals, leads, scoring
+from crm_core.events import activities, campaigns, cases, contacts, deals, leads, scoring
 from crm_core.events.envelope import DomainEvent
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (
@@ -48,6 +48,16 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     deals.DealLost,
     deals.DealDeleted,
     deals.DealRotting,
+    cases.CaseOpened,
+    cases.CaseUpdated,
+    cases.CaseAssigned,
+    cases.CaseReplied,
+    cases.CaseStatusChanged,
+    cases.CaseSlaWarning,
+    cases.CaseSlaBreached,
+    cases.CaseSolved,
+    cases.CaseReopened,
+    cases.CaseRated,
 )
 
 _BY_NAME = {(t.SOURCE, t.DETAIL_TYPE): t for t in EVENT_TYPES}

@@ -1,0 +1,1 @@
+"""Support cases: SLA business time, cases, conversations, queues and timers."""
