@@ -51,6 +51,11 @@ os.environ.update(
         "ROT_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:crm-test-deal-rotting",
         "ROT_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-deal-rot-scheduler",
         "ROT_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-deal-rotting-dlq",
+        # Cases (issue 20): what template.yaml gives case_timers.
+        "SLA_SCHEDULE_GROUP": "crm-test-case-timers",
+        "SLA_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:crm-test-case-timers",
+        "SLA_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-case-sla-scheduler",
+        "SLA_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-case-timers-dlq",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -48,7 +48,8 @@ class Allowed:
 
 LISTS = (
     r"GET (/campaigns|/companies|/contacts|/lead-sources|/scoring/jobs|/segments|/tasks"
-    r"|/deals|/pipelines|.*/(contacts|deliveries|recipients|timeline|history))"
+    r"|/deals|/pipelines|/cases|/queues|.*/(contacts|deliveries|recipients|timeline|history"
+    r"|conversation))"
 )
 ANY = r".*"
 ALLOWED: tuple[Allowed, ...] = (
@@ -176,6 +177,39 @@ ALLOWED: tuple[Allowed, ...] = (
         r"^use one filter at a time",
         "GET /deals takes one filter at a time (each is one index): a rule across query "
         "parameters.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(POST|PATCH) /cases.*",
+        422,
+        r"(no such (queue|contact|company)|a case cannot move from|a closed case does not "
+        r"change|the case is closed|the case has no contact to reply to)",
+        "A case names a queue, contact and company of the tenant, moves only as a help desk "
+        "allows from its stored status, and a public reply needs the stored case's contact: "
+        "state.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"GET /cases",
+        400,
+        r"^use one filter at a time",
+        "GET /cases takes one filter at a time (each is one index): a rule across query "
+        "parameters.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"(DELETE|PATCH) /queues/\{queue_id\}|POST /queues",
+        409,
+        r"(unsolved case|the mailbox '[a-z0-9-]+' is another queue's)",
+        "A queue holding unsolved cases is not deleted, and a mailbox is one queue's: state.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
+        r"PUT /settings/sla",
+        422,
+        r"(an interval ends after it starts|a day's intervals do not overlap|business hours "
+        r"need an open day)",
+        "A day's intervals in order and apart, and some open day: rules across a list.",
     ),
     Allowed(
         "positive_data_acceptance",

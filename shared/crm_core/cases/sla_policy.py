@@ -36,17 +36,14 @@ Minutes = Annotated[int, Field(strict=True, ge=1, le=MAX_TARGET_MINUTES)]
 
 def _holiday(value: str) -> str:
     try:
-        day = date.fromisoformat(value)
+        return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValueError(f"{value[:16]!r} is not a date (YYYY-MM-DD)") from None
-    if not 2000 <= day.year <= 2999:
-        raise ValueError("a holiday is in the years 2000 to 2999")
-    return day.isoformat()
+        raise ValueError(f"{value} is not a date") from None
 
 
 Holiday = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+    StringConstraints(pattern=r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"),
     AfterValidator(_holiday),
 ]
 Interval = Annotated[list[Clock], Field(min_length=2, max_length=2)]

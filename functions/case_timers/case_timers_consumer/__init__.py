@@ -1,0 +1,1 @@
+"""The case_timers function's handlers."""

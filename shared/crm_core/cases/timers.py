@@ -1,0 +1,123 @@
+"""SLA timers that fire on their own, without scans: one one-time EventBridge Scheduler
+schedule per case, `case-<case_id>` in the stage's SLA group, `at()` the case's next warning
+or breach (`sla_next_at`, which every change of the case computes).
+
+The case_timers function keeps it right: after every change of a case it reads the case as
+it is now and puts the schedule at its `sla_next_at`, or deletes it (answered, paused,
+solved: nothing coming). Reading the case rather than trusting the event makes that
+idempotent and indifferent to the order events arrive in. The schedule fires the same
+function with `{"kind": "case_sla_due", "tenant_id", "case_id", "due_at"}`; the firing
+records every alarm due by then (`CaseStore.announce_due`, once each: the case's version
+and each target's `warned_at` / `breached_at` guard a second firing), then puts the
+schedule at the next one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm_core import keys
+from crm_core.cases.case_store import CASE_ITEM, CaseStore
+from crm_core.clients import client
+from crm_core.schedules import Schedules
+from crm_core.table import Table
+
+CASE_SLA_DUE = "case_sla_due"
+MAX_EVENT_AGE_SECONDS = 86_400
+MAX_RETRY_ATTEMPTS = 185
+_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def schedule_name(case_id: str) -> str:
+    # Case ids are ULIDs, unique across tenants; a name has at most 64 characters.
+    return f"case-{case_id}"
+
+
+@dataclass(frozen=True)
+class TimerTarget:
+    """Where the SLA schedules go (the function's environment)."""
+
+    group: str
+    function_arn: str
+    role_arn: str
+    dlq_arn: str
+
+
+class SlaSchedules(Schedules):
+    def __init__(
+        self, target: TimerTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
+    ) -> None:
+        super().__init__(make_client)
+        self.target = target
+
+    def request(self, tenant_id: str, case_id: str, moment: str) -> dict[str, Any]:
+        at = _moment(moment)
+        if at.microsecond:  # at() has whole seconds: never fire before the moment
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        payload = {
+            "kind": CASE_SLA_DUE,
+            "tenant_id": tenant_id,
+            "case_id": case_id,
+            "due_at": moment,
+        }
+        return {
+            "Name": schedule_name(case_id),
+            "GroupName": self.target.group,
+            "ScheduleExpression": f"at({at.strftime(_AT_FORMAT)})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "State": "ENABLED",
+            "Description": f"SLA of case {case_id} of tenant {tenant_id}"[:512],
+            "Target": {
+                "Arn": self.target.function_arn,
+                "RoleArn": self.target.role_arn,
+                "Input": json.dumps(payload, separators=(",", ":")),
+                "RetryPolicy": {
+                    "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
+                    "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
+                },
+                "DeadLetterConfig": {"Arn": self.target.dlq_arn},
+            },
+        }
+
+    def put(self, tenant_id: str, case_id: str, moment: str) -> None:
+        self.upsert(self.request(tenant_id, case_id, moment))
+
+    def delete(self, case_id: str) -> bool:
+        return self.remove(schedule_name(case_id), self.target.group)
+
+
+class TimerKeeper:
+    def __init__(
+        self, table: Table, schedules: SlaSchedules, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self.table = table
+        self.schedules = schedules
+        self.cases = CaseStore(table)
+        self.now = now or (lambda: datetime.now(UTC))
+
+    def sync(self, tenant_id: str, case_id: str) -> str | None:
+        """Put the case's schedule at its next alarm, or delete it; the moment scheduled."""
+        item = self.table.get(keys.case(tenant_id, case_id))
+        moment = item.get("sla_next_at") if item and item.get("type") == CASE_ITEM else None
+        if moment is None:
+            self.schedules.delete(case_id)
+            return None
+        self.schedules.put(tenant_id, case_id, moment)
+        return str(moment)
+
+    def fire(self, tenant_id: str, case_id: str) -> list[str]:
+        """The schedule fired: announce what is due (once), then schedule the next alarm.
+        The detail types announced."""
+        announced = self.cases.announce_due(tenant_id, case_id, self.now())
+        self.sync(tenant_id, case_id)
+        return [event.DETAIL_TYPE for event in announced]
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
