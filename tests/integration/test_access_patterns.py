@@ -818,6 +818,64 @@ def deal_scenario(api: Api, deals: Api, pattern: str) -> Callable[[], Any]:
     raise AssertionError(f"no scenario for {pattern!r}")
 
 
+# The rows of docs/data-model.md served by the cases function (issue 20).
+CASE_PATTERNS = {
+    "create-case",
+    "create-case-in-queue",
+    "change-case",
+    "reply-to-case",
+    "read-case",
+    "list-cases-of-status",
+    "list-cases-breached",
+    "case-conversation",
+    "put-sla-policy",
+}
+
+
+def case_scenario(api: Api, cases: Api, pattern: str) -> Callable[[], Any]:
+    """The cases function's patterns; a tenant with a contact, a queue and a few cases."""
+    cid = _contact(api)["id"]
+    queue = cases.call(
+        "POST",
+        "/queues",
+        ADMIN,
+        {"name": "Q", "members": ["ann", "bob"], "assignment": "round_robin"},
+    ).json
+
+    def new(**fields: Any) -> dict[str, Any]:
+        reply = cases.call("POST", "/cases", ADMIN, {"subject": "S", **fields})
+        assert reply.status == 201, reply.text
+        return dict(reply.json)
+
+    case = new(contact_id=cid, priority="urgent")
+    new(queue_id=queue["id"])
+    path = f"/cases/{case['id']}"
+    if pattern == "create-case":
+        return lambda: cases.call("POST", "/cases", ADMIN, {"subject": "N", "contact_id": cid})
+    if pattern == "create-case-in-queue":
+        body = {"subject": "N", "queue_id": queue["id"]}
+        return lambda: cases.call("POST", "/cases", ADMIN, body)
+    if pattern == "change-case":
+        return lambda: cases.call("PATCH", path, ADMIN, {"status": "open", "priority": "high"})
+    if pattern == "reply-to-case":
+        body = {"body": "Hello", "public": True, "status": "pending"}
+        return lambda: cases.call("POST", f"{path}/replies", ADMIN, body)
+    if pattern == "read-case":
+        return lambda: cases.call("GET", path, ADMIN)
+    if pattern == "list-cases-of-status":
+        return lambda: cases.call("GET", "/cases", ADMIN, query={"status": "new"})
+    if pattern == "list-cases-breached":
+        return lambda: cases.call("GET", "/cases", ADMIN, query={"sla": "breached"})
+    if pattern == "case-conversation":
+        return lambda: cases.call("GET", f"{path}/conversation", ADMIN)
+    if pattern == "put-sla-policy":
+        from crm_core.cases.sla_policy import DEFAULT_POLICY
+
+        body = {**DEFAULT_POLICY, "warn_at_percent": 80}
+        return lambda: cases.call("PUT", "/settings/sla", ADMIN, body)
+    raise AssertionError(f"no scenario for {pattern!r}")
+
+
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
     assert set(documented_counts()) >= (
@@ -828,6 +886,7 @@ def test_document_lists_the_patterns() -> None:
         | SEGMENT_PATTERNS
         | CAMPAIGN_PATTERNS
         | DEAL_PATTERNS
+        | CASE_PATTERNS
     )
 
 
@@ -863,6 +922,10 @@ def test_calls_per_operation(
         deals = request.getfixturevalue("deals_api")
         measured = deal_scenario(api, deals, pattern)
         more = [sys.modules["deals_api.context"].table.client]
+    elif pattern in CASE_PATTERNS:
+        cases = request.getfixturevalue("cases_api")
+        measured = case_scenario(api, cases, pattern)
+        more = [sys.modules["cases_api.context"].table.client]
     elif pattern in SCORING_PATTERNS:
         measured = scoring_scenario(scoring_api, pattern)
     elif pattern in LEAD_SCORING_PATTERNS:
