@@ -116,8 +116,8 @@ def patch_case(caller: Principal, case_id: CaseId, body: CasePatch) -> Response[
     "/cases/<case_id>/replies",
     summary="Reply to a case, or add an internal note",
     description=(
-        "`public: true` is emailed to the case's contact, threaded, and counts as a response "
-        "for the SLA; `public: false` is an internal note. `status` moves the case with it."
+        "`public: true` is a reply to the case's contact and counts as a response for the "
+        "SLA; `public: false` is an internal note. `status` moves the case with it."
     ),
     responses=http.returns(201, "The entry", ConversationEntry),
 )

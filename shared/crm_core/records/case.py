@@ -92,7 +92,7 @@ class CasePatch(PatchBody):
 
 
 class ReplyCreate(BaseModel):
-    """`POST /cases/{id}/replies`: public, emailed to the contact and a response; else an
+    """`POST /cases/{id}/replies`: public, a reply to the contact and a response; else an
     internal note. `status` moves the case with the reply (as "submit as pending")."""
 
     model_config = INPUT_MODEL
