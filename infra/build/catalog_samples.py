@@ -132,6 +132,7 @@ _NO_FACTS = {
     "method": None,
     "lead_id": None,
     "source_id": None,
+    "case_id": None,
 }
 _CALL_FACTS = {
     **_NO_FACTS,

@@ -1,4 +1,5 @@
-"""activity_events: a contact's activities follow the contact when it is merged or deleted.
+"""activity_events: a contact's activities follow the contact when it is merged or deleted,
+and each entry of a support case's conversation joins its contact's timeline.
 
 ContactMerged moves the merged contact's activities to the survivor (to the survivor's own
 survivor if it was merged in turn, or deletes them if the survivor is gone); ContactDeleted
@@ -10,10 +11,20 @@ last run stopped, and moves nothing twice (crm_core/activities/store.py, `move_a
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from activity_events_consumer.context import consumer, logger, metrics, store
+from crm_core.activities.models import ActivityType, validate_fields
+from crm_core.errors import Conflict, NotFound
+from crm_core.events.cases import CaseReplied
 from crm_core.events.contacts import ContactDeleted, ContactMerged
+from crm_core.events.envelope import Origin
+
+ORIGIN_NAME = "activity_events"
+# A contact merged into one merged in turn...: the chain is followed this far, no further.
+MAX_MERGE_HOPS = 5
 
 
 @consumer.on(ContactMerged)
@@ -38,3 +49,38 @@ def delete_activities(event: ContactDeleted) -> dict[str, int]:
         extra={"contact_id": contact_id, "activities": deleted},
     )
     return {"deleted": deleted}
+
+
+@consumer.on(CaseReplied)
+def log_case_message(event: CaseReplied) -> dict[str, str | None]:
+    """The entry as a `case_message` activity on the case's contact (followed to its
+    survivor when merged); a case without a contact, or whose contact is gone, logs none.
+    The consumer's record of the event makes a redelivery log nothing twice."""
+    case, entry = event.data.case, event.data.entry
+    contact_id = case.contact_id
+    fields = {
+        "case_id": case.id,
+        "entry_id": entry.id,
+        "kind": entry.kind,
+        "public": entry.public,
+        "subject": case.subject,
+        "excerpt": entry.excerpt,
+    }
+    stored = validate_fields(ActivityType.CASE_MESSAGE, fields)
+    origin = Origin.system(ORIGIN_NAME, event.metadata.correlation_id)
+    occurred_at = datetime.fromisoformat(entry.created_at.replace("Z", "+00:00"))
+    for _ in range(MAX_MERGE_HOPS):
+        if contact_id is None:
+            break
+        try:
+            logged = store.log(
+                event.tenant_id, contact_id, ActivityType.CASE_MESSAGE, stored, occurred_at, origin
+            )
+        except Conflict as merged:
+            contact_id = merged.extra.get("merged_into")
+            continue
+        except NotFound:
+            break
+        metrics.add_metric(name="CaseMessagesLogged", unit=MetricUnit.Count, value=1)
+        return {"activity_id": str(logged["id"]), "contact_id": contact_id}
+    return {"activity_id": None, "contact_id": contact_id}

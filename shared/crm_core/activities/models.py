@@ -48,6 +48,7 @@ class ActivityType(StrEnum):
     EMAIL_CLICKED = "email_clicked"
     EMAIL_BOUNCED = "email_bounced"
     UNSUBSCRIBED = "unsubscribed"
+    CASE_MESSAGE = "case_message"
 
 
 USER_TYPES = frozenset(
@@ -237,6 +238,20 @@ class UnsubscribedFields(BaseModel):
     method: UnsubscribeMethod
 
 
+class CaseMessageFields(BaseModel):
+    """An entry of a support case's conversation (logged by activity_events from
+    CaseReplied): a reply to the customer, an internal note, or the customer's email."""
+
+    model_config = INPUT_MODEL
+
+    case_id: Ulid
+    entry_id: Ulid
+    kind: Literal["reply", "note", "inbound"]
+    public: bool
+    subject: Subject
+    excerpt: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
 FIELDS: dict[ActivityType, type[BaseModel]] = {
     ActivityType.CALL: CallFields,
     ActivityType.EMAIL: EmailFields,
@@ -249,6 +264,7 @@ FIELDS: dict[ActivityType, type[BaseModel]] = {
     ActivityType.EMAIL_CLICKED: EmailClickedFields,
     ActivityType.EMAIL_BOUNCED: EmailBouncedFields,
     ActivityType.UNSUBSCRIBED: UnsubscribedFields,
+    ActivityType.CASE_MESSAGE: CaseMessageFields,
 }
 
 
@@ -459,6 +475,16 @@ class UnsubscribedActivity(_Stored):
     method: UnsubscribeMethod
 
 
+class CaseMessageActivity(_Stored):
+    type: Literal["case_message"]
+    case_id: str
+    entry_id: str
+    kind: str = Field(description="reply (to the customer), note (internal) or inbound (email)")
+    public: bool
+    subject: str
+    excerpt: str = ""
+
+
 Activity = Annotated[
     CallActivity
     | EmailActivity
@@ -470,7 +496,8 @@ Activity = Annotated[
     | EmailOpenedActivity
     | EmailClickedActivity
     | EmailBouncedActivity
-    | UnsubscribedActivity,
+    | UnsubscribedActivity
+    | CaseMessageActivity,
     Field(discriminator="type"),
 ]
 

@@ -49,6 +49,7 @@ class ActivityFacts(BaseModel):
     method: str | None = Field(default=None, description="unsubscribed: how")
     lead_id: str | None = None
     source_id: str | None = None
+    case_id: str | None = Field(default=None, description="case_message: the support case")
 
     @classmethod
     def of(cls, item: Mapping[str, Any]) -> ActivityFacts:
