@@ -5,7 +5,7 @@ crm token --tenant T --role R             an ID token, alone on stdout
 crm tenant create T [--stage S]           a tenant with one user per role
 crm user add --tenant T --email E --role R [--stage S]
 crm invoke FUNCTION --event FILE          one event through the running cloud's runner
-crm seed [--contacts N] [--deals N]       demo data through the API
+crm seed [--contacts N] [--deals N] [--cases N]  demo data through the API
 crm events tail|replay [--stage S]        watch the bus; re-drive a DLQ or an archive
 crm webhook send --source ID --secret S --file F [--form]   a signed lead delivery
 """
@@ -136,6 +136,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
     # Deals belong to the tenant's own sales and admin users, and to made-up reps.
     users = [identity.user_id(role_email(args.tenant, role)) for role in ("sales", "admin")]
     owners = [*(u for u in users if u), *REPS]
+    # Cases go to the tenant's support and admin users.
+    agents = [identity.user_id(role_email(args.tenant, role)) for role in ("support", "admin")]
     seed(
         running.api_url,
         token,
@@ -143,6 +145,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         companies=args.companies,
         deals=args.deals,
         owners=owners,
+        cases=args.cases,
+        agents=[a for a in agents if a],
     )
     return 0
 
@@ -209,6 +213,9 @@ def parser() -> argparse.ArgumentParser:
     seed_cmd.add_argument("--companies", type=int, default=20)
     seed_cmd.add_argument(
         "--deals", type=int, default=300, help="deals with their history (0: none)"
+    )
+    seed_cmd.add_argument(
+        "--cases", type=int, default=40, help="support cases in every state (0: none)"
     )
     seed_cmd.add_argument("--tenant", default="demo")
     seed_cmd.set_defaults(run=cmd_seed)

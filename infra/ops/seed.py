@@ -8,7 +8,8 @@ planned from one seeded random generator before anything is sent, so a second ru
 the same requests: the companies and contacts there are found again (a replay of the same
 Idempotency-Key, or a 409 naming them), the deals there (by their `seed_index` attribute)
 are not created again, and a change already made is not made again (each PATCH names the
-version it follows with If-Match).
+version it follows with If-Match). Then (`--cases`, infra/ops/seed_cases.py) a support
+queue and its cases in every state.
 """
 
 from __future__ import annotations
@@ -270,11 +271,14 @@ def seed(
     companies: int,
     deals: int = 0,
     owners: Sequence[str] = (),
+    cases: int = 0,
+    agents: Sequence[str] = (),
     seed_value: int = 7,
     today: date | None = None,
 ) -> dict[str, int]:
-    """Create companies, contacts spread over them, then `deals` deals with their history;
-    returns counts created, existing (already there) and changed (deal PATCHes made)."""
+    """Create companies, contacts spread over them, then `deals` deals with their history,
+    then a support queue of `agents` and `cases` cases in every state; returns counts created,
+    existing (already there) and changed (deal PATCHes made)."""
     rng = random.Random(seed_value)  # noqa: S311 - demo data, not security
     api = _Api(api_url, token)
     counts = {"created": 0, "existing": 0, "changed": 0}
@@ -338,6 +342,13 @@ def seed(
         day = today or datetime.now(UTC).date()
         plans = plan_deals(rng, deals, day, owners or REPS, company_ids, contacts_of)
         _seed_deals(api, plans, day, counts)
+    if cases > 0:
+        from infra.ops.seed_cases import seed_cases
+
+        contact_ids = [c for ids in contacts_of.values() for c in ids]
+        made = seed_cases(api, rng, cases, contact_ids, agents or REPS, _progress)
+        counts["created"] += made["created"]
+        counts["existing"] += made["existing"]
     return counts
 
 
