@@ -150,7 +150,11 @@ def _token_of_another_pool(cloud: CloudProcess) -> str:
 
 
 def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None:
-    seed = ("seed", "--contacts", "12", "--companies", "3", "--deals", "20", "--tenant", "demo")
+    seed = (
+        "seed",
+        *("--contacts", "12", "--companies", "3", "--deals", "20", "--cases", "12"),
+        *("--tenant", "demo"),
+    )
     result = cloud.crm(*seed)
     assert result.returncode == 0, result.stderr
     assert "contacts   [##############################] 12/12" in result.stderr
@@ -171,6 +175,22 @@ def test_crm_seed_creates_demo_data_through_the_api(cloud: CloudProcess) -> None
     assert len(companies_again["items"]) == len(companies["items"])
     # No deal twice, and no change made again: every deal is at the version it was.
     assert _seeded_deals(cloud, token) == deals
+    # A support queue and cases in every state, once.
+    status, _, cases = cloud.call("GET", "/cases?limit=100", token)
+    assert status == 200, cases
+    seeded_cases = [c for c in cases["items"] if "seed_index" in c["attributes"]]
+    assert sorted(c["attributes"]["seed_index"] for c in seeded_cases) == list(range(12))
+    assert {c["status"] for c in seeded_cases} == {
+        "new",
+        "open",
+        "pending",
+        "on_hold",
+        "solved",
+        "closed",
+    }
+    _, _, queues = cloud.call("GET", "/queues", token)
+    assert [q["name"] for q in queues["items"]] == ["Support"]
+    assert all(c["queue_id"] == queues["items"][0]["id"] for c in seeded_cases)
 
 
 def _seeded_deals(cloud: CloudProcess, token: str) -> dict[int, dict[str, Any]]:
