@@ -101,13 +101,25 @@ def test_a_breach_fires_once_at_its_time(
         "due_at": warn_at,
     }
     assert schedule["ActionAfterCompletion"] == "DELETE"
+    assert schedule["ScheduleExpression"] == f"at({warn_at[:19]})"  # the second it falls in
     keeper = function.context.keeper
     # Fired a moment early (a clock behind): nothing is announced, the schedule stays.
     monkeypatch.setattr(keeper, "now", lambda: at(warn_at, seconds=-5))
     assert deliver(function, payload) == {"announced": []}
-    # At the warning, then again (Scheduler delivers at least once): one warning.
-    monkeypatch.setattr(keeper, "now", lambda: at(warn_at, seconds=1))
+    # Within the second before it (at() has whole seconds): the firing waits for it.
+    clock = [at(warn_at, seconds=-0.4)]
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        clock[0] += timedelta(seconds=seconds)
+
+    monkeypatch.setattr(keeper, "now", lambda: clock[0])
+    monkeypatch.setattr(keeper, "sleep", sleep)
     assert deliver(function, payload) == {"announced": ["CaseSlaWarning"]}
+    assert waited == [pytest.approx(0.4)]
+    # Again (Scheduler delivers at least once): nothing more.
+    monkeypatch.setattr(keeper, "now", lambda: at(warn_at, seconds=1))
     assert deliver(function, payload) == {"announced": []}
     breach = json.loads(schedule_of(scheduler, case["id"])["Target"]["Input"])  # type: ignore[index]
     assert breach["due_at"] == due_at

@@ -67,7 +67,7 @@ def _is_due(payload: Any) -> bool:
 
 @consumer.on_outside("case SLA schedule", _is_due, SlaDue.model_validate)
 def sla_due(due: SlaDue) -> dict[str, Any]:
-    announced = keeper.fire(due.tenant_id, due.case_id)
+    announced = keeper.fire(due.tenant_id, due.case_id, due.due_at)
     for detail_type in announced:
         metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
     if announced:

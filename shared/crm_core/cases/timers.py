@@ -15,9 +15,10 @@ schedule at the next one.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_core import keys
@@ -29,6 +30,8 @@ from crm_core.table import Table
 CASE_SLA_DUE = "case_sla_due"
 MAX_EVENT_AGE_SECONDS = 86_400
 MAX_RETRY_ATTEMPTS = 185
+# A firing in the second before its moment waits for it (never longer).
+MAX_WAIT_SECONDS = 1.0
 _AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -55,9 +58,9 @@ class SlaSchedules(Schedules):
         self.target = target
 
     def request(self, tenant_id: str, case_id: str, moment: str) -> dict[str, Any]:
-        at = _moment(moment)
-        if at.microsecond:  # at() has whole seconds: never fire before the moment
-            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        # at() has whole seconds: the second the moment falls in (the firing waits out the
+        # rest, `TimerKeeper.fire`), not the next one, which would add up to a second.
+        at = _moment(moment).replace(microsecond=0)
         payload = {
             "kind": CASE_SLA_DUE,
             "tenant_id": tenant_id,
@@ -100,6 +103,7 @@ class TimerKeeper:
         self.schedules = schedules
         self.cases = CaseStore(table)
         self.now = now or (lambda: datetime.now(UTC))
+        self.sleep = time.sleep
 
     def sync(self, tenant_id: str, case_id: str) -> str | None:
         """Put the case's schedule at its next alarm, or delete it; the moment scheduled."""
@@ -111,9 +115,14 @@ class TimerKeeper:
         self.schedules.put(tenant_id, case_id, moment)
         return str(moment)
 
-    def fire(self, tenant_id: str, case_id: str) -> list[str]:
+    def fire(self, tenant_id: str, case_id: str, due_at: str | None = None) -> list[str]:
         """The schedule fired: announce what is due (once), then schedule the next alarm.
+        A firing up to a second before `due_at` (the schedule's whole second) waits for it.
         The detail types announced."""
+        if due_at is not None:
+            early = (_moment(due_at) - self.now()).total_seconds()
+            if 0 < early <= MAX_WAIT_SECONDS:
+                self.sleep(early)
         announced = self.cases.announce_due(tenant_id, case_id, self.now())
         self.sync(tenant_id, case_id)
         return [event.DETAIL_TYPE for event in announced]
