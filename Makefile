@@ -62,6 +62,7 @@ bench: venv build
 	$(BIN)/python scripts/bench_scoring.py
 	$(BIN)/python scripts/bench_campaign.py
 	$(BIN)/python scripts/bench_deals.py
+	$(BIN)/python scripts/bench_cases.py
 
 openapi: venv
 	$(BIN)/python scripts/generate_openapi.py

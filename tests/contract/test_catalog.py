@@ -24,8 +24,9 @@ SOURCE_RE = re.compile(r"^crm\.[a-z]+(_[a-z]+)*$")
 # PascalCase: an entity of one or more words, then a verb in the past tense.
 DETAIL_TYPE_RE = re.compile(r"^(?:[A-Z][a-z0-9]+)+$")
 # Names the product gives to a state an entity reached by time alone, with no one acting
-# (issue 5 names "TaskOverdue"): an adjective, read as "became overdue".
-STATE_REACHED = {"TaskOverdue", "DealRotting"}
+# (issue 5 names "TaskOverdue"): an adjective, read as "became overdue"; PRODUCT.md's
+# "CaseSlaWarning" reads as "an SLA warning was reached".
+STATE_REACHED = {"TaskOverdue", "DealRotting", "CaseSlaWarning"}
 IRREGULAR_PAST_TENSES = {"Sent", "Won", "Lost", "Held", "Made", "Read", "Set", "Withdrawn"}
 
 

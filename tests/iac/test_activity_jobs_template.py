@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from crm_core.events.cases import CaseReplied
 from crm_core.events.contacts import ContactDeleted, ContactMerged
 from infra.cfn import load_template, resources
 from tests.iac.test_template import (
@@ -22,15 +23,21 @@ def template() -> Template:
     return load_template()
 
 
-def test_activity_events_subscribes_to_merges_and_deletes_of_contacts(template: Template) -> None:
+def test_activity_events_subscribes_to_merges_and_deletes_of_contacts_and_case_entries(
+    template: Template,
+) -> None:
     fn = _props(resources(template)["ActivityEventsFunction"])
     assert fn["FunctionName"] == {"Fn::Sub": "crm-${Stage}-activity-events"}
     assert fn["Timeout"] == 300  # time to move 10,000 activities
     (event,) = fn["Events"].values()
     assert event["Type"] == "EventBridgeRule"
     assert event["Properties"]["Pattern"] == {
-        "source": [ContactMerged.SOURCE],
-        "detail-type": [ContactMerged.DETAIL_TYPE, ContactDeleted.DETAIL_TYPE],
+        "source": [ContactMerged.SOURCE, CaseReplied.SOURCE],
+        "detail-type": [
+            ContactMerged.DETAIL_TYPE,
+            ContactDeleted.DETAIL_TYPE,
+            CaseReplied.DETAIL_TYPE,
+        ],
     }
     dlq = {"Fn::GetAtt": ["ActivityEventsDlq", "Arn"]}
     assert event["Properties"]["DeadLetterConfig"] == {"Arn": dlq}

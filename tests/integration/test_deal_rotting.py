@@ -94,7 +94,10 @@ def test_a_deal_in_a_rotting_stage_is_scheduled_and_alerted_once(
         "deal_id": deal["id"],
         "rots_at": rots_at,
     }
-    assert schedule["ScheduleExpression"].startswith(f"at({rots_at[:16]}")
+    # at() has whole seconds: the moment's, or the next one (never before the moment).
+    moment = datetime.fromisoformat(rots_at)
+    whole = moment.replace(microsecond=0) + timedelta(seconds=1 if moment.microsecond else 0)
+    assert schedule["ScheduleExpression"] == f"at({whole.strftime('%Y-%m-%dT%H:%M:%S')})"
     assert schedule["ActionAfterCompletion"] == "DELETE"
     # The schedule fires at its moment: one DealRotting, and none for a repeated firing.
     keeper = function.context.keeper
