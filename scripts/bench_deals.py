@@ -18,11 +18,11 @@ one) and the same with `as_of` (the moment half the tenant's deals existed):
    spent waiting on the local endpoint and the function's own;
 2. latency through the local API (HTTP, JWT authorizer, warm function): median and p90 of N.
    The 10-deal tenant is timed alone in the table, then again beside the 10,000 deals,
-   taking turns with the large tenant. The local endpoint has costs DynamoDB does not: an
-   index Query looks at every item of the table to find its partition, and moto reads and
-   writes each nested attribute slowly (a forecast month holds a cell per owner, stage and
-   currency); the small tenant beside the large one tells the table's size from the
-   pipeline's own, and 1. tells the function's own time from the endpoint's.
+   taking turns with the large tenant. The local endpoint keeps each index partition sorted
+   and serializes only the items a page holds (decision 85), so its time follows the page,
+   not the table; the board of 10 deals a stage still returns 60 deals for the large tenant
+   and 10 for the small one (the board of one deal a stage returns 6 for both), and 1.
+   tells the function's own time from the endpoint's.
 Then the AWS calls of moving a deal one stage, and of winning one: reads, then exactly one
 TransactWriteItems.
 

@@ -140,6 +140,20 @@ def test_another_tenants_case_and_queue_are_not_found(cases_api: Api, table: Any
     assert tenant_items(table, "globex") == []
 
 
+def test_a_case_names_only_the_tenants_own_contact_and_company(
+    api: Api, cases_api: Api, table: Any
+) -> None:
+    contact = person(api)
+    company = create(api, "/companies", ADMIN, {"name": "Acme"})["id"]
+    for field, value in (("contact_id", contact), ("company_id", company)):
+        refused = cases_api.call("POST", "/cases", OTHER, {"subject": "x", field: value})
+        assert_problem(refused, 422, field=field)
+    assert tenant_items(table, "globex") == []
+    case = new_case(cases_api, contact_id=contact, company_id=company)
+    moved = cases_api.call("PATCH", f"/cases/{case['id']}", AGENT, {"contact_id": "0" * 26})
+    assert_problem(moved, 422, field="contact_id")
+
+
 def test_a_queue_assigns_in_turn_and_is_not_deleted_while_it_has_work(cases_api: Api) -> None:
     queue = create(
         cases_api,
