@@ -49,6 +49,7 @@ SMALL = 10
 MAX_BREACH_DELAY_S = 2.0
 MAX_LIST_P95_MS = 300.0
 POLL_SECONDS = 0.05
+BUSY_RETRIES = 6
 WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ONE_MINUTE = {
     "business_hours": {"timezone": "UTC", "week": {d: [["00:00", "24:00"]] for d in WEEK}},
@@ -140,7 +141,13 @@ class Tenant:
 
 
 def call(cloud: CloudProcess, method: str, path: str, token: str, body: Any = None) -> Any:
-    status, _, reply = cloud.call(method, path, token, body)
+    """The reply of a call that must succeed; a 429 (a queue busy assigning the cases opened
+    side by side) is tried again, as a client does."""
+    for attempt in range(BUSY_RETRIES):
+        status, _, reply = cloud.call(method, path, token, body)
+        if status != 429:
+            break
+        time.sleep(0.1 * 2**attempt)
     if status >= 300:
         raise BenchError(f"{method} {path} answered {status}: {reply}")
     return reply
