@@ -172,8 +172,9 @@ def view(sla: Mapping[str, Any], calendar: BusinessCalendar, now: datetime) -> d
 
 
 def sla_state(sla: Mapping[str, Any], calendar: BusinessCalendar, now: datetime) -> str | None:
-    """`breached` when a target is past due (unmet, or met late on an unsolved case),
-    `at_risk` when one has passed its warning, else None: the case lists' `sla` filter."""
+    """`breached` when an unmet target is past due, `at_risk` when an unmet one has passed
+    its warning, else None: the case lists' `sla` filter, which lists the work still owed
+    (a target met late shows `breached` on the case, not in this list)."""
     state = None
     for name in TARGETS:
         target = sla.get(name)
