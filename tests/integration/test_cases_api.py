@@ -233,3 +233,58 @@ def test_bad_cases_are_refused_and_write_nothing(
 ) -> None:
     assert_problem(cases_api.call("POST", "/cases", AGENT, body), 422, field=field)
     assert tenant_items(table, "acme") == []
+
+
+def test_a_queue_changes_its_members_policy_and_mailbox(cases_api: Api) -> None:
+    support = create(cases_api, "/queues", ADMIN, {"name": "Support", "mailbox": "help"})
+    billing = create(cases_api, "/queues", ADMIN, {"name": "Billing", "mailbox": "billing"})
+    assert (support["mailbox"], support["assignment"]) == ("help", "manual")
+    taken = cases_api.call("PATCH", f"/queues/{billing['id']}", ADMIN, {"mailbox": "help"})
+    assert_problem(taken, 409)
+    moved = patch(
+        cases_api,
+        f"/queues/{support['id']}",
+        ADMIN,
+        {"mailbox": "support", "members": ["ann", "bob", "ann"], "assignment": "least_open"},
+    )
+    assert (moved["mailbox"], moved["members"], moved["version"]) == (
+        "support",
+        ["ann", "bob"],
+        2,
+    )
+    # The mailbox it left is free again; the one it took is not.
+    patch(cases_api, f"/queues/{billing['id']}", ADMIN, {"mailbox": "help"})
+    assert_problem(
+        cases_api.call("PATCH", f"/queues/{billing['id']}", ADMIN, {"mailbox": "support"}), 409
+    )
+    first = new_case(cases_api, queue_id=support["id"])
+    second = new_case(cases_api, queue_id=support["id"])
+    assert {first["assignee_id"], second["assignee_id"]} == {"ann", "bob"}
+    names = [q["name"] for q in get(cases_api, "/queues", VIEWER)["items"]]
+    assert names == ["Billing", "Support"]  # by name
+
+
+def test_moving_a_case_between_queues_moves_its_counts(cases_api: Api) -> None:
+    one = create(
+        cases_api,
+        "/queues",
+        ADMIN,
+        {"name": "One", "members": ["ann"], "assignment": "round_robin"},
+    )
+    two = create(
+        cases_api,
+        "/queues",
+        ADMIN,
+        {"name": "Two", "members": ["bob"], "assignment": "round_robin"},
+    )
+    case = new_case(cases_api, queue_id=one["id"])
+    assert case["assignee_id"] == "ann"
+    moved = patch(
+        cases_api, f"/cases/{case['id']}", AGENT, {"queue_id": two["id"], "assignee_id": None}
+    )
+    assert moved["assignee_id"] == "bob"  # the new queue assigned it
+    counts = {
+        q["name"]: (q["open_cases"], q["open_by_member"])
+        for q in get(cases_api, "/queues", VIEWER)["items"]
+    }
+    assert counts == {"One": (0, {}), "Two": (1, {"bob": 1})}
