@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -39,12 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared"))
 
-from infra.aws import LOCAL_CREDENTIALS  # noqa: E402
-from infra.topology import REGION  # noqa: E402
+from scripts.bench_functions import (  # noqa: E402
+    LambdaContext,
+    function_environment,
+    http_event,
+    load_function,
+)
 from tests.e2e.conftest import CloudProcess  # noqa: E402
 
-TABLE = "crm-local"
-SAMPLE_EVENT = ROOT / "events" / "http" / "authorized-request.json"
 SMALL = 10
 MAX_BREACH_DELAY_S = 2.0
 MAX_LIST_P95_MS = 300.0
@@ -60,76 +60,6 @@ ONE_MINUTE = {
 
 class BenchError(RuntimeError):
     pass
-
-
-def function_environment(endpoint: str) -> None:
-    """What the local cloud gives the cases function, but the tenant quota."""
-    os.environ.update(
-        {
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "TABLE_NAME": TABLE,
-            "STAGE": "local",
-            "POWERTOOLS_SERVICE_NAME": "cases",
-            "POWERTOOLS_METRICS_NAMESPACE": "CRM",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "TENANT_REQUESTS_PER_SECOND"):
-        os.environ.pop(name, None)
-
-
-def load_cases() -> ModuleType:
-    """functions/cases/app.py, imported as Lambda imports it."""
-    import importlib
-
-    folder = str(ROOT / "functions" / "cases")
-    for module in [m for m in sys.modules if m == "app" or m.startswith("cases_api")]:
-        del sys.modules[module]
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module("app")
-    finally:
-        sys.path.remove(folder)
-
-
-class LambdaContext:
-    function_name = "crm-local-cases"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:000000000000:function:crm-local-cases"
-    aws_request_id = "bench"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
-def http_event(tenant: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """An HTTP API 2.0 event of the tenant's admin, as the JWT authorizer hands it on
-    (events/http/authorized-request.json)."""
-    event: dict[str, Any] = json.loads(SAMPLE_EVENT.read_text())
-    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
-    event["rawPath"] = event["requestContext"]["http"]["path"] = path
-    event["requestContext"]["http"]["method"] = method
-    event["requestContext"]["requestId"] = uuid.uuid4().hex
-    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
-    claims.update(
-        {
-            "custom:tenant_id": tenant,
-            "cognito:groups": "[admin]",
-            "sub": "bench-agent",
-            "cognito:username": "bench-agent",
-        }
-    )
-    if body is not None:
-        event["body"] = json.dumps(body)
-        event["headers"]["content-type"] = "application/json"
-        event["headers"]["content-length"] = str(len(event["body"].encode()))
-    return event
 
 
 class Tenant:
@@ -185,7 +115,8 @@ def calls_of_changes(function: ModuleType, tenant: Tenant) -> dict[str, list[str
 
     def run(name: str, method: str, path: str, body: Any) -> Any:
         with count_calls(table.client) as log:
-            reply = function.handler(http_event(tenant.name, method, path, body), LambdaContext())
+            event = http_event(tenant.name, method, path, body, user="bench-agent")
+            reply = function.handler(event, LambdaContext("crm-local-cases"))
         if reply["statusCode"] >= 300:
             raise BenchError(f"{method} {path} answered {reply['statusCode']}: {reply['body']}")
         found[name] = list(log.calls)
@@ -272,8 +203,8 @@ def main() -> None:
             for tenant in (small, large):
                 prepare(cloud, tenant)
             prepared_s = time.monotonic() - started
-            function_environment(cloud.running["endpoint_url"])
-            function = load_cases()
+            function_environment(cloud.running["endpoint_url"], "cases")
+            function = load_function("cases")
             calls = {t.name: calls_of_changes(function, t) for t in (small, large)}
             delays = breaches(cloud, args.breaches)
             lists = list_latency(cloud, large, args.requests)

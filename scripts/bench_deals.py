@@ -38,15 +38,12 @@ the local endpoint it measures moto's Query as much as the function, see 2.).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,18 +52,21 @@ from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "shared"))
 
-from infra.aws import LOCAL_CREDENTIALS  # noqa: E402
-from infra.topology import REGION  # noqa: E402
+from scripts.bench_functions import (  # noqa: E402
+    TABLE,
+    LambdaContext,
+    function_environment,
+    http_event,
+    load_function,
+)
 from tests.e2e.conftest import CloudProcess  # noqa: E402
 
-TABLE = "crm-local"
-SAMPLE_EVENT = ROOT / "events" / "http" / "authorized-request.json"
 SMALL = 10
 RATES = {"USD": "0.92", "GBP": "1.17", "JPY": "0.0062"}
 CURRENCIES = ("EUR", "USD", "GBP", "JPY")
@@ -85,41 +85,6 @@ class BenchError(RuntimeError):
 
 
 # The deals function in this process ---------------------------------------------------------
-def function_environment(endpoint: str) -> None:
-    """What the local cloud gives the deals function, but the tenant quota."""
-    os.environ.update(
-        {
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "TABLE_NAME": TABLE,
-            "STAGE": "local",
-            "POWERTOOLS_SERVICE_NAME": "deals",
-            "POWERTOOLS_METRICS_NAMESPACE": "CRM",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "TENANT_REQUESTS_PER_SECOND"):
-        os.environ.pop(name, None)
-
-
-def load_deals() -> ModuleType:
-    """functions/deals/app.py, imported as Lambda imports it."""
-    import importlib
-
-    folder = str(ROOT / "functions" / "deals")
-    for module in [m for m in sys.modules if m == "app" or m.startswith("deals_api")]:
-        del sys.modules[module]
-    sys.path.insert(0, folder)
-    try:
-        return importlib.import_module("app")
-    finally:
-        sys.path.remove(folder)
-
-
 def add_months(day: date, count: int) -> date:
     index = day.year * 12 + day.month - 1 + count
     return date(index // 12, index % 12 + 1, min(day.day, 28))
@@ -156,51 +121,6 @@ class Tenant:
     month_cells: int = 0
     month_kb: float = 0.0
     ids_by_stage: dict[str, str] = field(default_factory=dict)
-
-
-def http_event(tenant: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-    """An HTTP API 2.0 event of the tenant's admin, as the JWT authorizer hands it on
-    (events/http/authorized-request.json)."""
-    route, _, query = path.partition("?")
-    event: dict[str, Any] = json.loads(SAMPLE_EVENT.read_text())
-    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {route}"
-    event["rawPath"] = event["requestContext"]["http"]["path"] = route
-    event["requestContext"]["http"]["method"] = method
-    event["requestContext"]["requestId"] = uuid.uuid4().hex
-    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
-    claims.update(
-        {
-            "custom:tenant_id": tenant,
-            "cognito:groups": "[admin]",
-            "sub": OWNERS[0],
-            "cognito:username": OWNERS[0],
-        }
-    )
-    if query:
-        event["rawQueryString"] = query
-        event["queryStringParameters"] = dict(parse_qsl(query))
-    if body is not None:
-        event["body"] = json.dumps(body)
-        event["headers"]["content-type"] = "application/json"
-        event["headers"]["content-length"] = str(len(event["body"].encode()))
-    return event
-
-
-class LambdaContext:
-    """What Powertools reads of Lambda's context."""
-
-    function_name = "crm-local-deals"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:crm-local-deals"
-    memory_limit_in_mb = 512
-    log_group_name = "/aws/lambda/crm-local-deals"
-    log_stream_name = "bench"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 @dataclass
@@ -388,10 +308,10 @@ class InProcess:
         """One request of the tenant's admin."""
         from tests.support.aws_calls import count_calls
 
-        event = http_event(tenant.name, method, path, body)
+        event = http_event(tenant.name, method, path, body, user=OWNERS[0])
         with count_calls(self.table.client) as log, CallClock(self.table.client) as clock:
             started = time.perf_counter()
-            reply = self.handler(event, LambdaContext())
+            reply = self.handler(event, LambdaContext("crm-local-deals"))
             ms = (time.perf_counter() - started) * 1000
         if reply["statusCode"] != 200:
             raise BenchError(f"{method} {path} answered {reply['statusCode']}: {reply['body']}")
@@ -644,8 +564,8 @@ def main() -> None:
                 status, _, reply = cloud.call("PUT", "/settings/currencies", tenant.token, rates)
                 if status != 200:
                     raise BenchError(f"PUT /settings/currencies answered {status}: {reply}")
-            function_environment(cloud.running["endpoint_url"])
-            bench = InProcess(load_deals())
+            function_environment(cloud.running["endpoint_url"], "deals")
+            bench = InProcess(load_function("deals"))
 
             wait_for_outbox(cloud, bench.create(small, args.workers), args.drain_timeout)
             found["runs_small"] = profiled(bench, small, args.runs, args.budget / 2)

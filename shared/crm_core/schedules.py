@@ -6,11 +6,67 @@ or not it is still there (Scheduler deletes a fired one itself)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from crm_core.clients import client
+
+# Scheduler retries a firing it could not deliver for a day, then sends it to the DLQ.
+MAX_EVENT_AGE_SECONDS = 86_400
+MAX_RETRY_ATTEMPTS = 185
+_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+@dataclass(frozen=True)
+class FunctionTarget:
+    """Where a family of schedules goes (its function's environment): their group, the
+    function they invoke, the role Scheduler takes to invoke it, and the DLQ of firings it
+    could not deliver."""
+
+    group: str
+    function_arn: str
+    role_arn: str
+    dlq_arn: str
+
+
+def one_time_request(
+    *,
+    name: str,
+    group: str,
+    at: datetime,
+    timezone: str,
+    function_arn: str,
+    role_arn: str,
+    dlq_arn: str,
+    payload: str,
+    description: str,
+) -> dict[str, Any]:
+    """CreateSchedule's (and UpdateSchedule's: it replaces every field) parameters of a
+    schedule firing once at `at` (whole seconds, wall time in `timezone`), invoking the
+    function with `payload`, deleted once fired."""
+    return {
+        "Name": name,
+        "GroupName": group,
+        "ScheduleExpression": f"at({at.strftime(_AT_FORMAT)})",
+        "ScheduleExpressionTimezone": timezone,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "ActionAfterCompletion": "DELETE",
+        "State": "ENABLED",
+        "Description": description[:512],
+        "Target": {
+            "Arn": function_arn,
+            "RoleArn": role_arn,
+            "Input": payload,
+            "RetryPolicy": {
+                "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
+                "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
+            },
+            "DeadLetterConfig": {"Arn": dlq_arn},
+        },
+    }
 
 
 def error_code(exc: ClientError) -> str:

@@ -14,7 +14,7 @@ from crm_core.table import Table
 from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.calls import create, get
-from tests.support.events import delivered, redelivered
+from tests.support.events import outbox_events, redelivered
 
 AGENT = User("acme", ("support",), sub="agent-a")
 ADMIN = User("acme", ("admin",))
@@ -26,9 +26,7 @@ def function(contacts_module: ModuleType) -> ConsumerFunction:
 
 
 def replied(table: Table, case_id: str) -> list[dict[str, Any]]:
-    items = table.query_all(None, keys.case_partition("acme", case_id), sort_below="P")
-    found = [i for i in items if i.get("detail_type") == "CaseReplied"]
-    return [delivered(i) for i in sorted(found, key=lambda i: i["event_id"])]
+    return outbox_events(table, keys.case_partition("acme", case_id), "CaseReplied")
 
 
 def timeline(api: Api, contact_id: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from crm_core.table import Table
 from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.calls import create
-from tests.support.events import delivered, redelivered
+from tests.support.events import outbox_events, redelivered
 
 AGENT = User("acme", ("support",))
 ADMIN = User("acme", ("admin",))
@@ -56,9 +56,7 @@ def policy(cases_api: Api) -> None:
 
 
 def events(table: Table, case_id: str, detail_type: str) -> list[dict[str, Any]]:
-    items = table.query_all(None, keys.case_partition("acme", case_id), sort_below="P")
-    found = [i for i in items if i.get("detail_type") == detail_type]
-    return [delivered(i) for i in sorted(found, key=lambda i: i["occurred_at"])]
+    return outbox_events(table, keys.case_partition("acme", case_id), detail_type)
 
 
 def deliver(function: ConsumerFunction, event: dict[str, Any]) -> Any:

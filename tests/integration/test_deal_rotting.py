@@ -21,7 +21,7 @@ from crm_core.table import Table
 from tests.conftest import ConsumerFunction, load_consumer
 from tests.support.api import Api, LambdaContext, User
 from tests.support.calls import create, patch
-from tests.support.events import delivered, redelivered
+from tests.support.events import outbox_events, redelivered
 
 ADMIN = User("acme", ("admin",))
 GROUP = "crm-test-deal-rotting"
@@ -51,9 +51,7 @@ def rotting_pipeline(deals_api: Api) -> None:
 
 
 def events(table: Table, deal_id: str, detail_type: str) -> list[dict[str, Any]]:
-    items = table.query_all(None, keys.deal_partition("acme", deal_id), sort_below="P")
-    found = [i for i in items if i.get("detail_type") == detail_type]
-    return [delivered(i) for i in sorted(found, key=lambda i: i["occurred_at"])]
+    return outbox_events(table, keys.deal_partition("acme", deal_id), detail_type)
 
 
 def deliver(function: ConsumerFunction, event: dict[str, Any]) -> Any:

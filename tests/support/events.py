@@ -54,3 +54,11 @@ def delivered(outbox_item: Mapping[str, Any]) -> dict[str, Any]:
 def redelivered(event: dict[str, Any]) -> dict[str, Any]:
     """The same event sent again (EventBridge gives each delivery a new id)."""
     return {**event, "id": str(uuid.uuid4())}
+
+
+def outbox_events(table: Any, partition: str, detail_type: str) -> list[dict[str, Any]]:
+    """The events of `detail_type` in an item's partition (its outbox), as EventBridge
+    delivers them, in the order they happened."""
+    items = table.query_all(None, partition, sort_below="P")  # OUTBOX# sorts below P
+    found = [i for i in items if i.get("detail_type") == detail_type]
+    return [delivered(i) for i in sorted(found, key=lambda i: (i["occurred_at"], i["event_id"]))]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from crm_core.cases.timers import SlaSchedules, TimerKeeper, TimerTarget
+from crm_core.cases.timers import SlaSchedules, TimerKeeper
 from crm_core.events.consumer import EventConsumer
 from crm_core.runtime import function_runtime
+from crm_core.schedules import FunctionTarget
 
 logger, tracer, metrics, settings, table = function_runtime()
 schedules = SlaSchedules(
-    TimerTarget(
+    FunctionTarget(
         group=os.environ["SLA_SCHEDULE_GROUP"],
         function_arn=os.environ["SLA_TARGET_ARN"],
         role_arn=os.environ["SLA_SCHEDULER_ROLE_ARN"],

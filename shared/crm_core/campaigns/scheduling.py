@@ -27,11 +27,9 @@ from botocore.exceptions import ClientError
 
 from crm_core.clients import client
 from crm_core.errors import Unprocessable
-from crm_core.schedules import Schedules, error_code
+from crm_core.schedules import Schedules, error_code, one_time_request
 
 CAMPAIGN_DUE = "campaign_due"
-MAX_EVENT_AGE_SECONDS = 86_400
-MAX_RETRY_ATTEMPTS = 185
 _NAME_PREFIX = "campaign-"
 _AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
@@ -56,6 +54,12 @@ def at_expression(moment: datetime, timezone: str) -> tuple[str, str]:
     The wall-clock time is written in `timezone` (a fraction of a second rounds up), except
     when that wall-clock time occurs twice there (the hour a daylight-saving change
     repeats): then it is written in UTC, which names the one moment meant."""
+    local, zone = _local_time(moment, timezone)
+    return f"at({local.strftime(_AT_FORMAT)})", zone
+
+
+def _local_time(moment: datetime, timezone: str) -> tuple[datetime, str]:
+    """The whole-second wall-clock time of `at_expression`, and the zone it is written in."""
     if moment.tzinfo is None:
         raise ValueError("the moment must be aware")
     zone = ZoneInfo(timezone)
@@ -68,7 +72,7 @@ def at_expression(moment: datetime, timezone: str) -> tuple[str, str]:
     twin = local.replace(fold=1 - local.fold)
     if twin.utcoffset() != local.utcoffset():
         local, timezone = utc, "UTC"
-    return f"at({local.strftime(_AT_FORMAT)})", timezone
+    return local, timezone
 
 
 def due_input(tenant_id: str, campaign_id: str, dispatch_id: str) -> str:
@@ -102,27 +106,18 @@ class CampaignSchedules(Schedules):
         timezone: str,
     ) -> dict[str, Any]:
         """The CreateSchedule (and UpdateSchedule: it replaces every field) parameters."""
-        expression, zone = at_expression(moment, timezone)
-        return {
-            "Name": schedule_name(campaign_id),
-            "GroupName": self.target.group,
-            "ScheduleExpression": expression,
-            "ScheduleExpressionTimezone": zone,
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "State": "ENABLED",
-            "Description": f"Campaign {campaign_id} of tenant {tenant_id}"[:512],
-            "Target": {
-                "Arn": self.target.dispatcher_arn,
-                "RoleArn": self.target.role_arn,
-                "Input": due_input(tenant_id, campaign_id, dispatch_id),
-                "RetryPolicy": {
-                    "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
-                    "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
-                },
-                "DeadLetterConfig": {"Arn": self.target.dlq_arn},
-            },
-        }
+        local, zone = _local_time(moment, timezone)
+        return one_time_request(
+            name=schedule_name(campaign_id),
+            group=self.target.group,
+            at=local,
+            timezone=zone,
+            function_arn=self.target.dispatcher_arn,
+            role_arn=self.target.role_arn,
+            dlq_arn=self.target.dlq_arn,
+            payload=due_input(tenant_id, campaign_id, dispatch_id),
+            description=f"Campaign {campaign_id} of tenant {tenant_id}",
+        )
 
     def put(
         self,

@@ -29,7 +29,7 @@ from crm_core.cases.business_time import BusinessCalendar
 from crm_core.cases.lifecycle import PAUSED
 from crm_core.cases.sla_clock import SlaClock
 from crm_core.cases.sla_policy import TARGETS, SlaPolicy
-from crm_core.clock import format_iso
+from crm_core.clock import format_iso, parse_iso
 
 Alarm = Literal["warning", "breach"]
 Stored = dict[str, dict[str, Any]]
@@ -195,8 +195,8 @@ def _clock(stored: Mapping[str, Any] | None) -> SlaClock | None:
     return SlaClock(
         target_seconds=None if target is None else int(target),
         banked_seconds=int(stored.get("banked_ms") or 0) / 1000,
-        running_since=_moment(stored.get("running_since")),
-        met_at=_moment(stored.get("met_at")),
+        running_since=_optional(stored.get("running_since")),
+        met_at=_optional(stored.get("met_at")),
     )
 
 
@@ -225,7 +225,5 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else format_iso(moment)
 
 
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+def _optional(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None

@@ -35,7 +35,7 @@ from crm_core.cases.case_sla import (
 from crm_core.cases.policy_store import SlaPolicyStore
 from crm_core.cases.queue_store import QueueStore, open_counts
 from crm_core.cases.sla_policy import SlaPolicy
-from crm_core.clock import now_iso
+from crm_core.clock import now_iso, parse_iso
 from crm_core.dynamo import Item
 from crm_core.errors import (
     ConcurrentChange,
@@ -81,10 +81,6 @@ _LISTED = {
     "company_id": ("GSI4", keys.cases_of_company, keys.LISTING),
 }
 _HIDDEN = {"PK", "SK", "tenant_id", "sla_next_at", "case_type"}
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def to_case(item: Mapping[str, Any], calendar_policy: SlaPolicy | None = None) -> Case:
@@ -219,7 +215,8 @@ class CaseStore:
                 if member is not None:
                     item["assignee_id"], by_policy = member, queue["assignment"]
             item = {k: v for k, v in item.items() if v is not None}
-            change = SlaChange(_moment(at), item["status"], customer_wrote=first_entry is not None)
+            wrote = first_entry is not None
+            change = SlaChange(parse_iso(at), item["status"], customer_wrote=wrote)
             item["sla"] = apply(policy, item["priority"], {}, change)
             self._settle_sla(item, policy, at)
             case = to_case(item, policy)
@@ -374,7 +371,7 @@ class CaseStore:
         if agent_replied and not old.get("first_responded_at"):
             new["first_responded_at"] = at
         change = SlaChange(
-            _moment(at),
+            parse_iso(at),
             new["status"],
             old["status"],
             new["priority"] if new["priority"] != old["priority"] else None,
@@ -437,7 +434,7 @@ class CaseStore:
     ) -> None:
         """The case's SLA state (for the lists) and the moment of its next alarm."""
         sla = item.get("sla") or {}
-        moment = now or _moment(at)
+        moment = now or parse_iso(at)
         state = sla_state(sla, policy.calendar(), moment)
         if state:
             item["sla_state"] = state

@@ -17,22 +17,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from crm_core import keys
 from crm_core.cases.case_store import CASE_ITEM, CaseStore
 from crm_core.clients import client
-from crm_core.schedules import Schedules
+from crm_core.clock import parse_iso
+from crm_core.schedules import FunctionTarget, Schedules, one_time_request
 from crm_core.table import Table
 
 CASE_SLA_DUE = "case_sla_due"
-MAX_EVENT_AGE_SECONDS = 86_400
-MAX_RETRY_ATTEMPTS = 185
 # A firing in the second before its moment waits for it (never longer).
 MAX_WAIT_SECONDS = 1.0
-_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def schedule_name(case_id: str) -> str:
@@ -40,19 +37,9 @@ def schedule_name(case_id: str) -> str:
     return f"case-{case_id}"
 
 
-@dataclass(frozen=True)
-class TimerTarget:
-    """Where the SLA schedules go (the function's environment)."""
-
-    group: str
-    function_arn: str
-    role_arn: str
-    dlq_arn: str
-
-
 class SlaSchedules(Schedules):
     def __init__(
-        self, target: TimerTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
+        self, target: FunctionTarget, make_client: Callable[[], Any] = lambda: client("scheduler")
     ) -> None:
         super().__init__(make_client)
         self.target = target
@@ -60,33 +47,24 @@ class SlaSchedules(Schedules):
     def request(self, tenant_id: str, case_id: str, moment: str) -> dict[str, Any]:
         # at() has whole seconds: the second the moment falls in (the firing waits out the
         # rest, `TimerKeeper.fire`), not the next one, which would add up to a second.
-        at = _moment(moment).replace(microsecond=0)
+        at = parse_iso(moment).replace(microsecond=0)
         payload = {
             "kind": CASE_SLA_DUE,
             "tenant_id": tenant_id,
             "case_id": case_id,
             "due_at": moment,
         }
-        return {
-            "Name": schedule_name(case_id),
-            "GroupName": self.target.group,
-            "ScheduleExpression": f"at({at.strftime(_AT_FORMAT)})",
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "State": "ENABLED",
-            "Description": f"SLA of case {case_id} of tenant {tenant_id}"[:512],
-            "Target": {
-                "Arn": self.target.function_arn,
-                "RoleArn": self.target.role_arn,
-                "Input": json.dumps(payload, separators=(",", ":")),
-                "RetryPolicy": {
-                    "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
-                    "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
-                },
-                "DeadLetterConfig": {"Arn": self.target.dlq_arn},
-            },
-        }
+        return one_time_request(
+            name=schedule_name(case_id),
+            group=self.target.group,
+            at=at,
+            timezone="UTC",
+            function_arn=self.target.function_arn,
+            role_arn=self.target.role_arn,
+            dlq_arn=self.target.dlq_arn,
+            payload=json.dumps(payload, separators=(",", ":")),
+            description=f"SLA of case {case_id} of tenant {tenant_id}",
+        )
 
     def put(self, tenant_id: str, case_id: str, moment: str) -> None:
         self.upsert(self.request(tenant_id, case_id, moment))
@@ -120,13 +98,9 @@ class TimerKeeper:
         A firing up to a second before `due_at` (the schedule's whole second) waits for it.
         The detail types announced."""
         if due_at is not None:
-            early = (_moment(due_at) - self.now()).total_seconds()
+            early = (parse_iso(due_at) - self.now()).total_seconds()
             if 0 < early <= MAX_WAIT_SECONDS:
                 self.sleep(early)
         announced = self.cases.announce_due(tenant_id, case_id, self.now())
         self.sync(tenant_id, case_id)
         return [event.DETAIL_TYPE for event in announced]
-
-
-def _moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from crm_core.clients import client
 from crm_core.clock import format_iso
 from crm_core.deals.pipeline_store import stage_of
-from crm_core.schedules import Schedules
+from crm_core.schedules import FunctionTarget, Schedules, one_time_request
 
 DEAL_ROTS = "deal_rots"
-MAX_EVENT_AGE_SECONDS = 86_400
-MAX_RETRY_ATTEMPTS = 185
-_AT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def rots_at(deal: Mapping[str, Any], pipeline: Mapping[str, Any]) -> str | None:
@@ -50,14 +46,8 @@ def schedule_name(deal_id: str) -> str:
     return f"deal-{deal_id}"
 
 
-@dataclass(frozen=True)
-class RotTarget:
-    """Where the stage's rotting schedules go (the function's environment)."""
-
-    group: str
-    function_arn: str
-    role_arn: str
-    dlq_arn: str
+# Where the stage's rotting schedules go (the function's environment).
+RotTarget = FunctionTarget
 
 
 class RotSchedules(Schedules):
@@ -74,26 +64,17 @@ class RotSchedules(Schedules):
         if at.microsecond:  # at() has whole seconds: never fire before the moment
             at = at.replace(microsecond=0) + timedelta(seconds=1)
         payload = {"kind": DEAL_ROTS, "tenant_id": tenant_id, "deal_id": deal_id, "rots_at": moment}
-        return {
-            "Name": schedule_name(deal_id),
-            "GroupName": self.target.group,
-            "ScheduleExpression": f"at({at.strftime(_AT_FORMAT)})",
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "State": "ENABLED",
-            "Description": f"Deal {deal_id} of tenant {tenant_id} rots"[:512],
-            "Target": {
-                "Arn": self.target.function_arn,
-                "RoleArn": self.target.role_arn,
-                "Input": json.dumps(payload, separators=(",", ":")),
-                "RetryPolicy": {
-                    "MaximumEventAgeInSeconds": MAX_EVENT_AGE_SECONDS,
-                    "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS,
-                },
-                "DeadLetterConfig": {"Arn": self.target.dlq_arn},
-            },
-        }
+        return one_time_request(
+            name=schedule_name(deal_id),
+            group=self.target.group,
+            at=at,
+            timezone="UTC",
+            function_arn=self.target.function_arn,
+            role_arn=self.target.role_arn,
+            dlq_arn=self.target.dlq_arn,
+            payload=json.dumps(payload, separators=(",", ":")),
+            description=f"Deal {deal_id} of tenant {tenant_id} rots",
+        )
 
     def put(self, tenant_id: str, deal_id: str, moment: str) -> None:
         self.upsert(self.request(tenant_id, deal_id, moment))
