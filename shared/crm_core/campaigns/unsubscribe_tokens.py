@@ -48,16 +48,19 @@ class TokenClaims:
 class TokenKey:
     """The HMAC secret, derived from the KMS key on first use."""
 
-    def __init__(self, kms: Callable[[], Any], key_id: str) -> None:
+    def __init__(self, kms: Callable[[], Any], key_id: str, label: bytes = _LABEL) -> None:
+        # Each use of the key (unsubscribe links, satisfaction links, reply addresses) has
+        # a label of its own, so no use's MAC is valid for another.
         self._make_kms = kms
         self.key_id = key_id
+        self.label = label
         self._secret: bytes | None = None
 
     @property
     def secret(self) -> bytes:
         if self._secret is None:
             response = self._make_kms().generate_mac(
-                KeyId=self.key_id, Message=_LABEL, MacAlgorithm="HMAC_SHA_256"
+                KeyId=self.key_id, Message=self.label, MacAlgorithm="HMAC_SHA_256"
             )
             self._secret = bytes(response["Mac"])
         return self._secret
