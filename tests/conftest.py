@@ -56,6 +56,10 @@ os.environ.update(
         "SLA_TARGET_ARN": "arn:aws:lambda:us-east-1:123456789012:function:crm-test-case-timers",
         "SLA_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/crm-test-case-sla-scheduler",
         "SLA_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-test-case-timers-dlq",
+        # ... and case_mailer (the same HMAC key as the unsubscribe links, another label).
+        "CASE_MAIL_DOMAIN": "mail.example.com",
+        "CASE_MAIL_KEY_ID": "alias/crm-test-unsubscribe",
+        "CSAT_URL": "https://api.crm.test/csat",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

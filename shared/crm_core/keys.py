@@ -538,10 +538,11 @@ def forecast_snapshot(
 # Support cases --------------------------------------------------------------------------
 # A case's partition holds the case (CASE), its listing copy (LISTING: the same case under
 # the lists the case item has no index for), its conversation (`MSG#<entry id>`, ULIDs, so
-# oldest first) and its outbox items.
+# oldest first), the emails it sent (`MAIL#<key>`) and its outbox items.
 CASE = "CASE"
 LISTING = "LISTING"
 MESSAGE_PREFIX = "MSG#"
+CASE_MAIL_PREFIX = "MAIL#"
 
 
 def case_partition(tenant_id: str, case_id: str) -> str:
@@ -605,6 +606,12 @@ def case_message_id(tenant_id: str, digest: str) -> dict[str, str]:
     """That an email (by the digest of its Message-ID) belongs to a case: inbound replies
     that lost their reply address still thread by In-Reply-To and References."""
     return {"PK": _in(tenant_id, f"MAILID#{digest}"), "SK": UNIQUE}
+
+
+def case_mail(tenant_id: str, case_id: str, mail_key: str) -> dict[str, str]:
+    """One email the case sends (a public reply, the solved notice): claimed before SES is
+    called and marked after, so a redelivered event never mails the customer twice."""
+    return {"PK": case_partition(tenant_id, case_id), "SK": f"{CASE_MAIL_PREFIX}{mail_key}"}
 
 
 def case_queue(tenant_id: str, queue_id: str) -> dict[str, str]:

@@ -117,16 +117,26 @@ def test_the_unsubscribe_key_is_an_hmac_key_that_is_kept(template: Template) -> 
     assert alias["TargetKeyId"] == {"Ref": "UnsubscribeKey"}
 
 
-def test_only_the_campaign_functions_make_macs_with_the_key(template: Template) -> None:
+# The functions that make MACs with the key (each use under its own label), by the
+# variable that names the key to them.
+KEY_USERS = {
+    "CampaignsFunction": "UNSUBSCRIBE_KEY_ID",
+    "CampaignSenderFunction": "UNSUBSCRIBE_KEY_ID",
+    "UnsubscribeFunction": "UNSUBSCRIBE_KEY_ID",
+    "CaseMailerFunction": "CASE_MAIL_KEY_ID",
+}
+
+
+def test_only_the_link_functions_make_macs_with_the_key(template: Template) -> None:
     users = {
         where.split(".")[0]
         for where, statement in iam_statements(template)
         if "kms:GenerateMac" in statement.get("Action", [])
     }
-    assert users == {"CampaignsFunction", "CampaignSenderFunction", "UnsubscribeFunction"}
+    assert users == set(KEY_USERS)
     for function in users:
         assert _actions(template, function, "kms:") == {"kms:GenerateMac"}
-        assert _env(template, function)["UNSUBSCRIBE_KEY_ID"] == KEY
+        assert _env(template, function)[KEY_USERS[function]] == KEY
         (statement,) = [
             s for s in function_statements(template, function).values() if "kms:" in str(s)
         ]

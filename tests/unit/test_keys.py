@@ -104,6 +104,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "queue_mailbox": lambda t, x: keys.queue_mailbox(t, x)["PK"],
     "sla_policy": lambda t, x: keys.sla_policy(t)["PK"],
     "case_rating": lambda t, x: keys.case_rating(t, x)["PK"],
+    "case_mail": lambda t, x: keys.case_mail(t, x, "reply#01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 

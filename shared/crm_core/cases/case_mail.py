@@ -25,6 +25,7 @@ takes as `Content.Raw`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
@@ -66,6 +67,14 @@ def message_id(entry_id: str, case_id: str, domain: str) -> str:
     if not _OWN_MESSAGE_ID_RE.match(value):
         raise ValueError(f"cannot make a message id of {entry_id!r}, {case_id!r}, {domain!r}")
     return value
+
+
+def thread_key(message_id: str) -> str:
+    """The digest a Message-ID is looked up by (`keys.case_message_id`): of the id inside
+    its angle brackets, lower-cased (clients keep ids as written, but some change the case
+    of the domain), so an id of any length makes a short key."""
+    bare = message_id.strip().removeprefix("<").removesuffix(">").strip().lower()
+    return hashlib.sha256(bare.encode()).hexdigest()[:32]
 
 
 def thread_headers(parent_ids: Sequence[str]) -> tuple[str | None, list[str]]:

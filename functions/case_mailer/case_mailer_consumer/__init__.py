@@ -1,0 +1,1 @@
+"""case_mailer's parts: what a cold start makes (context.py) and the handlers (handlers.py)."""
