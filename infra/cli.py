@@ -8,6 +8,7 @@ crm invoke FUNCTION --event FILE          one event through the running cloud's 
 crm seed [--contacts N] [--deals N] [--cases N]  demo data through the API
 crm events tail|replay [--stage S]        watch the bus; re-drive a DLQ or an archive
 crm webhook send --source ID --secret S --file F [--form]   a signed lead delivery
+crm mail receive FILE.eml [--to A] [--spam] [--stage S]  email to case, as SES delivers it
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.cfn import REPO_ROOT
-from infra.ops import events_cli, webhook_cli
+from infra.ops import events_cli, mail_cli, webhook_cli
 from infra.ops.identity import LOCAL_PASSWORD, ROLES, Identity, IdentityError, role_email
 
 
@@ -221,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
     seed_cmd.set_defaults(run=cmd_seed)
 
     events_cli.register(commands)
+    mail_cli.register(commands)
     webhook_cli.register(commands)
     return root
 

@@ -20,6 +20,7 @@ values) are made up, as there is no DNS to publish them in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -47,6 +48,7 @@ _ORDER = (
     "AWS::SES::ConfigurationSet",
     "AWS::SES::ConfigurationSetEventDestination",
     "AWS::SES::EmailIdentity",
+    "AWS::S3::Bucket",
     "AWS::Scheduler::ScheduleGroup",
     "AWS::Serverless::LayerVersion",
     "AWS::Serverless::HttpApi",
@@ -112,6 +114,7 @@ class Provisioner:
             "AWS::SES::EmailIdentity": self._email_identity,
             "AWS::SES::ConfigurationSet": self._configuration_set,
             "AWS::SES::ConfigurationSetEventDestination": self._configuration_set_destination,
+            "AWS::S3::Bucket": self._bucket,
             "AWS::Scheduler::ScheduleGroup": self._schedule_group,
             "AWS::Scheduler::Schedule": self._schedule,
             "AWS::Serverless::LayerVersion": self._layer,
@@ -372,6 +375,23 @@ class Provisioner:
         EventBridge ones). infra/local/mail.py reads the destination from the template."""
         destination = props.get("EventDestination") or {}
         return Physical(ref=str(destination.get("Name") or logical_id))
+
+    def _bucket(self, logical_id: str, props: dict[str, Any]) -> Physical:
+        """A bucket (moto's S3 on the endpoint). Encryption, lifecycle and access blocks are
+        AWS's to enforce; a restarted local cloud finds its bucket again (objects are
+        not kept across restarts)."""
+        name = props.get("BucketName") or f"crm-local-{logical_id.lower()}"
+        s3 = self.clients("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=name)
+        return Physical(
+            ref=name,
+            attributes={
+                "Arn": f"arn:aws:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+            },
+        )
 
     def _schedule_group(self, logical_id: str, props: dict[str, Any]) -> Physical:
         name = props.get("Name") or f"crm-local-{logical_id}"

@@ -124,6 +124,7 @@ KEY_USERS = {
     "CampaignSenderFunction": "UNSUBSCRIBE_KEY_ID",
     "UnsubscribeFunction": "UNSUBSCRIBE_KEY_ID",
     "CaseMailerFunction": "CASE_MAIL_KEY_ID",
+    "InboundMailFunction": "CASE_MAIL_KEY_ID",
 }
 
 

@@ -56,6 +56,7 @@ NAME_PROPERTIES = {
     "AWS::Scheduler::Schedule": "Name",
     "AWS::Scheduler::ScheduleGroup": "Name",
     "AWS::SES::ConfigurationSet": "Name",
+    "AWS::S3::Bucket": "BucketName",
     "AWS::IAM::Role": "RoleName",
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
     "AWS::CloudWatch::Alarm": "AlarmName",
@@ -85,6 +86,9 @@ UNNAMED_TYPES = frozenset(
         # destination is scoped to its configuration set, whose name carries the stage.
         "AWS::SES::EmailIdentity",
         "AWS::SES::ConfigurationSetEventDestination",
+        "AWS::S3::BucketPolicy",
+        # A receipt rule is named inside the rule set (`Rule.Name`, which has the stage).
+        "AWS::SES::ReceiptRule",
     }
 )
 # Resources that must have an explicit physical name (a missing one would be random).

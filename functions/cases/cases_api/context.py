@@ -7,6 +7,7 @@ import os
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
+from crm_core.campaigns.sender_namespace import NamespaceClaims
 from crm_core.cases.case_store import CaseStore
 from crm_core.runtime import function_runtime
 
@@ -16,4 +17,5 @@ queue_store = case_store.queues
 policy_store = case_store.policies
 # The stage's domain for support mail (`<tenant>.<mailbox>@<domain>`); none: no mailboxes.
 mail_domain = os.environ.get("CASE_MAIL_DOMAIN") or None
+namespaces = NamespaceClaims(table)
 app = APIGatewayHttpResolver(enable_validation=True)

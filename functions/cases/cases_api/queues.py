@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from cases_api.context import app, mail_domain, queue_store, table
+from cases_api.context import app, mail_domain, namespaces, queue_store, table
 from crm_core import http
 from crm_core.auth import Action, Principal
+from crm_core.campaigns.sender_namespace import namespace
+from crm_core.errors import Conflict
 from crm_core.cases.queue_store import to_queue
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
@@ -25,6 +27,8 @@ _ONE = http.returns(200, "The queue", Queue)
 @router.post("/queues", summary="Create a queue", responses=http.returns(201, "Created", Queue))
 @http.guard(app, Action.CASE_ADMIN, idempotency=table)
 def create_queue(caller: Principal, body: QueueCreate) -> Response[str]:
+    if body.mailbox:
+        _claim_namespace(caller.tenant_id)
     item = queue_store.create(caller.tenant_id, body, http.origin(app, caller))
     queue = to_queue(item, mail_domain)
     return http.json_response(201, queue, version=queue.version, location=f"/queues/{queue.id}")
@@ -57,6 +61,8 @@ def get_queue(caller: Principal, queue_id: QueueId) -> Response[str]:
 )
 @http.guard(app, Action.CASE_ADMIN)
 def patch_queue(caller: Principal, queue_id: QueueId, body: QueuePatch) -> Response[str]:
+    if body.changes().get("mailbox"):
+        _claim_namespace(caller.tenant_id)
     item = queue_store.update(
         caller.tenant_id, queue_id, body.changes(), http.if_match(app), http.origin(app, caller)
     )
@@ -74,3 +80,14 @@ def patch_queue(caller: Principal, queue_id: QueueId, body: QueuePatch) -> Respo
 def delete_queue(caller: Principal, queue_id: QueueId) -> Response[str]:
     queue_store.delete(caller.tenant_id, queue_id, http.if_match(app))
     return Response(204, None, "")
+
+
+def _claim_namespace(tenant_id: str) -> None:
+    """A mailbox is `<namespace>.<mailbox>@`: the tenant's namespace must be its own (the
+    one a campaign sender claims too), or mail to it would reach another tenant's queue."""
+    if not namespaces.owns(tenant_id):
+        raise Conflict(
+            f"the mail namespace {namespace(tenant_id)!r} belongs to another tenant "
+            "(tenant ids that differ only in case share one)",
+            errors=[{"loc": ["body", "mailbox"], "msg": "the namespace is another tenant's"}],
+        )

@@ -37,13 +37,13 @@ from crm_core import keys
 from crm_core.campaigns.sender_namespace import namespace
 from crm_core.cases import csat_tokens, reply_address
 from crm_core.cases.case_mail import build_case_email, message_id, thread_key
+from crm_core.cases.case_store import MESSAGE_ID_ITEM
 from crm_core.clock import now_iso
 from crm_core.contacts.suppression import suppression_key
 from crm_core.pagination import ListQuery
 from crm_core.table import Filter, Table, TransactionCancelled
 
 MAIL_ITEM = "case_mail"
-MESSAGE_ID_ITEM = "case_mail_id"
 DEFAULT_MAILBOX = "support"
 # SES errors that are the message's own (sending again cannot help).
 PERMANENT_SES_ERRORS = frozenset(

@@ -23,6 +23,7 @@ from typing import Any
 
 from crm_core import keys
 from crm_core.cases import assignment, lifecycle
+from crm_core.cases.case_mail import thread_key
 from crm_core.cases.case_sla import (
     SlaChange,
     announced,
@@ -52,7 +53,27 @@ from crm_core.patching import apply_patch
 from crm_core.records.case import Case, CaseCreate, ConversationEntry, ReplyCreate
 from crm_core.table import Page, Table, TransactionCancelled, read_modify_write
 
+
+class CaseClosed(Exception):
+    """A closed case never changes: a customer writing to it opens a follow-up case."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"the case {case_id} is closed")
+        self.case_id = case_id
+
+
+class DuplicateMessage(Exception):
+    """The inbound email was recorded before (SES or Lambda delivered it again)."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"the email is already in case {case_id}")
+        self.case_id = case_id
+
+
 CASE_ITEM = "case"
+# The item that says which case an email (by its Message-ID) belongs to: case_mailer writes
+# it for the emails it sends, the intake for those it receives (`inbound`).
+MESSAGE_ID_ITEM = "case_mail_id"
 LISTING_ITEM = "case_listing"
 ENTRY_ITEM = "case_entry"
 FILTERS = ("status", "queue_id", "assignee_id", "contact_id", "priority", "sla", "company_id")
@@ -182,15 +203,19 @@ class CaseStore:
         *,
         follow_up_of: str | None = None,
         first_entry: Mapping[str, Any] | None = None,
+        inbound_message_id: str | None = None,
     ) -> Case:
         """Open a case; with a queue and no assignee, the queue's policy assigns it.
-        `first_entry` (an inbound email) joins its conversation in the same transaction."""
+        `first_entry` (an inbound email, `inbound_entry`) joins its conversation in the same
+        transaction, with the claim of its `inbound_message_id` (DuplicateMessage when an
+        earlier delivery of the email recorded it)."""
         data = body.model_dump(mode="json", exclude_none=True)
         case_id = new_ulid()
 
         self._check_references(tenant_id, data, None)
 
         def attempt() -> Case:
+            claims = self._message_claims(tenant_id, case_id, inbound_message_id)
             at = self.clock()
             queue = self._queue(tenant_id, body.queue_id)
             policy = self.policies.get(tenant_id)
@@ -228,10 +253,16 @@ class CaseStore:
                 published.append(events.CaseAssigned.create(tenant_id, origin, data_, at))
             entry: dict[str, Any] | None = None
             if first_entry is not None:
-                entry = {**first_entry, "created_at": first_entry.get("created_at", at)}
+                entry = {
+                    **first_entry,
+                    **keys.case_message(tenant_id, case_id, first_entry["id"]),
+                    "type": ENTRY_ITEM,
+                    "case_id": case_id,
+                    "created_at": first_entry.get("created_at", at),
+                }
                 data_r = events.CaseRepliedData(case=case, entry=_entry_facts(entry))
                 published.append(events.CaseReplied.create(tenant_id, origin, data_r, at))
-            ops = self._queue_updates(tenant_id, None, item, queue, turn)
+            ops = self._queue_updates(tenant_id, None, item, queue, turn) + claims
             self._commit(None, item, ops, published, entry)
             return case
 
@@ -292,6 +323,69 @@ class CaseStore:
 
         return read_modify_write(attempt, "case")
 
+    def customer_wrote(
+        self,
+        tenant_id: str,
+        case_id: str,
+        first_entry: Mapping[str, Any],
+        origin: Origin,
+        inbound_message_id: str | None = None,
+    ) -> Case:
+        """The case's contact wrote (an inbound email, `inbound_entry`): the entry joins the
+        conversation, a pending, held or solved case goes back to open (a solved one is
+        reopened by the customer) and the next-response clock starts. CaseClosed for a
+        closed case (the caller opens a follow-up), DuplicateMessage for an email an
+        earlier delivery recorded."""
+
+        def attempt() -> Case:
+            claims = self._message_claims(tenant_id, case_id, inbound_message_id)
+            old = self._load_for_write(tenant_id, case_id, None)
+            if old["status"] == lifecycle.CLOSED_FOR_GOOD:
+                raise CaseClosed(case_id)
+            new = dict(old)
+            new["status"] = lifecycle.after_customer_reply(old["status"])
+            at = self.clock()
+            entry = {
+                **first_entry,
+                **keys.case_message(tenant_id, case_id, first_entry["id"]),
+                "type": ENTRY_ITEM,
+                "case_id": case_id,
+                "created_at": at,
+            }
+            return self._change(
+                old,
+                new,
+                origin,
+                entry=entry,
+                customer_wrote=True,
+                reopened_by="customer",
+                at=at,
+                extra=claims,
+            )
+
+        return read_modify_write(attempt, "case")
+
+    def _message_claims(
+        self, tenant_id: str, case_id: str, message_id: str | None
+    ) -> list[dict[str, Any]]:
+        """The Put that records an inbound email's Message-ID for its case (once: a second
+        delivery finds it, DuplicateMessage), which also threads replies naming it."""
+        if message_id is None:
+            return []
+        key = keys.case_message_id(tenant_id, thread_key(message_id))
+        known = self.table.get(key)
+        if known is not None and known.get("inbound"):
+            raise DuplicateMessage(str(known["case_id"]))
+        claim = {
+            **key,
+            "type": MESSAGE_ID_ITEM,
+            "tenant_id": tenant_id,
+            "case_id": case_id,
+            "message_id": message_id,
+            "inbound": True,
+        }
+        return [self.op.put(claim, "attribute_not_exists(PK) OR attribute_not_exists(inbound)")]
+
     def announce_due(self, tenant_id: str, case_id: str, now: datetime) -> list[DomainEvent]:
         """Record the warnings and breaches due by `now` and not yet announced, with their
         events, in one transaction on the case's version: a timer firing twice (Scheduler
@@ -340,6 +434,7 @@ class CaseStore:
         customer_wrote: bool = False,
         reopened_by: str = "agent",
         at: str | None = None,
+        extra: Sequence[dict[str, Any]] = (),
     ) -> Case:
         tenant_id = old["tenant_id"]
         at = max(at or self.clock(), old["updated_at"])
@@ -383,7 +478,7 @@ class CaseStore:
         new.update(updated_at=at, version=old["version"] + 1)
         case = to_case(new, policy)
         published = self._events(old, new, case, origin, at, entry, reopened_by)
-        ops = self._queue_updates(tenant_id, old, new, queue, turn)
+        ops = self._queue_updates(tenant_id, old, new, queue, turn) + list(extra)
         self._commit(old, new, ops, published, entry)
         return case
 

@@ -118,6 +118,7 @@ class InboundMessage:
     attachments_dropped: int  # attachments past the count limit: counted, not read
     auto_submitted: bool
     sent_at: str | None  # the Date header, ISO 8601 UTC
+    priority: str = "normal"  # what the sender marked it (`_priority`): a case's priority
 
 
 def parse(
@@ -156,7 +157,29 @@ def parse(
         attachments_dropped=walker.dropped,
         auto_submitted=_auto_submitted(message),
         sent_at=_sent_at(_header_text(message, "Date")),
+        priority=_priority(message),
     )
+
+
+# X-Priority's digit (1 highest .. 5 lowest, as mail clients write it: "1 (Highest)").
+_X_PRIORITY = {"1": "urgent", "2": "high", "3": "normal", "4": "low", "5": "low"}
+_X_PRIORITY_RE = re.compile(r"^\s*([1-5])\b")
+
+
+def _priority(message: Message[Any, Any]) -> str:
+    """The case priority the sender asked for: `Priority: urgent | non-urgent` (RFC 2156),
+    `X-Priority` 1 (urgent), 2 (high), 4 or 5 (low), `Importance: high | low` (RFC 2156, as
+    Outlook writes it with X-Priority); else normal. A help desk's triage may change it."""
+    stated = (_header_text(message, "Priority") or "").strip().lower()
+    if stated == "urgent":
+        return "urgent"
+    digit = _X_PRIORITY_RE.match(_header_text(message, "X-Priority") or "")
+    if digit:
+        return _X_PRIORITY[digit.group(1)]
+    importance = (_header_text(message, "Importance") or "").strip().lower()
+    if importance in ("high", "low"):
+        return importance
+    return "low" if stated == "non-urgent" else "normal"
 
 
 def _message_of(raw: bytes) -> Message[Any, Any]:
