@@ -60,6 +60,8 @@ os.environ.update(
         "CASE_MAIL_DOMAIN": "mail.example.com",
         "CASE_MAIL_KEY_ID": "alias/crm-test-unsubscribe",
         "CSAT_URL": "https://api.crm.test/csat",
+        # ... and inbound_mail.
+        "MAIL_BUCKET": "crm-test-mail",
     }
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)

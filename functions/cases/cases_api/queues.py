@@ -12,8 +12,8 @@ from cases_api.context import app, mail_domain, namespaces, queue_store, table
 from crm_core import http
 from crm_core.auth import Action, Principal
 from crm_core.campaigns.sender_namespace import namespace
-from crm_core.errors import Conflict
 from crm_core.cases.queue_store import to_queue
+from crm_core.errors import Conflict
 from crm_core.fields import Ulid
 from crm_core.pagination import DEFAULT_LIMIT
 from crm_core.records.case import Queue, QueueCreate, QueuePage, QueuePatch
