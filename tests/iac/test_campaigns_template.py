@@ -1,6 +1,7 @@
 """template.yaml's email campaigns: SES (identity, configuration set, its events on the
 default bus), the unsubscribe key, the dispatcher and its schedules, the send queue and the
-sender, email_events and the unsubscribe routes, each with exactly the access it uses."""
+sender, email_events and the unsubscribe routes (and the satisfaction routes, which sign
+their links with the same key), each with exactly the access it uses."""
 
 from __future__ import annotations
 
@@ -117,16 +118,26 @@ def test_the_unsubscribe_key_is_an_hmac_key_that_is_kept(template: Template) -> 
     assert alias["TargetKeyId"] == {"Ref": "UnsubscribeKey"}
 
 
-def test_only_the_campaign_functions_make_macs_with_the_key(template: Template) -> None:
+# The functions that make MACs with the key, and the variable that names it: the satisfaction
+# links use the same key under a label of their own (crm_core/cases/csat_tokens.py).
+KEY_USERS = {
+    "CampaignsFunction": "UNSUBSCRIBE_KEY_ID",
+    "CampaignSenderFunction": "UNSUBSCRIBE_KEY_ID",
+    "UnsubscribeFunction": "UNSUBSCRIBE_KEY_ID",
+    "CsatFunction": "CSAT_KEY_ID",
+}
+
+
+def test_only_the_link_functions_make_macs_with_the_key(template: Template) -> None:
     users = {
         where.split(".")[0]
         for where, statement in iam_statements(template)
         if "kms:GenerateMac" in statement.get("Action", [])
     }
-    assert users == {"CampaignsFunction", "CampaignSenderFunction", "UnsubscribeFunction"}
+    assert users == set(KEY_USERS)
     for function in users:
         assert _actions(template, function, "kms:") == {"kms:GenerateMac"}
-        assert _env(template, function)["UNSUBSCRIBE_KEY_ID"] == KEY
+        assert _env(template, function)[KEY_USERS[function]] == KEY
         (statement,) = [
             s for s in function_statements(template, function).values() if "kms:" in str(s)
         ]
@@ -411,6 +422,24 @@ def test_unsubscribe_is_public_and_writes_one_transaction(template: Template) ->
         "dynamodb:PutItem",
     }
     assert function_statements(template, "UnsubscribeFunction")["TableItems"]["Resource"] == TABLE
+
+
+def test_csat_is_public_and_writes_one_transaction(template: Template) -> None:
+    fn = _props(resources(template)["CsatFunction"])
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in fn["Events"].values()}
+    assert routes == {("GET", "/csat"), ("POST", "/csat")}
+    for event in fn["Events"].values():
+        assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+    # GetItem of the case; the rating's and CaseRated's PutItem and the case's UpdateItem in
+    # one transaction. No index: the function reads nothing but the case.
+    assert function_dynamodb_actions(template, "CsatFunction") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+    }
+    assert function_statements(template, "CsatFunction")["TableItems"]["Resource"] == TABLE
+    assert fn["CodeUri"] == "functions/csat/"
+    assert fn["LoggingConfig"] == {"LogGroup": {"Ref": "CsatLogGroup"}}
 
 
 # ---------------------------------------------------------------------------- references
