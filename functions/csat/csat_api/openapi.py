@@ -124,23 +124,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                     },
                 },
                 **_COMMON,
-                "409": {
-                    "description": (
-                        "The case was never solved, or (JSON) it was rated before: `score` is "
-                        "the first rating's, which stays"
-                    ),
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {
-                                "allOf": [
-                                    {"$ref": "#/components/schemas/Problem"},
-                                    {"type": "object", "properties": {"score": _SCORE}},
-                                ]
-                            }
-                        },
-                        "text/html": {"schema": {"type": "string"}},
-                    },
-                },
+                "409": _refusal(
+                    "The case was never solved; or, to a JSON client, it was rated before: the "
+                    "problem's `score` is the first rating's, which stays"
+                ),
                 "413": _refusal(f"The body is larger than {MAX_BODY_BYTES} bytes"),
                 "422": _refusal("The score is missing or not 1 to 5, or the comment is too long"),
             },
