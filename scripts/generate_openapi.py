@@ -24,7 +24,7 @@ VERSION = "0.1.0"
 DESCRIPTION = (
     "The CRM's HTTP API. Every route needs `Authorization: Bearer <Cognito ID token>` (but "
     "the lead webhook, which is signed with the source's secret instead, and the unsubscribe "
-    "link, which carries a signed token); the tenant comes "
+    "and satisfaction links, which carry a signed token); the tenant comes "
     "from the token's `custom:tenant_id` claim. Errors are `application/problem+json` "
     "(RFC 9457)."
 )
@@ -54,7 +54,7 @@ def function_document(name: str) -> dict[str, Any] | None:
         for loaded in [m for m in sys.modules if m == "app" or m.startswith(f"{name}_api")]:
             del sys.modules[loaded]
         module = importlib.import_module("app")
-        # A plain handler (the lead webhook, unsubscribe) describes its routes itself, errors
+        # A plain handler (the lead webhook, unsubscribe, csat) describes its routes itself, errors
         # included, in <name>_api/openapi.py (not imported at its cold start).
         described = (folder / f"{name}_api" / "openapi.py").is_file()
         paths = importlib.import_module(f"{name}_api.openapi").OPENAPI_PATHS if described else None
@@ -181,6 +181,11 @@ TAGS: list[tuple[str, str, str]] = [
         "Cases and their conversations, queues and assignment, and the tenant's SLA policy.",
     ),
     (r"^/unsubscribe", "Unsubscribe", "Signed one-click unsubscribe links (no Cognito token)."),
+    (
+        r"^/csat",
+        "Satisfaction",
+        "Signed satisfaction links of solved cases: a score, once (no Cognito token).",
+    ),
 ]
 
 
@@ -271,6 +276,7 @@ def merged_document() -> dict[str, Any]:
         "DISPATCHER_DLQ_ARN": "arn:aws:sqs:us-east-1:123456789012:crm-openapi-dispatcher-dlq",
         "SES_CONFIGURATION_SET": "crm-openapi-campaigns",
         "UNSUBSCRIBE_KEY_ID": "alias/crm-openapi-unsubscribe",
+        "CSAT_KEY_ID": "alias/crm-openapi-unsubscribe",
         "SENDER_DOMAIN": "mail.crm-openapi.example",
         "USER_POOL_ID": "us-east-1_openapi",
     }.items():

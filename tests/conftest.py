@@ -32,6 +32,8 @@ os.environ.update(
         "LEAD_SECRETS_KEY_ID": "alias/crm-test-lead-secrets",
         # Campaigns (issue 8): what template.yaml gives the campaign functions.
         "UNSUBSCRIBE_KEY_ID": "alias/crm-test-unsubscribe",
+        # Satisfaction links: the same HMAC key (template.yaml), another label.
+        "CSAT_KEY_ID": "alias/crm-test-unsubscribe",
         "UNSUBSCRIBE_URL": "https://api.crm.test/unsubscribe",
         "SES_CONFIGURATION_SET": "crm-test-campaigns",
         "SEND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/crm-test-campaign-send",

@@ -57,6 +57,7 @@ PROBES = {
     ),
     # No token: refused before the key is asked for the token's secret.
     "unsubscribe": ("GET", "/unsubscribe", "", 400),
+    "csat": ("GET", "/csat", "", 400),
 }
 TIMER = """
 import time

@@ -1,6 +1,7 @@
 """template.yaml's email campaigns: SES (identity, configuration set, its events on the
 default bus), the unsubscribe key, the dispatcher and its schedules, the send queue and the
-sender, email_events and the unsubscribe routes, each with exactly the access it uses."""
+sender, email_events and the unsubscribe routes (and the satisfaction routes, which sign
+their links with the same key), each with exactly the access it uses."""
 
 from __future__ import annotations
 
@@ -117,14 +118,15 @@ def test_the_unsubscribe_key_is_an_hmac_key_that_is_kept(template: Template) -> 
     assert alias["TargetKeyId"] == {"Ref": "UnsubscribeKey"}
 
 
-# The functions that make MACs with the key (each use under its own label), by the
-# variable that names the key to them.
+# The functions that make MACs with the key, by the variable that names it to them: the
+# satisfaction links and reply addresses use the same key under labels of their own.
 KEY_USERS = {
     "CampaignsFunction": "UNSUBSCRIBE_KEY_ID",
     "CampaignSenderFunction": "UNSUBSCRIBE_KEY_ID",
     "UnsubscribeFunction": "UNSUBSCRIBE_KEY_ID",
     "CaseMailerFunction": "CASE_MAIL_KEY_ID",
     "InboundMailFunction": "CASE_MAIL_KEY_ID",
+    "CsatFunction": "CSAT_KEY_ID",
 }
 
 
@@ -422,6 +424,24 @@ def test_unsubscribe_is_public_and_writes_one_transaction(template: Template) ->
         "dynamodb:PutItem",
     }
     assert function_statements(template, "UnsubscribeFunction")["TableItems"]["Resource"] == TABLE
+
+
+def test_csat_is_public_and_writes_one_transaction(template: Template) -> None:
+    fn = _props(resources(template)["CsatFunction"])
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in fn["Events"].values()}
+    assert routes == {("GET", "/csat"), ("POST", "/csat")}
+    for event in fn["Events"].values():
+        assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+    # GetItem of the case; the rating's and CaseRated's PutItem and the case's UpdateItem in
+    # one transaction. No index: the function reads nothing but the case.
+    assert function_dynamodb_actions(template, "CsatFunction") == {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+    }
+    assert function_statements(template, "CsatFunction")["TableItems"]["Resource"] == TABLE
+    assert fn["CodeUri"] == "functions/csat/"
+    assert fn["LoggingConfig"] == {"LogGroup": {"Ref": "CsatLogGroup"}}
 
 
 # ---------------------------------------------------------------------------- references

@@ -238,6 +238,8 @@ EXPECTED_ROUTES = frozenset(
         ("PUT", "/settings/email"),
         ("GET", "/unsubscribe"),
         ("POST", "/unsubscribe"),
+        ("GET", "/csat"),
+        ("POST", "/csat"),
     }
 )
 # Routes without the JWT authorizer (they verify their own signatures or tokens).
@@ -246,6 +248,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/webhooks/leads/{source_id}"),
         ("GET", "/unsubscribe"),
         ("POST", "/unsubscribe"),
+        ("GET", "/csat"),
+        ("POST", "/csat"),
     }
 )
 

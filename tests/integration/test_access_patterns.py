@@ -876,6 +876,37 @@ def case_scenario(api: Api, cases: Api, pattern: str) -> Callable[[], Any]:
     raise AssertionError(f"no scenario for {pattern!r}")
 
 
+# The rows of the satisfaction link (the csat function).
+CSAT_PATTERNS = {"rate-case", "csat-page"}
+
+
+@pytest.fixture(scope="module")
+def csat_module(contacts_module: ModuleType) -> ModuleType:
+    return load_function("csat")
+
+
+def csat_scenario(cases: Api, csat: ModuleType, pattern: str) -> Callable[[], Any]:
+    """A solved case and its satisfaction link; the function's one KMS call (the links'
+    secret, once per process) is out of the counts."""
+    from crm_core.cases import csat_tokens
+
+    reply = cases.call("POST", "/cases", ADMIN, {"subject": "S"})
+    assert reply.status == 201, reply.text
+    case_id = reply.json["id"]
+    solved = cases.call("PATCH", f"/cases/{case_id}", ADMIN, {"status": "solved"})
+    assert solved.status == 200, solved.text
+    query = {"token": csat_tokens.issue(csat.token_key.secret, "acme", case_id)}
+    link = Api(csat.handler, template_routes("CsatFunction"))
+    if pattern == "csat-page":
+        return lambda: link.call("GET", "/csat", None, query=query)
+    if pattern == "rate-case":
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        return lambda: link.call(
+            "POST", "/csat", None, raw_body="score=4", query=query, headers=headers
+        )
+    raise AssertionError(f"no scenario for {pattern!r}")
+
+
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
     assert set(documented_counts()) >= (
@@ -887,6 +918,7 @@ def test_document_lists_the_patterns() -> None:
         | CAMPAIGN_PATTERNS
         | DEAL_PATTERNS
         | CASE_PATTERNS
+        | CSAT_PATTERNS
     )
 
 
@@ -926,6 +958,12 @@ def test_calls_per_operation(
         cases = request.getfixturevalue("cases_api")
         measured = case_scenario(api, cases, pattern)
         more = [sys.modules["cases_api.context"].table.client]
+    elif pattern in CSAT_PATTERNS:
+        request.getfixturevalue("mail_setup")  # the links' KMS key
+        cases = request.getfixturevalue("cases_api")
+        csat = request.getfixturevalue("csat_module")
+        measured = csat_scenario(cases, csat, pattern)
+        more = [sys.modules["cases_api.context"].table.client, csat.table.client]
     elif pattern in SCORING_PATTERNS:
         measured = scoring_scenario(scoring_api, pattern)
     elif pattern in LEAD_SCORING_PATTERNS:

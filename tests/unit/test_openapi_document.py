@@ -40,24 +40,26 @@ def test_document_covers_every_template_route() -> None:
         "ScoringFunction",
         "CampaignsFunction",
         "UnsubscribeFunction",
+        "CsatFunction",
         "DealsFunction",
     ):
         assert set(template_routes(function)) <= documented, function
     for path, ops in document["paths"].items():
         for method, operation in ops.items():
             # Every refusal is a problem+json; the webhook has no 422 (a lead is not validated
-            # until it is processed), nor has the unsubscribe link (its token is the only
-            # input: a bad one is a 400); every other route has.
+            # until it is processed), nor has the unsubscribe link or the satisfaction page
+            # (their token is the only input: a bad one is a 400); every other route has.
             refusals = {s: r for s, r in operation["responses"].items() if s >= "400"}
             assert refusals, (method, path)
-            if not path.startswith(("/webhooks/", "/unsubscribe")):
+            tokens_only = path.startswith("/unsubscribe") or (method, path) == ("get", "/csat")
+            if not path.startswith("/webhooks/") and not tokens_only:
                 assert "422" in refusals, (method, path)
             for response in refusals.values():
                 problem = response["content"]["application/problem+json"]
                 assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path)
 
 
-def test_only_the_webhook_and_the_unsubscribe_link_go_without_a_token() -> None:
+def test_only_the_webhook_and_the_signed_links_go_without_a_token() -> None:
     document = json.loads((ROOT / "docs" / "openapi.json").read_text())
     public = {
         (method, path)
@@ -69,6 +71,8 @@ def test_only_the_webhook_and_the_unsubscribe_link_go_without_a_token() -> None:
         ("post", "/webhooks/leads/{source_id}"),
         ("get", "/unsubscribe"),
         ("post", "/unsubscribe"),
+        ("get", "/csat"),
+        ("post", "/csat"),
     }
 
 

@@ -158,7 +158,9 @@ class CaseReopened(_CasesEvent):
 
 
 class CaseRated(_CasesEvent):
-    """The customer rated a solved case (once)."""
+    """The customer rated a solved case (once), through the satisfaction link of its solved
+    email (published by the csat function)."""
 
+    PRODUCER: ClassVar[str] = "csat"
     DETAIL_TYPE: ClassVar[str] = "CaseRated"
     data: CaseRatedData
