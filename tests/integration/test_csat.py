@@ -26,11 +26,10 @@ from tests.conftest import load_function
 from tests.support.api import ROOT, Api, Reply, User, template_routes
 from tests.support.calls import create, get, patch
 from tests.support.checks import assert_problem, table_items
-
-MAX_BODY_BYTES = 24 * 1024  # csat_api/request.py: the largest body read
 from tests.support.events import outbox_events
 from tests.support.faults import Meddling
 
+MAX_BODY_BYTES = 24 * 1024  # csat_api/request.py: the largest body read
 TENANT = "acme"
 ADMIN = User(TENANT, ("admin",), sub="admin-a")
 AGENT = User(TENANT, ("support",), sub="agent-a")
