@@ -907,6 +907,80 @@ def csat_scenario(cases: Api, csat: ModuleType, pattern: str) -> Callable[[], An
     raise AssertionError(f"no scenario for {pattern!r}")
 
 
+# The rows of email: case_mailer's reply, inbound_mail's new message and threaded answer.
+MAIL_PATTERNS = {"mail-case-reply", "receive-new-email", "receive-reply-email"}
+
+
+class Handled:
+    """A consumer's answer, as the test reads a route's: it succeeded."""
+
+    status, text = 200, ""
+
+
+def mail_scenario(
+    api: Api, cases: Api, table: Any, pattern: str
+) -> tuple[Callable[[], Any], list[Any]]:
+    """A contact's case in a queue with a mailbox, and its agent's public reply. The KMS
+    calls of the secrets (once per process) are made before the count. Also the clients."""
+    import email as email_package
+    import email.policy
+
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    from infra.ops.mail_cli import ses_receipt_event
+    from tests.support.events import outbox_events
+
+    mailer, inbound = load_consumer("case_mailer"), load_consumer("inbound_mail")
+    for key in (mailer.context.reply_key, mailer.context.csat_key, inbound.context.reply_key):
+        key._secret = None
+        assert key.secret
+    sys.modules["cases_api.context"].namespaces.forget()
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=inbound.context.intake.bucket)
+    cid = _contact(api, email="ada@example.com")["id"]
+    body = {"name": "Q", "members": ["ann", "bob"], "assignment": "round_robin", "mailbox": "q"}
+    queue = cases.call("POST", "/queues", ADMIN, body).json
+    case = cases.call(
+        "POST", "/cases", ADMIN, {"subject": "S", "contact_id": cid, "queue_id": queue["id"]}
+    ).json
+    reply = {"body": "Hello", "public": True}
+    assert cases.call("POST", f"/cases/{case['id']}/replies", ADMIN, reply).status == 201
+    (replied,) = outbox_events(table, keys.case_partition("acme", case["id"]), "CaseReplied")
+    clients = [
+        mailer.context.table.client,
+        mailer.context.mailer.ses,
+        inbound.context.intake.s3,
+        inbound.context.table.client,
+    ]
+
+    def handled(run: Callable[[], Any]) -> Callable[[], Handled]:
+        def measured() -> Handled:
+            run()
+            return Handled()
+
+        return measured
+
+    if pattern == "mail-case-reply":
+        return handled(lambda: mailer.handler(replied, LambdaContext())), clients
+    mailer.handler(replied, LambdaContext())
+    sent = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages[-1]
+    got = email_package.message_from_string(sent.raw_data, policy=email.policy.default)
+    message = email_package.message.EmailMessage()
+    message["From"] = "ada@example.com"
+    message["Subject"] = "Re: S" if pattern == "receive-reply-email" else "New"
+    message["To"] = str(got["Reply-To"]) if pattern == "receive-reply-email" else queue["address"]
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@example.com>"
+    message.set_content("Thanks")
+    stored = uuid.uuid4().hex
+    s3.put_object(
+        Bucket=inbound.context.intake.bucket, Key=f"inbound/{stored}", Body=bytes(message)
+    )
+    event = ses_receipt_event(stored, [str(message["To"])])
+    return handled(lambda: inbound.handler(event, LambdaContext())), clients
+
+
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
     assert set(documented_counts()) >= (
@@ -919,6 +993,7 @@ def test_document_lists_the_patterns() -> None:
         | DEAL_PATTERNS
         | CASE_PATTERNS
         | CSAT_PATTERNS
+        | MAIL_PATTERNS
     )
 
 
@@ -964,6 +1039,11 @@ def test_calls_per_operation(
         csat = request.getfixturevalue("csat_module")
         measured = csat_scenario(cases, csat, pattern)
         more = [sys.modules["cases_api.context"].table.client, csat.table.client]
+    elif pattern in MAIL_PATTERNS:
+        request.getfixturevalue("mail_setup")  # the KMS key and the sending domain
+        cases = request.getfixturevalue("cases_api")
+        measured, more = mail_scenario(api, cases, table, pattern)
+        more.append(sys.modules["cases_api.context"].table.client)
     elif pattern in SCORING_PATTERNS:
         measured = scoring_scenario(scoring_api, pattern)
     elif pattern in LEAD_SCORING_PATTERNS:

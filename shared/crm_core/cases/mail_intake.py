@@ -50,7 +50,7 @@ from crm_core.cases.inbound_mail import (
     receipt_refusal,
 )
 from crm_core.contacts.store import ContactStore
-from crm_core.errors import Conflict, NotFound
+from crm_core.errors import Conflict, NotFound, Unprocessable
 from crm_core.events.envelope import Origin
 from crm_core.ids import new_ulid
 from crm_core.records.case import MAX_DESCRIPTION_CHARS, CaseCreate
@@ -77,8 +77,8 @@ class IntakeResult:
 @dataclass(frozen=True)
 class Route:
     tenant_id: str
-    queue_id: str | None
-    case_id: str | None
+    mailbox: str | None  # the queue's, read only when needed (`MailIntake._queue_of`)
+    case_id: str | None  # a reply address's
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class MailIntake:
         self.mail_domain = mail_domain.lower()
         self.reply_secret = reply_secret
         self.limits = limits
+        self._mailboxes: dict[str, str | None] = {}  # per message: mailbox -> queue
 
     def receive(
         self, object_key: str, receipt: Mapping[str, Any], correlation_id: str | None = None
@@ -127,6 +128,7 @@ class MailIntake:
         if message.auto_submitted:
             return IntakeResult("ignored", "an automatic message (auto-reply, bounce, list)")
         recipients = _recipients(receipt, message)
+        self._mailboxes = {}
         route = self._route(recipients)
         if route is None:
             return IntakeResult("ignored", "no queue or case receives mail at its addresses")
@@ -162,13 +164,21 @@ class MailIntake:
         if plus:
             routed = reply_address.parse_reply_address(address, tenant_id, self.reply_secret())
             case_id = routed[1] if routed else None
-        queue_id = None
-        if dot and mailbox:
-            held = self.table.get(keys.queue_mailbox(tenant_id, mailbox), consistent=False)
-            queue_id = str(held["queue_id"]) if held else None
-        if case_id is None and queue_id is None:
+        route = Route(tenant_id, mailbox if dot and mailbox else None, case_id)
+        if case_id is None and self._queue_of(route) is None:
             return None
-        return Route(tenant_id, queue_id, case_id)
+        return route
+
+    def _queue_of(self, route: Route) -> str | None:
+        """The queue whose mailbox the message was sent to (read once per message)."""
+        if route.mailbox is None:
+            return None
+        if route.mailbox not in self._mailboxes:
+            held = self.table.get(
+                keys.queue_mailbox(route.tenant_id, route.mailbox), consistent=False
+            )
+            self._mailboxes[route.mailbox] = str(held["queue_id"]) if held else None
+        return self._mailboxes[route.mailbox]
 
     def _threaded_case(self, tenant_id: str, message: InboundMessage) -> str | None:
         """The case the message answers by its threading headers: In-Reply-To first, then
@@ -201,20 +211,21 @@ class MailIntake:
             try:
                 self.cases.customer_wrote(tenant_id, case["id"], entry, origin, known_as)
             except CaseClosed:
-                queue_id = case.get("queue_id") or route.queue_id
+                queue_id = case.get("queue_id") or self._queue_of(route)
                 opened = self._open(
                     tenant_id, queue_id, message, sender, entry, known_as, origin, case["id"]
                 )
                 return IntakeResult("follow_up", None, tenant_id, opened, entry_id)
             return IntakeResult("threaded", None, tenant_id, case["id"], entry_id)
         reason = None
-        queue_id = route.queue_id
         if case is not None:
             # Someone else wrote to the case's address: their own case, in its queue.
             reason = "the sender is not the case's contact"
-            queue_id = case.get("queue_id") or queue_id
-        elif route.queue_id is None:
-            return IntakeResult("ignored", "the case it answers is gone", tenant_id)
+            queue_id = case.get("queue_id") or self._queue_of(route)
+        else:
+            queue_id = self._queue_of(route)
+            if queue_id is None:
+                return IntakeResult("ignored", "the case it answers is gone", tenant_id)
         if sender is None:
             sender = self._new_contact(tenant_id, message, origin)
         entry = self._entry(tenant_id, entry_id, message, message.text)
@@ -238,8 +249,6 @@ class MailIntake:
         origin: Origin,
         follow_up_of: str | None,
     ) -> str:
-        if queue_id is not None and self.cases.queues.find(tenant_id, queue_id) is None:
-            queue_id = None  # deleted since its mailbox was written to: the case stays
         subject = (message.subject or NO_SUBJECT)[:MAX_SUBJECT_CHARS].strip() or NO_SUBJECT
         body = CaseCreate(
             subject=subject,
@@ -250,14 +259,28 @@ class MailIntake:
             channel="email",
             queue_id=queue_id,
         )
-        case = self.cases.create(
-            tenant_id,
-            body,
-            origin,
-            follow_up_of=follow_up_of,
-            first_entry=entry,
-            inbound_message_id=known_as,
-        )
+        try:
+            case = self.cases.create(
+                tenant_id,
+                body,
+                origin,
+                follow_up_of=follow_up_of,
+                first_entry=entry,
+                inbound_message_id=known_as,
+            )
+        except Unprocessable:
+            if queue_id is None:
+                raise
+            # The queue was deleted since its mailbox was read: the case opens without it.
+            unqueued = body.model_copy(update={"queue_id": None})
+            case = self.cases.create(
+                tenant_id,
+                unqueued,
+                origin,
+                follow_up_of=follow_up_of,
+                first_entry=entry,
+                inbound_message_id=known_as,
+            )
         return case.id
 
     def _new_contact(
