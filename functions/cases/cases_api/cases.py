@@ -116,8 +116,11 @@ def patch_case(caller: Principal, case_id: CaseId, body: CasePatch) -> Response[
     "/cases/<case_id>/replies",
     summary="Reply to a case, or add an internal note",
     description=(
-        "`public: true` is a reply to the case's contact and counts as a response for the "
-        "SLA; `public: false` is an internal note. `status` moves the case with it."
+        "`public: true` is a reply to the case's contact, emailed to them from the queue's "
+        "address (threaded, with a reply address that routes their answer back to the case; "
+        "the entry's `message_id` appears once it is sent) and counts as a response for the "
+        "SLA; `public: false` is an internal note, never emailed. `status` moves the case "
+        "with it."
     ),
     responses=http.returns(201, "The entry", ConversationEntry),
 )

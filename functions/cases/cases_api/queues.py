@@ -24,7 +24,16 @@ QueueId = Annotated[Ulid, Path(description="The queue's id (a ULID).")]
 _ONE = http.returns(200, "The queue", Queue)
 
 
-@router.post("/queues", summary="Create a queue", responses=http.returns(201, "Created", Queue))
+@router.post(
+    "/queues",
+    summary="Create a queue",
+    description=(
+        "With a `mailbox`, email to `<tenant>.<mailbox>@<the stage's mail domain>` (the "
+        "queue's `address`) opens cases in it. 409 when another queue has the mailbox, or "
+        "another tenant (whose id differs only in case) holds the mail namespace."
+    ),
+    responses=http.returns(201, "Created", Queue),
+)
 @http.guard(app, Action.CASE_ADMIN, idempotency=table)
 def create_queue(caller: Principal, body: QueueCreate) -> Response[str]:
     if body.mailbox:
