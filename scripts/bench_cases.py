@@ -2,7 +2,8 @@
 (`crm dev` in a subprocess).
 
 1. AWS calls of opening a case (with a contact, in a round-robin queue), of a public reply
-   and of a status change: the cases function in this process, on the local endpoint, in a
+   and of a status change, and of an email received (a new one, and the contact's next):
+   the cases and inbound_mail functions in this process, on the local endpoint, in a
    tenant with 10 open cases and in one with N (default 1,000); the promise is the same
    calls for both.
 2. A breach on time: a tenant whose urgent cases are due in one business minute (round the
@@ -90,7 +91,12 @@ def prepare(cloud: CloudProcess, tenant: Tenant) -> None:
     tenant.token = cloud.token(tenant.name, "admin")
     contact = {"email": f"customer@{tenant.name}.example.com"}
     tenant.contact_id = call(cloud, "POST", "/contacts", tenant.token, contact)["id"]
-    queue = {"name": "Support", "members": ["ann", "bob", "cyd"], "assignment": "round_robin"}
+    queue = {
+        "name": "Support",
+        "members": ["ann", "bob", "cyd"],
+        "assignment": "round_robin",
+        "mailbox": "support",
+    }
     tenant.queue_id = call(cloud, "POST", "/queues", tenant.token, queue)["id"]
 
     def open_one(n: int) -> None:
@@ -127,6 +133,56 @@ def calls_of_changes(function: ModuleType, tenant: Tenant) -> dict[str, list[str
     path = f"/cases/{case['id']}"
     run("public reply", "POST", f"{path}/replies", {"body": "On it", "public": True})
     run("status change", "PATCH", path, {"status": "pending"})
+    return found
+
+
+def calls_of_email(cloud: CloudProcess, tenant: Tenant) -> dict[str, list[str]]:
+    """The AWS calls of inbound_mail (in this process, on the local endpoint) for a new
+    message to the queue's address from the tenant's contact, and for the contact's next
+    message answering it (In-Reply-To)."""
+    import os
+    import uuid
+    from email.message import EmailMessage
+
+    from infra.ops.mail_cli import ses_receipt_event
+    from tests.support.aws_calls import count_calls
+
+    outputs = cloud.running["outputs"]
+    os.environ.update(
+        {
+            "MAIL_BUCKET": outputs["MailBucketName"],
+            "CASE_MAIL_DOMAIN": "example.com",
+            "CASE_MAIL_KEY_ID": outputs["UnsubscribeKeyArn"],
+            "POWERTOOLS_SERVICE_NAME": "inbound_mail",
+        }
+    )
+    function = load_function("inbound_mail")
+    context = sys.modules["inbound_mail_consumer.context"]
+    assert context.reply_key.secret  # once per process, out of the counts
+    found: dict[str, list[str]] = {}
+    first_id = f"<{uuid.uuid4().hex}@customer.example.com>"
+    for name, extra in (
+        ("receive a new email (known contact, round-robin queue)", {}),
+        ("receive the contact's next email (In-Reply-To)", {"In-Reply-To": first_id}),
+    ):
+        message = EmailMessage()
+        message["From"] = f"customer@{tenant.name}.example.com"
+        message["To"] = f"{tenant.name}.support@example.com"
+        message["Subject"] = "Measured by email"
+        message["Message-ID"] = first_id if not extra else f"<{uuid.uuid4().hex}@c.example>"
+        for header, value in extra.items():
+            message[header] = value
+        message.set_content("Hello")
+        key = uuid.uuid4().hex
+        context.intake.s3.put_object(
+            Bucket=outputs["MailBucketName"], Key=f"inbound/{key}", Body=bytes(message)
+        )
+        event = ses_receipt_event(key, [str(message["To"])])
+        with count_calls(context.table.client, context.intake.s3) as log:
+            (result,) = function.handler(event, LambdaContext("crm-local-inbound-mail"))
+        if result["outcome"] not in ("opened", "threaded"):
+            raise BenchError(f"{name}: {result}")
+        found[name] = list(log.calls)
     return found
 
 
@@ -206,6 +262,8 @@ def main() -> None:
             function_environment(cloud.running["endpoint_url"], "cases")
             function = load_function("cases")
             calls = {t.name: calls_of_changes(function, t) for t in (small, large)}
+            for tenant in (small, large):
+                calls[tenant.name].update(calls_of_email(cloud, tenant))
             delays = breaches(cloud, args.breaches)
             lists = list_latency(cloud, large, args.requests)
         finally:

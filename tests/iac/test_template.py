@@ -227,6 +227,7 @@ EXPECTED_ROUTES = frozenset(
         ("PATCH", "/cases/{case_id}"),
         ("POST", "/cases/{case_id}/replies"),
         ("GET", "/cases/{case_id}/conversation"),
+        ("GET", "/cases/{case_id}/conversation/{entry_id}/attachments/{index}"),
         ("POST", "/queues"),
         ("GET", "/queues"),
         ("GET", "/queues/{queue_id}"),

@@ -392,3 +392,34 @@ def test_a_reply_address_of_one_tenant_routes_nothing_at_another(
     assert result["outcome"] == "opened"
     assert get(cases_api, f"/cases/{result['case_id']}", OTHER)["subject"].startswith("Re:")
     assert len(conversation(cases_api, opened["case_id"])) == 2
+
+
+def test_a_kept_attachment_is_downloaded_by_a_short_link_of_the_tenants_own(
+    queue: dict[str, Any], function: ConsumerFunction, cases_api: Api
+) -> None:
+    message = email_of(text="See attached.")
+    message.add_attachment(
+        b"%PDF-1.7", maintype="application", subtype="pdf", filename="réçu 2026.pdf"
+    )
+    message.add_attachment(b"x" * 2048, maintype="text", subtype="plain", filename="big.txt")
+    function.context.intake.limits = type(function.context.intake.limits)(max_attachment_bytes=1024)
+    try:
+        result = receive(function, message)
+    finally:
+        function.context.intake.limits = type(function.context.intake.limits)()
+    (entry,) = conversation(cases_api, result["case_id"])
+    path = f"/cases/{result['case_id']}/conversation/{entry['id']}/attachments"
+    link = get(cases_api, f"{path}/0", AGENT)
+    assert (link["filename"], link["size"], link["content_type"]) == (
+        "réçu 2026.pdf",
+        8,
+        "application/pdf",
+    )
+    assert f"attachments/acme/{entry['id']}/0" in link["url"]
+    assert "X-Amz-Expires=300" in link["url"]
+    assert "r%25C3%25A9%25C3%25A7u" in link["url"]  # the name, encoded, on the download
+    listed_only = cases_api.call("GET", f"{path}/1", AGENT)
+    assert listed_only.status == 404
+    assert "not kept" in listed_only.json["detail"]
+    assert cases_api.call("GET", f"{path}/2", AGENT).status == 404
+    assert cases_api.call("GET", f"{path}/0", OTHER).status == 404  # another tenant's case

@@ -9,7 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cases_api.context import app, case_store, metrics, table
+from cases_api.attachments import ATTACHMENT_LINK_SECONDS
+from cases_api.context import app, attachment_links, case_store, metrics, table
 from crm_core import http
 from crm_core.auth import Action, Principal
 from crm_core.cases.case_store import to_case, to_entry
@@ -17,6 +18,7 @@ from crm_core.errors import BadRequest
 from crm_core.fields import Ulid, UserId
 from crm_core.pagination import DEFAULT_LIMIT
 from crm_core.records.case import (
+    AttachmentLink,
     Case,
     CaseCreate,
     CasePage,
@@ -147,3 +149,28 @@ def case_conversation(
     page = case_store.conversation(caller.tenant_id, case_id, limit, cursor)
     entries = [to_entry(i) for i in page.items]
     return http.json_response(200, ConversationPage(items=entries, next_cursor=page.next_cursor))
+
+
+EntryId = Annotated[Ulid, Path(description="The conversation entry's id (a ULID).")]
+AttachmentIndex = Annotated[
+    int, Path(ge=0, lt=100, description="The attachment's place in the entry's `attachments`.")
+]
+
+
+@router.get(
+    "/cases/<case_id>/conversation/<entry_id>/attachments/<index>",
+    summary="Download an email's attachment",
+    description=(
+        "A link to the attachment in the mail bucket, valid for "
+        f"{ATTACHMENT_LINK_SECONDS // 60} minutes (the file's name and type on the download). "
+        "404 for an attachment that was listed but not kept (over the size or count limit)."
+    ),
+    responses=http.returns(200, "The link", AttachmentLink),
+)
+@http.guard(app, Action.CASE_READ)
+def download_attachment(
+    caller: Principal, case_id: CaseId, entry_id: EntryId, index: AttachmentIndex
+) -> Response[str]:
+    found = case_store.attachment(caller.tenant_id, case_id, entry_id, index)
+    link = attachment_links.link(found)
+    return http.json_response(200, link)

@@ -194,6 +194,20 @@ class CaseStore:
             listing, limit, cursor, newest_first=False, sort_prefix=keys.MESSAGE_PREFIX
         )
 
+    def attachment(
+        self, tenant_id: str, case_id: str, entry_id: str, index: int
+    ) -> Mapping[str, Any]:
+        """An entry's attachment that was kept (NotFound: no such entry or attachment, or
+        one only listed, being over the limits)."""
+        entry = self.table.get(keys.case_message(tenant_id, case_id, entry_id), consistent=False)
+        attachments = (entry or {}).get("attachments") or []
+        if entry is None or entry.get("type") != ENTRY_ITEM or index >= len(attachments):
+            raise NotFound("no such attachment")
+        attachment: Mapping[str, Any] = attachments[index]
+        if not attachment.get("s3_key"):
+            raise NotFound("the attachment was listed, not kept (over the size or count limit)")
+        return attachment
+
     # Writes -----------------------------------------------------------------------------
     def create(
         self,

@@ -172,6 +172,15 @@ class AttachmentOut(BaseModel):
     kept: bool = Field(description="False when over the size limit: listed, not stored.")
 
 
+class AttachmentLink(BaseModel):
+    model_config = OUTPUT_MODEL
+    filename: str
+    content_type: str
+    size: int
+    url: str = Field(description="A presigned GET of the file; anyone holding it can download.")
+    expires_at: str
+
+
 class ConversationEntry(BaseModel):
     model_config = OUTPUT_MODEL
     id: str
