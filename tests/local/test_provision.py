@@ -59,12 +59,15 @@ def test_functions_and_routes_resolve(provisioned: Provisioned) -> None:
     assert api.authorizer.audience == (provisioned.physical["UserPoolClient"].ref,)
     assert {r.route_key for r in api.routes} >= {"POST /contacts", "GET /contacts/{contact_id}"}
     # Lead sources have no Cognito token: their webhook is open (HMAC-verified); nor have
-    # the recipients of campaign emails: the unsubscribe routes are open (signed tokens).
+    # the recipients of campaign emails and the customers of solved cases: the unsubscribe
+    # and satisfaction routes are open (signed tokens).
     open_routes = {r.route_key for r in api.routes if not r.authorized}
     assert open_routes == {
         "POST /webhooks/leads/{source_id}",
         "GET /unsubscribe",
         "POST /unsubscribe",
+        "GET /csat",
+        "POST /csat",
     }
 
 
@@ -102,6 +105,18 @@ def test_the_lead_secrets_key_and_its_alias(provisioned: Provisioned, clients: A
     aliases = kms.list_aliases(KeyId=key.ref)["Aliases"]
     assert [a["AliasName"] for a in aliases] == ["alias/crm-local-lead-secrets"]
     assert "LeadSecretsKey" not in provisioned.skipped
+
+
+def test_the_mail_bucket_is_made_and_named_in_the_functions_environments(
+    provisioned: Provisioned, clients: Any
+) -> None:
+    bucket = provisioned.physical["MailBucket"]
+    assert bucket.ref.startswith("crm-local-mail-")
+    assert bucket.attributes["Arn"] == f"arn:aws:s3:::{bucket.ref}"
+    clients("s3").head_bucket(Bucket=bucket.ref)
+    assert "MailBucket" not in provisioned.skipped
+    # No receipt rule without a rule set: SES does not receive locally (crm mail receive).
+    assert provisioned.skipped["InboundMailReceiptRule"] == "condition ReceivesMail is false"
 
 
 def test_functions_seal_with_the_key_their_environment_names(
