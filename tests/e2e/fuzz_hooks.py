@@ -79,12 +79,13 @@ _FIXTURE_FIELDS = {
 
 def _detail(response: Any) -> str:
     """What the answer says: the problem's detail and each refused field (`loc: msg`), API
-    Gateway's message, or the text of a page (the unsubscribe link's)."""
+    Gateway's message, or the text of a page (the unsubscribe and satisfaction links'),
+    without its style and tags."""
     text = (response.content or b"").decode("utf-8", "replace")
     try:
         body = json.loads(text or "null")
     except ValueError:
-        return text[:2000]
+        return re.sub(r"<style.*?</style>|<[^>]+>", " ", text, flags=re.DOTALL)[:2000]
     if not isinstance(body, dict):
         return ""
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []

@@ -72,6 +72,14 @@ ALLOWED: tuple[Allowed, ...] = (
     ),
     Allowed(
         "positive_data_acceptance",
+        r"GET /csat|POST /csat",
+        400,
+        r"This satisfaction link is not valid",
+        "The token is signed by the CRM (an HMAC over tenant and case): the document says "
+        "its length, not which tokens were issued.",
+    ),
+    Allowed(
+        "positive_data_acceptance",
         ANY,
         412,
         r" (is|are) at version \d+, not \d+$",

@@ -290,3 +290,18 @@ def test_a_claim_left_by_an_interrupted_run_is_never_sent_again(
     stored = table.get(keys.case_message("acme", case["id"], entry["id"]))
     assert stored is not None
     assert stored["mail_status"] == "failed"
+
+
+def test_a_case_reopened_before_its_solved_notice_went_gets_none(
+    api: Api, cases_api: Api, table: Table, function: ConsumerFunction, outbox: list[Any]
+) -> None:
+    case = a_case(api, cases_api)
+    path = f"/cases/{case['id']}"
+    solved = cases_api.call("PATCH", path, AGENT, {"status": "solved"}, headers={"If-Match": '"1"'})
+    assert solved.status == 200, solved.text
+    reopened = cases_api.call("PATCH", path, AGENT, {"status": "open"}, headers={"If-Match": '"2"'})
+    assert reopened.status == 200, reopened.text
+    (event,) = outbox_events(table, keys.case_partition("acme", case["id"]), "CaseSolved")
+    result = function.handler(event, LambdaContext())
+    assert (result["outcome"], result["reason"]) == ("skipped", "the case was reopened")
+    assert emails(outbox, case["id"]) == []

@@ -107,9 +107,12 @@ class CaseMailer:
 
     def mail_solved(self, tenant_id: str, case_id: str, event_id: str) -> MailResult:
         """That the case is solved, with its satisfaction link (valid 30 days)."""
-        case = self.table.get(keys.case(tenant_id, case_id), consistent=False)
+        case = self.table.get(keys.case(tenant_id, case_id))
         if case is None:
             return MailResult("skipped", "the case is gone")
+        if case["status"] not in ("solved", "closed"):
+            # Reopened before the notice went (the customer wrote meanwhile): none is due.
+            return MailResult("skipped", "the case was reopened")
         token = csat_tokens.issue(self.csat_secret(), tenant_id, case_id)
         link = csat_tokens.csat_url(self.settings.csat_base_url, token)
         text = (
