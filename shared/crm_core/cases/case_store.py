@@ -601,15 +601,15 @@ class CaseStore:
         published: Sequence[DomainEvent],
         entry: Mapping[str, Any] | None,
     ) -> None:
-        stored = _indexed_case(new)
+        stored = indexed_case(new)
         key = keys.case(new["tenant_id"], new["id"])
         if old is None:
             writes = [self.op.put(stored, "attribute_not_exists(PK)")]
         else:
             writes = [
-                self.op.update_changed(_indexed_case(old), stored, "version = :v", v=old["version"])
+                self.op.update_changed(indexed_case(old), stored, "version = :v", v=old["version"])
             ]
-        writes.append(self.op.put(_listing(new)))
+        writes.append(self.op.put(listing_copy(new)))
         if entry is not None:
             writes.append(self.op.put(dict(entry), "attribute_not_exists(PK)"))
         writes += ops
@@ -670,7 +670,9 @@ def _sort(item: Mapping[str, Any]) -> str:
     return f"{item['updated_at']}#{item['id']}"
 
 
-def _indexed_case(item: Mapping[str, Any]) -> dict[str, Any]:
+def indexed_case(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The case item as stored: its index keys (GSI1-4) made from its fields. Every writer
+    of a case (the store, ratings) stores it through this and `listing_copy`."""
     tenant_id = item["tenant_id"]
     stored = {k: v for k, v in item.items() if not k.startswith("GSI")}
     stored["GSI1PK"], stored["GSI1SK"] = (
@@ -688,7 +690,7 @@ def _indexed_case(item: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _listing(item: Mapping[str, Any]) -> dict[str, Any]:
+def listing_copy(item: Mapping[str, Any]) -> dict[str, Any]:
     """The case's listing copy: the same case, indexed by what its item has no room for."""
     tenant_id = item["tenant_id"]
     listing = {k: v for k, v in item.items() if not k.startswith("GSI")}

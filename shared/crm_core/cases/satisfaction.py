@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from crm_core import keys
-from crm_core.cases.case_store import CASE_ITEM, _indexed_case, _listing, to_case
+from crm_core.cases.case_store import CASE_ITEM, indexed_case, listing_copy, to_case
 from crm_core.clock import now_iso
 from crm_core.errors import ConcurrentChange, Conflict, NotFound
 from crm_core.events import cases as events
@@ -118,9 +118,9 @@ class Ratings:
             writes = [
                 self.op.put(rating, "attribute_not_exists(PK)"),
                 self.op.update_changed(
-                    _indexed_case(old), _indexed_case(new), "version = :v", v=old["version"]
+                    indexed_case(old), indexed_case(new), "version = :v", v=old["version"]
                 ),
-                self.op.put(_listing(new)),
+                self.op.put(listing_copy(new)),
                 outbox_put(self.op, keys.case(tenant_id, case_id), event),
             ]
             try:
