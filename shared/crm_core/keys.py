@@ -639,6 +639,26 @@ def case_rating(tenant_id: str, case_id: str) -> dict[str, str]:
     return {"PK": case_partition(tenant_id, case_id), "SK": "RATING"}
 
 
+# Reports ---------------------------------------------------------------------------------
+# A report's aggregates of one granularity are one partition, sorted by period and then by
+# the dimensions' values, so a range of periods is one Query (`BETWEEN`). Each record that
+# contributes keeps what it added last in a source item of its own.
+def report_aggregates(tenant_id: str, report: str, granularity: str) -> str:
+    return _in(tenant_id, f"AGG#{report}#{granularity}")
+
+
+def report_aggregate(
+    tenant_id: str, report: str, granularity: str, period: str, dims: str
+) -> dict[str, str]:
+    """One bucket's counters; `dims` is the dimensions' values, each percent-encoded."""
+    return {"PK": report_aggregates(tenant_id, report, granularity), "SK": f"{period}#{dims}"}
+
+
+def report_source(tenant_id: str, kind: str, record_id: str) -> dict[str, str]:
+    """What one record (an activity, a deal...) last added to the reports."""
+    return {"PK": _in(tenant_id, f"AGGSRC#{kind}#{record_id}"), "SK": UNIQUE}
+
+
 # Outbox ---------------------------------------------------------------------------------
 def outbox_event(partition: str, event_id: str) -> dict[str, str]:
     """A domain event, written in the partition of the item it is about (so one Query gives

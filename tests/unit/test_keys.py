@@ -105,6 +105,9 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "sla_policy": lambda t, x: keys.sla_policy(t)["PK"],
     "case_rating": lambda t, x: keys.case_rating(t, x)["PK"],
     "case_mail": lambda t, x: keys.case_mail(t, x, "reply#01ARZ3NDEKTSV4RRFFQ69G5FAV")["PK"],
+    "report_aggregates": lambda t, x: keys.report_aggregates(t, x, "day"),
+    "report_aggregate": lambda t, x: keys.report_aggregate(t, x, "day", "2026-12-07", "a")["PK"],
+    "report_source": lambda t, x: keys.report_source(t, "activity", x)["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 
