@@ -654,6 +654,11 @@ def report_aggregate(
     return {"PK": report_aggregates(tenant_id, report, granularity), "SK": f"{period}#{dims}"}
 
 
+def report_settings(tenant_id: str) -> dict[str, str]:
+    """The tenant's report settings: the time zone its periods are days of."""
+    return {"PK": _in(tenant_id, "REPORTSETTINGS"), "SK": PROFILE}
+
+
 def report_source(tenant_id: str, kind: str, record_id: str) -> dict[str, str]:
     """What one record (an activity, a deal...) last added to the reports."""
     return {"PK": _in(tenant_id, f"AGGSRC#{kind}#{record_id}"), "SK": UNIQUE}

@@ -981,6 +981,29 @@ def mail_scenario(
     return handled(lambda: inbound.handler(event, LambdaContext())), clients
 
 
+# The report aggregator's rows (issue 21).
+REPORT_PATTERNS = {"aggregate-activity"}
+
+
+def report_scenario(api: Api, activities: Api, table: Any) -> tuple[Callable[[], Any], list[Any]]:
+    """An activity logged; the reports consumer applies its event (the tenant's zone read
+    before, as a warm process has it)."""
+    from tests.support.events import outbox_events
+
+    reports = load_consumer("reports")
+    reports.context.zones._known.clear()
+    reports.context.zones.of("acme")
+    cid = _contact(api)["id"]
+    _activity(activities, cid)
+    (logged,) = outbox_events(table, keys.contact("acme", cid)["PK"], "ActivityLogged")
+
+    def measured() -> Handled:
+        assert reports.handler(logged, LambdaContext()) == "applied"
+        return Handled()
+
+    return measured, [reports.context.table.client]
+
+
 def test_document_lists_the_patterns() -> None:
     assert len(documented_counts()) >= 31
     assert set(documented_counts()) >= (
@@ -994,6 +1017,7 @@ def test_document_lists_the_patterns() -> None:
         | CASE_PATTERNS
         | CSAT_PATTERNS
         | MAIL_PATTERNS
+        | REPORT_PATTERNS
     )
 
 
@@ -1044,6 +1068,8 @@ def test_calls_per_operation(
         cases = request.getfixturevalue("cases_api")
         measured, more = mail_scenario(api, cases, table, pattern)
         more.append(sys.modules["cases_api.context"].table.client)
+    elif pattern in REPORT_PATTERNS:
+        measured, more = report_scenario(api, activity_api, table)
     elif pattern in SCORING_PATTERNS:
         measured = scoring_scenario(scoring_api, pattern)
     elif pattern in LEAD_SCORING_PATTERNS:

@@ -247,3 +247,16 @@ def test_an_outside_payload_its_parser_refuses_is_logged_once_as_poison(table: A
     assert poison[0]["reason"] == "1 error(s): campaign_id: Field required"
     assert "do-not-log" not in stream.getvalue()
     assert seen == []
+
+
+def test_a_handler_that_keeps_no_record_runs_at_every_delivery(table: Any) -> None:
+    """`once=False`: the handler's own writes are idempotent (the report aggregator's), so
+    no idempotency record is kept and each delivery reaches it."""
+    consumer = EventConsumer("unrecorded", table, _logger())
+    seen: list[str] = []
+    consumer.on(events.ContactCreated, once=False)(lambda e: seen.append(e.metadata.event_id))
+    detail = created()
+    handle(consumer, bus_event(detail))
+    handle(consumer, bus_event(detail))
+    assert seen == [detail["metadata"]["event_id"]] * 2
+    assert tenant_items(table, "acme") == []

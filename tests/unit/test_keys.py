@@ -108,6 +108,7 @@ PARTITIONS: dict[str, Callable[[str, str], str]] = {
     "report_aggregates": lambda t, x: keys.report_aggregates(t, x, "day"),
     "report_aggregate": lambda t, x: keys.report_aggregate(t, x, "day", "2026-12-07", "a")["PK"],
     "report_source": lambda t, x: keys.report_source(t, "activity", x)["PK"],
+    "report_settings": lambda t, x: keys.report_settings(t)["PK"],
 }
 values = st.text(min_size=1, max_size=60)
 

@@ -87,15 +87,24 @@ class EventConsumer:
         self.record_ttl_seconds = record_ttl_seconds
         self._handlers: dict[tuple[str, str], tuple[type[DomainEvent], Handler]] = {}
         self._outside: list[_Outside] = []
+        self._unrecorded: set[tuple[str, str]] = set()
         self._store: Any = None
 
     # Subscriptions --------------------------------------------------------------------
-    def on(self, event_type: type[E]) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+    def on(
+        self, event_type: type[E], *, once: bool = True
+    ) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+        """`once=False`: no idempotency record, for a handler whose writes are idempotent
+        by themselves (the report aggregator's: a change applied is stale the next time),
+        saving the record's three calls per event."""
+
         def register(function: Callable[[E], Any]) -> Callable[[E], Any]:
             name = (event_type.SOURCE, event_type.DETAIL_TYPE)
             if name in self._handlers:
                 raise ValueError(f"{self.name}: two handlers for {event_type.DETAIL_TYPE}")
             self._handlers[name] = (event_type, function)
+            if not once:
+                self._unrecorded.add(name)
             return function
 
         return register
@@ -150,6 +159,8 @@ class EventConsumer:
             replay_name=event.get("replay-name"),
         )
         run = self._handlers[(typed.SOURCE, typed.DETAIL_TYPE)][1]
+        if (typed.SOURCE, typed.DETAIL_TYPE) in self._unrecorded:
+            return run(typed)
         return self._once(typed, run, context)
 
     def _handle_outside(self, outside: _Outside, event: Mapping[str, Any]) -> Any:

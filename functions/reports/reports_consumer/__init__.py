@@ -1,0 +1,1 @@
+"""reports' parts: what a cold start makes (context.py) and the handlers (handlers.py)."""
