@@ -990,7 +990,7 @@ def report_scenario(api: Api, activities: Api, table: Any) -> tuple[Callable[[],
     before, as a warm process has it)."""
     from tests.support.events import outbox_events
 
-    reports = load_consumer("reports")
+    reports = load_consumer("report_aggregator")
     reports.context.zones._known.clear()
     reports.context.zones.of("acme")
     cid = _contact(api)["id"]

@@ -20,7 +20,7 @@ ADMIN = User("acme", ("admin",), sub="ann")
 
 @pytest.fixture(scope="module")
 def function(contacts_module: Any) -> ConsumerFunction:
-    return load_consumer("reports")
+    return load_consumer("report_aggregator")
 
 
 def deliver(table: Table, function: ConsumerFunction, contact_id: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""reports: each record's contribution to the reports follows its changes
+"""report_aggregator: each record's contribution to the reports follows its changes
 (crm_core/reports/aggregates.py).
 
 The handlers keep no idempotency record (`once=False`): the aggregator applies a record's
@@ -14,7 +14,7 @@ from crm_core.events.envelope import DomainEvent
 from crm_core.reports.activities_report import SOURCE_KIND, activity_contribution
 from crm_core.reports.aggregates import Change
 from crm_core.reports.contributions import Contribution
-from reports_consumer.context import aggregates, consumer, metrics, zones
+from report_aggregator_consumer.context import aggregates, consumer, metrics, zones
 
 
 def _apply(event: DomainEvent, kind: str, record_id: str, made: Contribution | None) -> str:

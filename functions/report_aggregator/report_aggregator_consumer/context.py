@@ -1,4 +1,4 @@
-"""What every invocation of reports shares, made once per cold start."""
+"""What every invocation of report_aggregator shares, made once per cold start."""
 
 from __future__ import annotations
 
@@ -10,4 +10,4 @@ from crm_core.runtime import function_runtime
 logger, tracer, metrics, settings, table = function_runtime()
 aggregates = ReportAggregates(table)
 zones = ReportZones(table)
-consumer = EventConsumer("reports", table, logger)
+consumer = EventConsumer("report_aggregator", table, logger)

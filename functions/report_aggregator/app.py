@@ -1,5 +1,5 @@
-"""reports: the report aggregates follow the records they count
-(reports_consumer/handlers.py)."""
+"""report_aggregator: the report aggregates follow the records they count
+(report_aggregator_consumer/handlers.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
 from crm_core.runtime import entry  # noqa: E402
-from reports_consumer import handlers  # noqa: E402, F401 - registers the event handlers
-from reports_consumer.context import consumer, logger, metrics, tracer  # noqa: E402
+from report_aggregator_consumer import handlers  # noqa: E402, F401 - registers the event handlers
+from report_aggregator_consumer.context import consumer, logger, metrics, tracer  # noqa: E402
 
 gc.enable()
 gc.freeze()

@@ -1,1 +1,0 @@
-"""reports' parts: what a cold start makes (context.py) and the handlers (handlers.py)."""
