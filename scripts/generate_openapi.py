@@ -180,6 +180,12 @@ TAGS: list[tuple[str, str, str]] = [
         "Support cases",
         "Cases and their conversations, queues and assignment, and the tenant's SLA policy.",
     ),
+    (
+        r"^/(reports|settings/reports)",
+        "Reports",
+        "Reports answered from aggregates kept as records change (JSON or CSV), and the "
+        "tenant's report settings.",
+    ),
     (r"^/unsubscribe", "Unsubscribe", "Signed one-click unsubscribe links (no Cognito token)."),
     (
         r"^/csat",

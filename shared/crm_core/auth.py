@@ -60,6 +60,8 @@ class Action(StrEnum):
     CASE_READ = "cases:read"
     CASE_WRITE = "cases:write"
     CASE_ADMIN = "cases:admin"
+    REPORT_READ = "reports:read"
+    REPORT_ADMIN = "reports:admin"
 
 
 MARKETING_CONTACT_FIELDS = frozenset({"tags", "email_consent"})
@@ -72,6 +74,7 @@ _READ = {
     Action.CAMPAIGN_READ,
     Action.DEAL_READ,
     Action.CASE_READ,
+    Action.REPORT_READ,
 }
 _WRITE = {
     Action.CONTACT_CREATE,
@@ -107,6 +110,7 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
             Action.PIPELINE_ADMIN,
             Action.CASE_WRITE,
             Action.CASE_ADMIN,
+            Action.REPORT_ADMIN,
         }
     ),
 }
