@@ -60,8 +60,11 @@ def map_body(context: Any, body: Any) -> Any:
     with _lock:
         real = next(_campaign_turn) % 2 == 0
     if real:
-        for name, fixture in _FIXTURE_FIELDS[(operation.method.upper(), operation.path)]:
-            if name in body or operation.method.upper() == "POST":
+        where = (operation.method.upper(), operation.path)
+        for name, fixture in _FIXTURE_FIELDS[where]:
+            # A field is filled in when absent only where it is optional: filling a required
+            # one would turn a case meant to be refused (it lacks it) into a valid one.
+            if name in body or where in _FILLED_WHEN_ABSENT:
                 body[name] = _FIXTURES[fixture]
     return body
 
@@ -75,6 +78,8 @@ _FIXTURE_FIELDS = {
     ),
     ("POST", "/campaigns/{campaign_id}/test"): (("to", "teammate"),),
 }
+# Where the fixture fields are optional, so a body without them is still a valid one.
+_FILLED_WHEN_ABSENT = {("POST", "/campaigns")}
 
 
 def _detail(response: Any) -> str:

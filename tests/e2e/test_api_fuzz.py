@@ -72,6 +72,14 @@ ALLOWED: tuple[Allowed, ...] = (
     ),
     Allowed(
         "positive_data_acceptance",
+        r"GET /reports/\{name\}",
+        400,
+        r"is before `from`|five years",
+        "`from` and `to` are each a date; that `to` is not before `from`, and that they "
+        "span at most five years, is said in words (OpenAPI cannot relate two parameters).",
+    ),
+    Allowed(
+        "positive_data_acceptance",
         r"GET /csat|POST /csat",
         400,
         r"This satisfaction link is not valid",
