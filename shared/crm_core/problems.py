@@ -35,8 +35,13 @@ def lambda_reply(
 
 
 def problem_reply(
-    status: int, title: str, detail: str, slug: str, headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """A plain handler's problem+json answer."""
-    body = json.dumps(problem_body(status, title, detail, slug), default=str)
+    """A plain handler's problem+json answer (`extra`: members of its own)."""
+    body = json.dumps(problem_body(status, title, detail, slug, **extra), default=str)
     return lambda_reply(status, body, PROBLEM_JSON, headers)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import os
 
-from crm_core.campaigns.unsubscribe_tokens import TokenKey
-from crm_core.cases import csat_tokens
+from crm_core.cases import csat_tokens, reply_address
 from crm_core.cases.case_mailer import CaseMailer, MailSettings
 from crm_core.clients import NO_RETRY_CONFIG, client
 from crm_core.events.consumer import EventConsumer
 from crm_core.runtime import function_runtime
+from crm_core.signed_tokens import TokenKey
 
 # The secrets of reply addresses and satisfaction links: MACs of the stage's HMAC key under
 # labels of their own, asked of KMS on the first email (not at cold start).
-REPLY_ADDRESS_LABEL = b"crm case reply address v1"
 
 logger, tracer, metrics, settings, table = function_runtime()
-reply_key = TokenKey(lambda: client("kms"), os.environ["CASE_MAIL_KEY_ID"], REPLY_ADDRESS_LABEL)
-csat_key = TokenKey(lambda: client("kms"), os.environ["CASE_MAIL_KEY_ID"], csat_tokens.LABEL)
+KEY_ID = os.environ["CASE_MAIL_KEY_ID"]
+reply_key = TokenKey(lambda: client("kms"), KEY_ID, reply_address.SECRET_LABEL)
+csat_key = TokenKey(lambda: client("kms"), KEY_ID, csat_tokens.LABEL)
 mailer = CaseMailer(
     table,
     # Never retried by botocore: a retry after a lost answer would mail the customer twice.

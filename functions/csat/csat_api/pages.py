@@ -5,21 +5,13 @@ errors, crm_core/problems.py)."""
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 from urllib.parse import quote
 
-from crm_core.problems import PROBLEM_JSON, lambda_reply, problem_body
+from crm_core import public_pages
 from crm_core.records.case import Satisfaction
 from csat_api.request import COMMENT_FIELD, SCORE_FIELD
 
-HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-}
 SCORES = {
     1: "Very dissatisfied",
     2: "Dissatisfied",
@@ -28,10 +20,8 @@ SCORES = {
     5: "Very satisfied",
 }
 MAX_COMMENT_CHARS = 2000
-_STYLE = (
-    "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:32rem;"
-    "margin:4rem auto;padding:0 1rem;color:#222;line-height:1.5}"
-    "h1{font-size:1.4rem}fieldset{border:0;padding:0;margin:0 0 1rem}"
+_STYLE = public_pages.BASE_STYLE + (
+    "fieldset{border:0;padding:0;margin:0 0 1rem}"
     "legend{font-weight:600;margin-bottom:.4rem}.score{display:block;padding:.2rem 0}"
     "label[for=comment]{display:block;font-weight:600;margin-bottom:.4rem}"
     "textarea{width:100%;box-sizing:border-box;font:inherit;margin-bottom:1rem}"
@@ -93,24 +83,13 @@ def _subject(subject: str) -> str:
 
 
 def page(status: int, title: str, content: str) -> dict[str, Any]:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{content}</body></html>"
-    )
-    return lambda_reply(status, document, "text/html; charset=utf-8", HTML_HEADERS)
+    return public_pages.page(status, title, content, _STYLE)
 
 
-def json_reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return lambda_reply(status, json.dumps(body), "application/json", {"Cache-Control": "no-store"})
+json_reply = public_pages.json_reply
 
 
 def error(
     status: int, title: str, slug: str, detail: str, as_json: bool, **extra: Any
 ) -> dict[str, Any]:
-    if as_json:
-        body = json.dumps(problem_body(status, title, detail, slug, **extra), default=str)
-        return lambda_reply(status, body, PROBLEM_JSON, {"Cache-Control": "no-store"})
-    return page(status, title, f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p>")
+    return public_pages.error(status, title, slug, detail, as_json, _STYLE, **extra)

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from crm_core.campaigns.unsubscribe_tokens import TokenKey
 from crm_core.cases import csat_tokens
 from crm_core.cases.csat_tokens import CsatClaims, InvalidToken
 from crm_core.records.case import RatingCreate
+from crm_core.signed_tokens import TokenKey
 
 # A 2,000-character comment form-encoded: up to 9 bytes a character for CJK text (3 UTF-8
 # bytes, each %XX), 12 for an emoji. 24 KiB takes any comment the model accepts in most

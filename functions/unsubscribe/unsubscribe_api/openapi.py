@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_core import public_pages
 from crm_core.campaigns import unsubscribe_tokens
 from unsubscribe_api.request import MAX_BODY_BYTES
 
-
-def _refusal(description: str) -> dict[str, Any]:
-    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": problem,
-            "text/html": {"schema": {"type": "string"}},
-        },
-    }
+_refusal = public_pages.refusal_response
 
 
 _TOKEN_PARAMETER = {

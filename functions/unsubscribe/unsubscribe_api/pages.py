@@ -5,24 +5,14 @@ errors, crm_core/problems.py)."""
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 from urllib.parse import quote
 
-from crm_core.problems import lambda_reply, problem_reply
+from crm_core import public_pages
 from unsubscribe_api.request import ONE_CLICK_FIELD, ONE_CLICK_VALUE, PAGE_FIELD, PAGE_VALUE
 
-HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-}
-_STYLE = (
-    "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:32rem;"
-    "margin:4rem auto;padding:0 1rem;color:#222;line-height:1.5}"
-    "h1{font-size:1.4rem}button{font-size:1rem;padding:.6rem 1.4rem;border:0;"
+_STYLE = public_pages.BASE_STYLE + (
+    "button{font-size:1rem;padding:.6rem 1.4rem;border:0;"
     "border-radius:.3rem;background:#b3261e;color:#fff;cursor:pointer}"
 )
 
@@ -65,21 +55,13 @@ def _who(address: str | None, otherwise: str = "your address") -> str:
 
 
 def page(status: int, title: str, content: str) -> dict[str, Any]:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body>{content}</body></html>"
-    )
-    return lambda_reply(status, document, "text/html; charset=utf-8", HTML_HEADERS)
+    return public_pages.page(status, title, content, _STYLE)
 
 
-def json_reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return lambda_reply(status, json.dumps(body), "application/json", {"Cache-Control": "no-store"})
+json_reply = public_pages.json_reply
 
 
-def error(status: int, title: str, slug: str, detail: str, as_json: bool) -> dict[str, Any]:
-    if as_json:
-        return problem_reply(status, title, detail, slug, {"Cache-Control": "no-store"})
-    return page(status, title, f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p>")
+def error(
+    status: int, title: str, slug: str, detail: str, as_json: bool, **extra: Any
+) -> dict[str, Any]:
+    return public_pages.error(status, title, slug, detail, as_json, _STYLE, **extra)

@@ -39,6 +39,8 @@ _TOKEN_BYTES = 1 + _CASE_ID_BYTES + MAC_BYTES
 TOKEN_CHARS = -(-_TOKEN_BYTES * 8 // 5)  # 44: base32 without padding
 MAX_LOCAL_PART_CHARS = 64  # RFC 5321, 4.5.3.1.1
 MAX_MAILBOX_CHARS = MAX_LOCAL_PART_CHARS - 1 - TOKEN_CHARS  # 19
+# The label the secret is derived under (signed_tokens.TokenKey): the mailer and the intake.
+SECRET_LABEL = b"crm case reply address v1"
 # A different secret use must not produce the same MACs (the secret may be derived for
 # several purposes from one key).
 _LABEL = b"crm case reply address\x00"
